@@ -1,0 +1,126 @@
+"""The Streamlit app, run in-process with AppTest: both pages, with and without data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parents[2]
+APP = ROOT / "webapp" / "app.py"
+DATASET_PAGE = "pages/dataset.py"
+
+
+@pytest.fixture
+def empty_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point the app at empty artifacts, dataset and data folders."""
+    for name in ("artifacts", "dataset", "var"):
+        (tmp_path / name).mkdir()
+    monkeypatch.setenv("VDWGEN_ARTIFACTS_DIR", str(tmp_path / "artifacts"))
+    monkeypatch.setenv("VDWGEN_DATASET_DIR", str(tmp_path / "dataset"))
+    monkeypatch.setenv("VDWGEN_DATA_DIR", str(tmp_path / "var"))
+    return tmp_path
+
+
+def _run(page: str | None = None) -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=30).run(timeout=30)
+    assert not at.exception, [e.value for e in at.exception]
+    if page is not None:
+        at.switch_page(page).run(timeout=30)
+        assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _infos(at: AppTest) -> str:
+    return "\n".join(str(box.value) for box in at.info)
+
+
+def test_generate_page_without_model(empty_dirs: Path) -> None:
+    at = _run()
+    assert "No model is shipped yet" in _infos(at)
+    assert not at.selectbox
+
+
+def test_generate_page_lists_models(empty_dirs: Path) -> None:
+    model = empty_dirs / "artifacts" / "cdvae-demo"
+    model.mkdir()
+    (model / "manifest.json").write_text(json.dumps({"name": "cdvae-demo", "version": "0"}))
+    at = _run()
+    assert "No model is shipped yet" not in _infos(at)
+    assert at.selectbox(key="generate_model").value.name == "cdvae-demo"
+
+
+def test_dataset_page_not_built(empty_dirs: Path) -> None:
+    at = _run(DATASET_PAGE)
+    assert "not built" in _infos(at)
+    assert "vdwgen dataset build" in _infos(at)
+    assert not at.dataframe
+
+
+def _small_dataset(folder: Path) -> None:
+    """Six rows and only some of the columns the page knows (no gap, no relaxed)."""
+    pd.DataFrame({
+        "id": [f"jb-{i:05d}" for i in range(6)],
+        "formula": ["Al4S4", "Al4S4", "Ga2In2S4", "Ga2In2S4", "Ga4Se4", "Ga4Se4"],
+        "bottom": ["S-Al-Al-S", "S-Al-Al-S", "S-Ga-Ga-S", "S-Ga-Ga-S", "Se-Ga-Ga-Se",
+                   "Se-Ga-Ga-Se"],
+        "top": ["S-Al-Al-S", "S-Al-Al-S", "S-In-In-S", "S-In-In-S", "Se-Ga-Ga-Se",
+                "Se-Ga-Ga-Se"],
+        "stacking": ["r0_sO", "r0_sP", "r0_sO", "r0_sP", "r0_sO", "r0_sP"],
+        "formation_energy_per_atom": [-1.05, -1.06, -0.80, -0.81, -0.60, -0.61],
+        "unrelated_column": [1, 2, 3, 4, 5, 6],
+    }).to_parquet(folder / "bilayers.parquet")
+
+
+def test_dataset_page_with_partial_columns(empty_dirs: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder = empty_dirs / "dataset"
+    _small_dataset(folder)
+    plt.imsave(folder / "hist_formation_energy.png", [[0.0, 1.0], [1.0, 0.0]])
+
+    at = _run(DATASET_PAGE)
+    assert not _infos(at)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Configurations"] == "6"
+    assert metrics["Monolayers"] == "4"
+    assert any(label.startswith("Formation energy") for label in metrics)
+    assert len(at.image) == 1
+
+    table = at.dataframe[0].value
+    assert list(table.columns) == ["id", "formula", "bottom", "top", "stacking",
+                                   "formation_energy_per_atom"]
+    assert len(table) == 6
+
+    at.selectbox(key="dataset_monolayer").select("S-In-In-S").run(timeout=30)
+    assert not at.exception
+    assert list(at.dataframe[0].value["id"]) == ["jb-00002", "jb-00003"]
+
+    at.selectbox(key="dataset_monolayer").select("All").run(timeout=30)
+    at.slider(key="dataset_formation_energy").set_range(-0.9, -0.6).run(timeout=30)
+    assert not at.exception
+    assert sorted(at.dataframe[0].value["id"]) == ["jb-00002", "jb-00003", "jb-00004",
+                                                   "jb-00005"]
+
+
+def test_dataset_page_with_unreadable_table(empty_dirs: Path) -> None:
+    (empty_dirs / "dataset" / "bilayers.parquet").write_bytes(b"not a parquet file")
+    at = _run(DATASET_PAGE)
+    assert at.error and "Could not read" in at.error[0].value
+
+
+@pytest.mark.skipif(not (ROOT / "data" / "janus_iii_vi" / "bilayers.parquet").is_file(),
+                    reason="the committed dataset is not in this checkout")
+def test_dataset_page_on_the_committed_dataset(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("VDWGEN_DATASET_DIR", raising=False)
+    monkeypatch.delenv("VDWGEN_ROOT", raising=False)
+    at = _run(DATASET_PAGE)
+    assert not _infos(at)
+    assert at.dataframe and len(at.dataframe[0].value) > 0
+    assert at.metric

@@ -1,0 +1,1 @@
+"""Training side of vdwgen: datasets (``training.data``) and models."""

@@ -1,0 +1,151 @@
+"""The `vdwgen` command line: thin subcommands, each calling one library function.
+
+Heavy packages are imported inside the subcommand that needs them, so serving
+commands never import ``training``.  Errors a user can fix exit with status 2 and a
+one-line reason; interrupted long operations exit with status 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+from vdwgen.errors import VdwgenError
+
+
+class UsageError(VdwgenError):
+    """A bad command line; printed as one line."""
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vdwgen", description="Inverse design of van der Waals bilayers (ConditionCDVAE+)."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    ds = sub.add_parser("dataset", help="build, import or describe crystal datasets")
+    ds_sub = ds.add_subparsers(dest="dataset_command", required=True)
+
+    build = ds_sub.add_parser(
+        "build", help="build and label the Janus III-VI bilayer dataset (CHGNet + D3)",
+        description="Build the 19,926 Janus III-VI bilayers and label them. Progress is shown per "
+        "step; an interrupted build resumes from <out>/_work when run again.",
+    )
+    build.add_argument("--out", type=Path, default=None,
+                       help="output folder (default: data/janus_iii_vi in the checkout)")
+    build.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    build.add_argument("--monolayers", default=None,
+                       help="comma-separated monolayer names for a small build, e.g. "
+                            "S-Ga-Ga-S,Se-In-In-Se (default: all 45)")
+    build.add_argument("--chunk-size", type=int, default=60,
+                       help="configurations per stored chunk (default 60)")
+    build.add_argument("--fresh", action="store_true", help="discard stored work and start over")
+
+    imp = ds_sub.add_parser(
+        "import", help="import a CSV in the CDVAE layout (cif column + property columns)"
+    )
+    imp.add_argument("csv", type=Path, help="CSV file with a `cif` column")
+    imp.add_argument("--property", action="append", required=True, dest="properties",
+                     metavar="COLUMN", help="property column to keep (repeatable)")
+    imp.add_argument("--max-atoms", type=int, default=20,
+                     help="largest unit cell accepted (default 20)")
+    imp.add_argument("--strict", action="store_true", help="stop at the first malformed row")
+    imp.add_argument("--no-niggli", action="store_true", help="skip the Niggli reduction (the lattice is still put in the standard orientation)")
+    imp.add_argument("--out", type=Path, default=None,
+                     help="write the imported dataset as Parquet here")
+
+    info = ds_sub.add_parser("info", help="summarise a built dataset")
+    info.add_argument("--path", type=Path, default=None,
+                      help="dataset folder (default: data/janus_iii_vi in the checkout)")
+    return parser
+
+
+def _dataset_build(args: argparse.Namespace) -> int:
+    from training.data.build import BuildOptions, build_dataset
+    from vdwgen.paths import dataset_dir
+
+    if args.workers < 1:
+        raise UsageError(f"--workers must be at least 1 (got {args.workers})")
+    if args.chunk_size < 1:
+        raise UsageError(f"--chunk-size must be at least 1 (got {args.chunk_size})")
+    names = tuple(n.strip() for n in args.monolayers.split(",") if n.strip()) if args.monolayers else None
+    out = args.out or dataset_dir()
+    path = build_dataset(BuildOptions(out=out, workers=args.workers, monolayers=names,
+                                      chunk_size=args.chunk_size, fresh=args.fresh))
+    print(f"wrote {path}")
+    return 0
+
+
+def _dataset_import(args: argparse.Namespace) -> int:
+    from training.data.cdvae_csv import import_cdvae_csv
+    from training.data.crystal import write_parquet
+
+    if not args.csv.exists():
+        raise UsageError(f"no such file: {args.csv}")
+    if args.max_atoms < 1:
+        raise UsageError(f"--max-atoms must be at least 1 (got {args.max_atoms})")
+    result = import_cdvae_csv(args.csv, args.properties, max_atoms=args.max_atoms,
+                              strict=args.strict, niggli=not args.no_niggli)
+    for problem in result.problems[:20]:
+        print(f"row {problem.row} ({problem.id}): {problem.reason}", file=sys.stderr)
+    if len(result.problems) > 20:
+        print(f"... and {len(result.problems) - 20} more skipped rows", file=sys.stderr)
+    print(result.summary())
+    if args.out is not None:
+        write_parquet(result.dataset, args.out)
+        print(f"wrote {args.out}")
+    return 0
+
+
+def _dataset_info(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from vdwgen.paths import dataset_dir
+
+    folder = args.path or dataset_dir()
+    table = Path(folder) / "bilayers.parquet"
+    if not table.exists():
+        raise UsageError(f"no dataset at {table}; build it with `vdwgen dataset build`")
+    df = pd.read_parquet(table, columns=None)
+    print(f"{table}: {len(df):,} configurations, {df['flip_class'].nunique():,} flip classes, "
+          f"{df['relaxed'].sum():,} relaxed")
+    for col in ("formation_energy_per_atom", "interlayer_energy_per_atom", "binding_energy_per_area",
+                "interlayer_gap", "a_common"):
+        if col in df:
+            print(f"  {col:32s} min {df[col].min():9.4f}  median {df[col].median():9.4f}  "
+                  f"max {df[col].max():9.4f}")
+    for col in ("split_random", "split_pair"):
+        if col in df:
+            counts = df[col].value_counts()
+            print(f"  {col}: " + ", ".join(f"{k} {counts.get(k, 0):,}" for k in ("train", "val", "test")))
+    return 0
+
+
+_COMMANDS = {
+    ("dataset", "build"): _dataset_build,
+    ("dataset", "import"): _dataset_import,
+    ("dataset", "info"): _dataset_info,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `vdwgen` console script; returns the exit status."""
+    args = _build_parser().parse_args(argv)
+    handler = _COMMANDS[(args.command, getattr(args, f"{args.command}_command", None))]
+    try:
+        return handler(args)
+    except VdwgenError as exc:
+        print(f"vdwgen: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("vdwgen: interrupted", file=sys.stderr)
+        return 130
+    except ValueError as exc:  # our library's validation errors name the limit or options
+        print(f"vdwgen: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
