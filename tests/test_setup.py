@@ -53,6 +53,7 @@ def test_gpu_requirements_swap_only_onnxruntime() -> None:
     same_cpu = {k: v for k, v in cpu.items() if k != "onnxruntime"}
     same_gpu = {k: v for k, v in gpu.items() if k != "onnxruntime-gpu"}
     assert same_cpu == same_gpu
+    assert cpu["onnxruntime"] == gpu["onnxruntime-gpu"]  # one runtime version on CPU and GPU
     # No `-r requirements.txt` or other includes: the GPU file is a full list.
     assert not any(line.startswith("-") for line in _requirement_lines("requirements-gpu.txt"))
 

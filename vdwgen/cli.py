@@ -140,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"vdwgen: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("vdwgen: interrupted", file=sys.stderr)
+        print("vdwgen: interrupted; work finished so far is kept — run the same command again "
+              "to resume", file=sys.stderr)
         return 130
     except ValueError as exc:  # our library's validation errors name the limit or options
         print(f"vdwgen: {exc}", file=sys.stderr)

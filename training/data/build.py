@@ -262,10 +262,8 @@ def build_dataset(options: BuildOptions) -> Path:
             timings["workers"] = options.workers
         _write_json(work / "timings.json", timings)
     except KeyboardInterrupt:
-        runner.terminate()
-        raise BuildError(
-            f"interrupted; finished work is kept in {work} — run the same command again to resume"
-        ) from None
+        runner.terminate()  # finished chunks are already on disk under <out>/_work
+        raise
     else:
         runner.close()
 

@@ -66,17 +66,19 @@ def show_counts(df: pd.DataFrame) -> None:
 
 
 def show_label_ranges(df: pd.DataFrame) -> None:
-    ranges = []
+    """A small table: label, unit, min, median, max (metrics truncate long ranges)."""
+    rows = []
     for name, (title, unit, scale, digits) in LABEL_RANGES.items():
         if name in df and pd.api.types.is_numeric_dtype(df[name]) and df[name].notna().any():
-            lo, hi = df[name].min() * scale, df[name].max() * scale
-            ranges.append((f"{title} ({unit})", f"{lo:.{digits}f} … {hi:.{digits}f}",
-                           f"min … max of `{name}`"))
-    if not ranges:
+            values = df[name] * scale
+            rows.append({"label": title, "unit": unit, "column": name,
+                         "min": round(float(values.min()), digits),
+                         "median": round(float(values.median()), digits),
+                         "max": round(float(values.max()), digits)})
+    if not rows:
         return
     st.subheader("Label ranges")
-    for column, (title, value, help_text) in zip(st.columns(len(ranges)), ranges):
-        column.metric(title, value, help=help_text)
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
 
 
 def show_histograms(folder: Path) -> None:
