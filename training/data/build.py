@@ -198,40 +198,31 @@ def build_dataset(options: BuildOptions) -> Path:
     runner = _Runner(options.workers)
     computed = False  # whether this run did any of the labelling (for the recorded timings)
     try:
-        # 0. elemental references
-        refs_path = work / "references.json"
-        if not refs_path.exists():
-            t0 = time.time()
-            refs: dict[str, dict] = {}
-            runner.run([("references", el) for el in elements], [1] * len(elements),
-                       "references", lambda k, r: refs.__setitem__(elements[k], r))
-            _write_json(refs_path, refs)
-            timings["references"] = time.time() - t0
-            computed = True
-        refs = _read_json(refs_path)
+        def stored_step(name: str, compute: Callable[[], Any]) -> Any:
+            """Result of a whole step, computed once and kept in ``<work>/<name>.json``."""
+            nonlocal computed
+            path = work / f"{name}.json"
+            if not path.exists():
+                t0 = time.time()
+                _write_json(path, compute())
+                timings[name] = time.time() - t0
+                computed = True
+            return _read_json(path)
 
-        # 1. monolayer E(a) curves
-        mono_path = work / "monolayers.json"
-        if not mono_path.exists():
-            t0 = time.time()
-            curves: dict[str, dict] = {}
-            jobs = [("monolayer", (m, protocol)) for m in layers]
-            runner.run(jobs, [1] * len(jobs), "monolayers E(a)",
-                       lambda k, r: curves.__setitem__(layers[k].name, r))
-            _write_json(mono_path, curves)
-            timings["monolayers"] = time.time() - t0
-            computed = True
-        curves = _read_json(mono_path)
+        def by_key(keys: list[str], jobs: list[tuple[str, Any]], desc: str) -> dict[str, Any]:
+            results: dict[str, Any] = {}
+            runner.run(jobs, [1] * len(jobs), desc, lambda k, r: results.__setitem__(keys[k], r))
+            return results
 
+        # 0. elemental references; 1. monolayer E(a) curves
+        refs = stored_step("references", lambda: by_key(
+            elements, [("references", el) for el in elements], "references"))
+        curves = stored_step("monolayers", lambda: by_key(
+            [m.name for m in layers], [("monolayer", (m, protocol)) for m in layers],
+            "monolayers E(a)"))
         # 2. common lattice constant and layers relaxed at a* for every pair
-        pairs_path = work / "pairs.json"
-        if not pairs_path.exists():
-            t0 = time.time()
-            pair_records = _run_pairs(runner, configs, curves, protocol, options.workers)
-            _write_json(pairs_path, pair_records)
-            timings["pairs"] = time.time() - t0
-            computed = True
-        pair_records = _read_json(pairs_path)
+        pair_records = stored_step(
+            "pairs", lambda: _run_pairs(runner, configs, curves, protocol, options.workers))
         pair_of = [pair_records[_pair_key(c)] for c in configs]
 
         # 3. rigid gap scan, chunked
