@@ -1,5 +1,6 @@
 """ConditionCDVAE+ networks: equivariant encoder/decoder, conditions, LMF, heads, CWGAN-GP, sampler."""
 
+from training.model.cdvae import ConditionCDVAEPlus, ModelConfig, TrainingBatch, minimum_image_displacement
 from training.model.conditions import (
     ElementVocabulary,
     FormulaEmbedding,
@@ -42,6 +43,7 @@ __all__ = [
     "AnnealedLangevin",
     "COORD_NOISE",
     "CompositionHead",
+    "ConditionCDVAEPlus",
     "Critic",
     "ElementVocabulary",
     "EquiformerBackbone",
@@ -60,6 +62,7 @@ __all__ = [
     "LatticeHead",
     "LatticeScaler",
     "LowRankFusion",
+    "ModelConfig",
     "NoiseSchedule",
     "NumAtomsHead",
     "PropertyEmbedding",
@@ -67,6 +70,7 @@ __all__ = [
     "SO3Linear",
     "SeparableS2Activation",
     "TYPE_NOISE",
+    "TrainingBatch",
     "WignerD",
     "critic_loss",
     "full_tensor_fusion",
@@ -74,5 +78,6 @@ __all__ = [
     "gradient_penalty",
     "make_optimizers",
     "make_schedulers",
+    "minimum_image_displacement",
     "parse_formula",
 ]

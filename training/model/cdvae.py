@@ -1,0 +1,227 @@
+"""ConditionCDVAE+ stage 1: encoder, condition embedding + LMF, heads and score decoder, with its losses.
+
+Paper: ConditionCDVAE+ (Sci. Rep. 15, 23023 (2025)), built on CDVAE (Xie et al., ICLR 2022);
+the working details and the reference's defects are in ``shared/design/method.md``.
+
+One training step on a batch (:meth:`ConditionCDVAEPlus.forward`):
+
+1. encode the crystals -> ``mu``, ``logvar``; ``z = mu + exp(logvar / 2) * eps``;
+2. embed the condition (formation energy through a Gaussian basis, formula through its
+   element counts) and fuse with LMF -> ``z_c``; a model with ``condition="none"`` (the
+   CDVAE baseline) uses ``z_c = z``;
+3. heads on ``z_c``: number of atoms, lattice, composition; property head on ``z_c``
+   (the paper's figure; ``property_from="z"`` gives the reference's choice);
+4. one noise level per crystal; coordinates get Cartesian Gaussian noise, types are
+   resampled from ``one_hot + sigma_t * predicted composition``;
+5. the decoder sees the noisy crystal on the true lattice (teacher forcing) or on the
+   predicted one, and predicts the displacement back to the clean coordinates in units of
+   sigma (denoising score matching) and the clean types (cross entropy scaled by 1/sigma_t).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from training.data.featurize import lattice_from_params
+from training.model.conditions import ElementVocabulary, FormulaEmbedding, PropertyEmbedding
+from training.model.equiformer import EquiformerConfig, EquiformerDecoder, EquiformerEncoder
+from training.model.heads import (
+    LOSS_WEIGHTS,
+    CompositionHead,
+    HeadConfig,
+    LatticeHead,
+    LatticeScaler,
+    NumAtomsHead,
+    PropertyHead,
+    composition_loss,
+    kl_loss,
+    lattice_loss,
+    natoms_loss,
+    property_loss,
+)
+from training.model.lmf import LowRankFusion
+from training.model.noise import COORD_NOISE, TYPE_NOISE, NoiseSchedule
+
+Condition = Literal["none", "formation_energy", "formula", "both"]
+CONDITIONS: tuple[str, ...] = ("none", "formation_energy", "formula", "both")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of the stage-1 model."""
+
+    encoder: EquiformerConfig = field(default_factory=EquiformerConfig)
+    decoder: EquiformerConfig = field(default_factory=EquiformerConfig)
+    latent_dim: int = 256
+    cond_dim: int = 128
+    fusion_rank: int = 4
+    condition: Condition = "formation_energy"
+    property_from: Literal["z_c", "z"] = "z_c"
+    max_atoms: int = 20
+    heads: HeadConfig = field(default_factory=HeadConfig)
+    coord_noise: NoiseSchedule = COORD_NOISE
+    type_noise: NoiseSchedule = TYPE_NOISE
+
+    def __post_init__(self) -> None:
+        if self.condition not in CONDITIONS:
+            raise ValueError(f"unknown condition {self.condition!r}; choose one of {', '.join(CONDITIONS)}")
+        if self.property_from not in ("z_c", "z"):
+            raise ValueError(f"property_from must be 'z_c' or 'z', got {self.property_from!r}")
+
+
+class TrainingBatch(NamedTuple):
+    """A batch of B crystals with N atoms.
+
+    Attributes:
+        frac_coords: (N, 3); atomic_numbers: (N,) long; type_index: (N,) long vocabulary
+        index; lattice: (B, 3, 3); lengths, angles: (B, 3); num_atoms: (B,) long;
+        property: (B,) formation energy (eV/atom, physical units); counts: (B, V) element
+        counts over the vocabulary.
+    """
+
+    frac_coords: Tensor
+    atomic_numbers: Tensor
+    type_index: Tensor
+    lattice: Tensor
+    lengths: Tensor
+    angles: Tensor
+    num_atoms: Tensor
+    property: Tensor
+    counts: Tensor
+
+
+class ConditionCDVAEPlus(nn.Module):
+    """The stage-1 model.
+
+    Args:
+        config: architecture.
+        vocab: element vocabulary of the decoder's types and the formula condition.
+        property_mean, property_std: scaler of the formation-energy label (training part).
+        lattice_scaler: scaler of the 6-vector (lengths / N^(1/3), angles), fitted on training data.
+    """
+
+    def __init__(self, config: ModelConfig, vocab: ElementVocabulary, property_mean: float,
+                 property_std: float, lattice_scaler: LatticeScaler) -> None:
+        super().__init__()
+        self.config = config
+        self.vocab = vocab
+        d = config.latent_dim
+        self.encoder = EquiformerEncoder(config.encoder, latent_dim=d)
+        self.decoder = EquiformerDecoder(config.decoder, latent_dim=d, num_types=vocab.size)
+        self.property_embedding = PropertyEmbedding(property_mean, property_std, cond_dim=config.cond_dim)
+        self.formula_embedding = FormulaEmbedding(vocab.size, cond_dim=config.cond_dim)
+        cond_in = 2 * config.cond_dim if config.condition == "both" else config.cond_dim
+        self.fusion = (LowRankFusion(d, cond_in, out_dim=d, rank=config.fusion_rank)
+                       if config.condition != "none" else None)
+        self.natoms_head = NumAtomsHead(d, config.max_atoms, config.heads)
+        self.lattice_head = LatticeHead(d, config.heads)
+        self.composition_head = CompositionHead(d, vocab.size, config.heads)
+        self.property_head = PropertyHead(d, config.heads)
+        self.lattice_scaler = lattice_scaler
+        self.register_buffer("coord_sigmas", config.coord_noise.sigmas())
+        self.register_buffer("type_sigmas", config.type_noise.sigmas())
+
+    # -- pieces shared with generation -----------------------------------------------------
+    def condition_embedding(self, property_value: Tensor | None, counts: Tensor | None) -> Tensor:
+        """Condition vector (B, cond_in) from a formation energy (B,) and/or counts (B, V)."""
+        parts = []
+        if self.config.condition in ("formation_energy", "both"):
+            if property_value is None:
+                raise ValueError("this model is conditioned on formation energy: give a value")
+            parts.append(self.property_embedding(property_value))
+        if self.config.condition in ("formula", "both"):
+            if counts is None:
+                raise ValueError("this model is conditioned on a formula: give element counts")
+            parts.append(self.formula_embedding(counts))
+        if not parts:
+            raise ValueError("an unconditional model (condition='none') takes no condition")
+        return torch.cat(parts, dim=-1)
+
+    def fuse(self, z: Tensor, property_value: Tensor | None, counts: Tensor | None) -> Tensor:
+        """z_c (B, D): LMF of z with the condition, or z itself for the baseline."""
+        if self.fusion is None:
+            return z
+        return self.fusion(z, self.condition_embedding(property_value, counts))
+
+    # -- training ----------------------------------------------------------------------------
+    def forward(self, batch: TrainingBatch, teacher_forcing: bool,
+                generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        """Weighted loss terms of one batch; ``"loss"`` is their sum."""
+        mu, logvar = self.encoder(batch.frac_coords, batch.atomic_numbers, batch.lattice, batch.num_atoms)
+        eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
+        z = mu + torch.exp(0.5 * logvar) * eps
+        z_c = self.fuse(z, batch.property, batch.counts)
+
+        natoms_logits = self.natoms_head(z_c)
+        lattice_pred = self.lattice_head(z_c)
+        composition_logits = self.composition_head(z_c)
+        property_pred = self.property_head(z_c if self.config.property_from == "z_c" else z)
+
+        lattice_target = self.lattice_scaler.transform(batch.lengths, batch.angles, batch.num_atoms)
+        if teacher_forcing:
+            lattice = batch.lattice
+        else:
+            lengths, angles = self.lattice_scaler.inverse(lattice_pred, batch.num_atoms)
+            lattice = lattice_from_params(lengths, angles)
+
+        coord, types = self._denoising_losses(batch, z_c, composition_logits, lattice, generator)
+        terms = {
+            "natoms": natoms_loss(natoms_logits, batch.num_atoms),
+            "lattice": lattice_loss(lattice_pred, lattice_target),
+            "coord": coord,
+            "type": types,
+            "kl": kl_loss(mu, logvar),
+            "composition": composition_loss(composition_logits, batch.type_index, batch.num_atoms),
+            "property": property_loss(property_pred, self.property_embedding.standardise(batch.property)),
+        }
+        out = {k: LOSS_WEIGHTS[k] * v for k, v in terms.items()}
+        out["loss"] = torch.stack(list(out.values())).sum()
+        return out
+
+    def _denoising_losses(self, batch: TrainingBatch, z_c: Tensor, composition_logits: Tensor,
+                          lattice: Tensor, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
+        num_atoms = batch.num_atoms
+        b = num_atoms.shape[0]
+        device = z_c.device
+        crystal = torch.repeat_interleave(torch.arange(b, device=device), num_atoms)
+        level = torch.randint(0, self.coord_sigmas.shape[0], (b,), generator=generator, device=device)
+        sigma = self.coord_sigmas[level][crystal].unsqueeze(-1)  # (N, 1)
+        atom_lattice = lattice[crystal]
+        noise = torch.randn(batch.frac_coords.shape, generator=generator, dtype=z_c.dtype, device=device)
+        noisy_cart = torch.bmm(batch.frac_coords.unsqueeze(1), atom_lattice).squeeze(1) + sigma * noise
+        noisy_frac = torch.remainder(
+            torch.bmm(noisy_cart.unsqueeze(1), torch.linalg.inv(atom_lattice)).squeeze(1), 1.0)
+
+        t_level = torch.randint(0, self.type_sigmas.shape[0], (b,), generator=generator, device=device)
+        t_sigma = self.type_sigmas[t_level][crystal]  # (N,)
+        mix = F.one_hot(batch.type_index, self.vocab.size).to(z_c.dtype) + \
+            t_sigma.unsqueeze(-1) * F.softmax(composition_logits, dim=-1)[crystal].detach()
+        noisy_types = torch.multinomial(mix / mix.sum(-1, keepdim=True), 1, generator=generator).squeeze(-1)
+        type_probs = F.one_hot(noisy_types, self.vocab.size).to(z_c.dtype)
+
+        pred_coord, type_logits = self.decoder(noisy_frac, type_probs, lattice, num_atoms, z_c)
+        target = minimum_image_displacement(noisy_frac, batch.frac_coords, atom_lattice) / sigma
+        coord = 0.5 * ((pred_coord - target) ** 2).sum(-1).mean()
+        types = (F.cross_entropy(type_logits, batch.type_index, reduction="none") / t_sigma).mean()
+        return coord, types
+
+
+def minimum_image_displacement(frac_from: Tensor, frac_to: Tensor, lattice: Tensor) -> Tensor:
+    """Shortest Cartesian vector (N, 3) from ``frac_from`` to a periodic image of ``frac_to``.
+
+    Args:
+        frac_from, frac_to: (N, 3) fractional coordinates.
+        lattice: (N, 3, 3) each atom's lattice (rows are lattice vectors).
+    """
+    d = frac_to - frac_from
+    d = d - torch.round(d)
+    shifts = torch.tensor([[i, j, k] for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (-1, 0, 1)],
+                          dtype=d.dtype, device=d.device)  # (27, 3)
+    candidates = torch.einsum("nsk,nkl->nsl", d.unsqueeze(1) + shifts.unsqueeze(0), lattice)
+    best = candidates.norm(dim=-1).argmin(dim=1)
+    return candidates[torch.arange(d.shape[0], device=d.device), best]
