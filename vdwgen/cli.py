@@ -59,7 +59,28 @@ def _build_parser() -> argparse.ArgumentParser:
     info = ds_sub.add_parser("info", help="summarise a built dataset")
     info.add_argument("--path", type=Path, default=None,
                       help="dataset folder (default: data/janus_iii_vi in the checkout)")
+    train = sub.add_parser(
+        "train", help="train ConditionCDVAE+ from a YAML config (stage 1 so far)",
+        description="Train the stage-1 model (VAE + LMF + heads + score decoder) on the Janus "
+        "dataset. Checkpoints at least every 10 minutes and after every epoch; --resume continues.",
+    )
+    train.add_argument("--config", default="cpu-small",
+                       help="shipped config name (cpu-small, paper) or a YAML path")
+    train.add_argument("--out", type=Path, required=True, help="run folder (checkpoint, metrics, config)")
+    train.add_argument("--resume", action="store_true", help="continue the run in --out")
+    train.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
+                       help="override a config value, e.g. train.epochs=2 or model.encoder.num_layers=1")
     return parser
+
+
+def _train(args: argparse.Namespace) -> int:
+    from training.train.config import load_config
+    from training.train.stage1 import train_stage1
+
+    config = load_config(args.config, args.overrides)
+    path = train_stage1(config, args.out, resume=args.resume)
+    print(f"wrote {path}")
+    return 0
 
 
 def _dataset_build(args: argparse.Namespace) -> int:
@@ -127,6 +148,7 @@ _COMMANDS = {
     ("dataset", "build"): _dataset_build,
     ("dataset", "import"): _dataset_import,
     ("dataset", "info"): _dataset_info,
+    ("train", None): _train,
 }
 
 

@@ -1,0 +1,93 @@
+"""`vdwgen train`: a tiny stage-1 run through the real command line, resumed, and refused reruns."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import torch
+
+from training.train.config import load_config
+from vdwgen.cli import main
+
+TINY = [
+    "train.limit_train=6", "train.limit_val=3", "train.batch_size=3", "model.latent_dim=16",
+    "model.cond_dim=8", "model.heads.hidden_dim=16",
+    *[f"model.{part}.{k}={v}" for part in ("encoder", "decoder") for k, v in (
+        ("num_layers", 1), ("sphere_channels", 8), ("lmax", 1), ("mmax", 1), ("num_heads", 2),
+        ("attn_alpha_channels", 4), ("attn_value_channels", 4), ("attn_hidden_channels", 8),
+        ("ffn_hidden_channels", 8), ("edge_channels", 8), ("num_distance_basis", 8),
+        ("grid_resolution", 6), ("cutoff", 5.0), ("max_neighbors", 12))],
+]
+
+
+def _argv(out: Path, epochs: int, *extra: str) -> list[str]:
+    sets = [x for item in [*TINY, f"train.epochs={epochs}"] for x in ("--set", item)]
+    return ["train", "--out", str(out), *sets, *extra]
+
+
+def test_tiny_run_resumes_and_refuses_to_overwrite(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    assert main(_argv(out, 1)) == 0
+    state = torch.load(out / "checkpoint.pt", weights_only=False)
+    assert state["epoch"] == 1 and state["batch"] == 0 and state["step"] == 2
+    assert main(_argv(out, 1)) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert main(_argv(out, 2, "--resume")) == 0
+    rows = list(csv.DictReader((out / "metrics.csv").open()))
+    assert [r["epoch"] for r in rows] == ["1", "2"]
+    assert all(float(r["train_loss"]) > 0 and float(r["val_loss"]) > 0 for r in rows)
+    assert torch.load(out / "checkpoint.pt", weights_only=False)["step"] == 4
+    assert "model:" in (out / "config.yaml").read_text()
+
+
+def test_config_errors_name_the_options(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", "--out", str(tmp_path), "--config", "huge"]) == 2
+    assert "cpu-small" in capsys.readouterr().err
+    assert main(["train", "--out", str(tmp_path), "--set", "train.epochz=3"]) == 2
+    assert "epochs" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="condition"):
+        load_config("cpu-small", ["model.condition=bandgap"])
+
+
+def test_paper_config_is_the_paper_size() -> None:
+    from training.model.equiformer import EquiformerConfig
+
+    config = load_config("paper")
+    assert config.model.encoder == EquiformerConfig.paper() == config.model.decoder
+
+
+def test_interrupted_and_resumed_run_equals_uninterrupted_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kill the run during its second epoch's validation (after every batch was checkpointed:
+    checkpoint_minutes=0), resume, and get bit-identical weights."""
+    import training.train.stage1 as stage1
+
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    every_batch = ("--set", "train.checkpoint_minutes=0")
+    assert main(_argv(straight, 2, *every_batch)) == 0
+    real = stage1.validation_loss
+    calls = {"n": 0}
+
+    def interrupting(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(stage1, "validation_loss", interrupting)
+    assert main(_argv(split, 2, *every_batch)) == 130
+    state = torch.load(split / "checkpoint.pt", weights_only=False)
+    assert (state["epoch"], state["batch"]) == (1, 2)  # both batches of epoch 2 done, epoch not closed
+    monkeypatch.setattr(stage1, "validation_loss", real)
+    assert main(_argv(split, 2, "--resume", *every_batch)) == 0
+    a = torch.load(straight / "checkpoint.pt", weights_only=False)
+    b = torch.load(split / "checkpoint.pt", weights_only=False)
+    assert (a["epoch"], a["step"]) == (b["epoch"], b["step"]) == (2, 4)
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    rows_a = list(csv.DictReader((straight / "metrics.csv").open()))
+    rows_b = list(csv.DictReader((split / "metrics.csv").open()))
+    assert [r["train_loss"] for r in rows_a] == [r["train_loss"] for r in rows_b]
+    assert [r["val_loss"] for r in rows_a] == [r["val_loss"] for r in rows_b]

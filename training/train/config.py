@@ -1,0 +1,106 @@
+"""Training configuration: frozen dataclasses read from small YAML files, with overrides.
+
+A YAML file has the sections ``model`` (with ``encoder`` / ``decoder`` holding
+:class:`EquiformerConfig` fields) and ``train``; unknown keys are refused with the list of
+valid ones.  ``--set section.key=value`` overrides on the command line use the same names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from training.model.cdvae import ModelConfig
+from training.model.equiformer import EquiformerConfig
+from training.model.heads import HeadConfig
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Stage-1 optimisation settings.
+
+    Attributes:
+        epochs: passes over the training part.
+        batch_size: crystals per step.
+        lr: Adam learning rate.
+        teacher_forcing_fraction: share of epochs that decode on the true lattice (reference: 1/3).
+        split: which dataset split to train on (``random`` = the paper's 6:2:2).
+        limit_train, limit_val: use only the first N crystals of a part (0 = all; for smoke tests).
+        checkpoint_minutes: save at least this often.
+        seed: everything random is drawn from it.
+    """
+
+    epochs: int = 40
+    batch_size: int = 32
+    lr: float = 1e-3
+    teacher_forcing_fraction: float = 1 / 3
+    split: str = "random"
+    limit_train: int = 0
+    limit_val: int = 0
+    checkpoint_minutes: float = 10.0
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything a training run needs: model and optimisation."""
+
+    name: str = "cpu-small"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _build(cls: type, values: dict[str, Any], where: str) -> Any:
+    valid = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(values) - set(valid))
+    if unknown:
+        raise ValueError(f"unknown key(s) {unknown} in {where}; valid: {', '.join(valid)}")
+    return cls(**values)
+
+
+def config_from_dict(data: dict[str, Any], name: str) -> RunConfig:
+    """A :class:`RunConfig` from nested plain values (YAML)."""
+    unknown = sorted(set(data) - {"model", "train"})
+    if unknown:
+        raise ValueError(f"unknown section(s) {unknown}; valid: model, train")
+    model = dict(data.get("model", {}))
+    enc = _build(EquiformerConfig, model.pop("encoder", {}) or {}, "model.encoder")
+    dec = _build(EquiformerConfig, model.pop("decoder", {}) or {}, "model.decoder")
+    heads = _build(HeadConfig, model.pop("heads", {}) or {}, "model.heads")
+    model_cfg = _build(ModelConfig, {**model, "encoder": enc, "decoder": dec, "heads": heads}, "model")
+    train_cfg = _build(TrainConfig, data.get("train", {}) or {}, "train")
+    return RunConfig(name=name, model=model_cfg, train=train_cfg)
+
+
+def load_config(name_or_path: str, overrides: list[str] | None = None) -> RunConfig:
+    """Read ``training/configs/<name>.yaml`` (or a path) and apply ``section.key=value`` overrides."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = CONFIG_DIR / f"{name_or_path}.yaml"
+    if not path.exists():
+        shipped = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")))
+        raise ValueError(f"no config {name_or_path!r}; shipped configs: {shipped}")
+    data = yaml.safe_load(path.read_text()) or {}
+    for item in overrides or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"override {item!r} must look like section.key=value, e.g. train.epochs=2")
+        node = data
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = yaml.safe_load(raw)
+    return config_from_dict(data, path.stem)
+
+
+def with_train(config: RunConfig, **changes: Any) -> RunConfig:
+    """A copy with some training settings changed."""
+    return replace(config, train=replace(config.train, **changes))

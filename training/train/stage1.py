@@ -1,0 +1,155 @@
+"""Stage-1 training loop (VAE + fusion + heads + score decoder), resumable at any moment.
+
+Output folder layout:
+- ``config.yaml``: the resolved run configuration;
+- ``checkpoint.pt``: model, optimiser, position (epoch, batch) — written at least every
+  ``checkpoint_minutes`` and at the end of every epoch (atomically);
+- ``metrics.csv``: one row per epoch (train loss terms, validation loss, seconds).
+
+Resuming (``resume=True``) reloads the checkpoint and continues at the next batch with
+the same shuffling and noise as an uninterrupted run (both derive from the seed, the
+epoch and the step).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import time
+from pathlib import Path
+
+import torch
+import yaml
+from tqdm import tqdm
+
+from training.data.crystal import CrystalDataset
+from training.data.janus import load_janus_dataset
+from training.model.batching import training_batch
+from training.model.cdvae import ConditionCDVAEPlus
+from training.model.conditions import ElementVocabulary
+from training.model.heads import LatticeScaler
+from training.train.config import RunConfig
+from vdwgen.errors import VdwgenError
+
+PROPERTY = "formation_energy_per_atom"
+TERMS = ("natoms", "lattice", "coord", "type", "kl", "composition", "property", "loss")
+
+
+class TrainingError(VdwgenError):
+    """A run cannot start (e.g. its folder holds another run)."""
+
+
+def build_model(config: RunConfig, train: CrystalDataset) -> ConditionCDVAEPlus:
+    """A fresh model whose vocabulary and scalers are fitted on the training part."""
+    vocab = ElementVocabulary.from_symbols({el for c in train for el in c.species})
+    values = train.property_array(PROPERTY)
+    batch = training_batch(list(train), vocab)
+    scaler = LatticeScaler.fit(batch.lengths, batch.angles, batch.num_atoms)
+    return ConditionCDVAEPlus(config.model, vocab, float(values.mean()), float(values.std()), scaler)
+
+
+def _limit(data: CrystalDataset, n: int) -> CrystalDataset:
+    return data if n <= 0 else data.subset(list(range(min(n, len(data)))))
+
+
+def _save(path: Path, payload: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def train_stage1(config: RunConfig, out: Path, resume: bool = False) -> Path:
+    """Train (or continue) stage 1; returns the checkpoint path."""
+    cfg = config.train
+    out = Path(out)
+    ckpt_path = out / "checkpoint.pt"
+    if ckpt_path.exists() and not resume:
+        raise TrainingError(f"{out} already holds a run; add --resume to continue it or choose another --out")
+    if resume and not ckpt_path.exists():
+        raise TrainingError(f"nothing to resume in {out} (no checkpoint.pt)")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(yaml.safe_dump(config.as_dict(), sort_keys=False))
+
+    torch.manual_seed(cfg.seed)
+    train = _limit(load_janus_dataset(split=cfg.split, part="train", properties=(PROPERTY,)), cfg.limit_train)  # type: ignore[arg-type]
+    val = _limit(load_janus_dataset(split=cfg.split, part="val", properties=(PROPERTY,)), cfg.limit_val)  # type: ignore[arg-type]
+    model = build_model(config, train)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    epoch, start_batch, step = 0, 0, 0
+    sums = {k: 0.0 for k in TERMS}  # running loss sums of the current epoch
+    if resume:
+        state = torch.load(ckpt_path, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        epoch, start_batch, step = state["epoch"], state["batch"], state["step"]
+        sums = dict(state["sums"])
+    vocab = model.vocab
+    n_batches = math.ceil(len(train) / cfg.batch_size)
+    forced_epochs = int(round(cfg.teacher_forcing_fraction * cfg.epochs))
+
+    def checkpoint(e: int, b: int) -> None:
+        _save(ckpt_path, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                          "epoch": e, "batch": b, "step": step, "sums": sums, "config": config.as_dict(),
+                          "vocab": list(vocab.symbols)})
+
+    last_save = time.time()
+    bar = tqdm(total=cfg.epochs * n_batches, initial=epoch * n_batches + start_batch,
+               desc="stage 1", unit="batch", dynamic_ncols=True)
+    try:
+        while epoch < cfg.epochs:
+            t0 = time.time()
+            order = torch.randperm(len(train), generator=torch.Generator().manual_seed(cfg.seed * 100003 + epoch))
+            model.train()
+            for b in range(start_batch, n_batches):
+                idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size].tolist()
+                batch = training_batch([train[i] for i in idx], vocab)
+                noise = torch.Generator().manual_seed(cfg.seed * 7919 + step)
+                losses = model(batch, epoch < forced_epochs, noise)
+                optimizer.zero_grad()
+                losses["loss"].backward()
+                optimizer.step()
+                step += 1
+                for k in TERMS:
+                    sums[k] += float(losses[k])
+                bar.set_postfix(epoch=epoch + 1, loss=f"{float(losses['loss']):.3f}")
+                bar.update(1)
+                if time.time() - last_save > cfg.checkpoint_minutes * 60:
+                    checkpoint(epoch, b + 1)
+                    last_save = time.time()
+            row = {"epoch": epoch + 1, **{f"train_{k}": sums[k] / n_batches for k in TERMS},
+                   "val_loss": validation_loss(model, val, cfg.batch_size, cfg.seed),
+                   "teacher_forcing": epoch < forced_epochs, "seconds": time.time() - t0}
+            _append_metrics(out / "metrics.csv", row)
+            epoch, start_batch = epoch + 1, 0
+            sums = {k: 0.0 for k in TERMS}
+            checkpoint(epoch, 0)
+            last_save = time.time()
+    finally:
+        bar.close()
+    return ckpt_path
+
+
+@torch.no_grad()
+def validation_loss(model: ConditionCDVAEPlus, data: CrystalDataset, batch_size: int, seed: int) -> float:
+    """Mean total loss on a part, teacher-forced, with fixed noise (comparable across epochs)."""
+    if len(data) == 0:
+        return float("nan")
+    model.eval()
+    total, count = 0.0, 0
+    for start in range(0, len(data), batch_size):
+        crystals = [data[i] for i in range(start, min(start + batch_size, len(data)))]
+        losses = model(training_batch(crystals, model.vocab), True, torch.Generator().manual_seed(seed + start))
+        total += float(losses["loss"]) * len(crystals)
+        count += len(crystals)
+    model.train()
+    return total / count
+
+
+def _append_metrics(path: Path, row: dict) -> None:
+    new = not path.exists()
+    with path.open("a", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(row))
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
