@@ -84,3 +84,27 @@ def test_minimum_image_displacement() -> None:
                           dtype=torch.float64)
     brute = ((b - a).unsqueeze(1) + shifts) @ lattice
     assert torch.allclose(got.norm(dim=-1), brute.norm(dim=-1).min(dim=1).values, atol=1e-9)
+
+
+def test_decoder_gets_predicted_cell_without_gradient(batch) -> None:
+    """Gradients through the decoder's edge frames are singular for edges along the frame
+    axis (seen as NaN after 13 steps of real training), so the predicted cell is detached."""
+    model = _model(batch, "formation_energy")
+    seen = []
+    real_forward = model.decoder.forward
+
+    def spy(frac, probs, lattice, num_atoms, z_c):
+        seen.append(lattice.requires_grad)
+        return real_forward(frac, probs, lattice, num_atoms, z_c)
+
+    model.decoder.forward = spy  # type: ignore[method-assign]
+    model(batch, False, torch.Generator().manual_seed(0))["loss"].backward()
+    assert seen == [False]
+    assert model.lattice_head.mlp[0].weight.grad is not None  # still learns from its own loss
+
+
+def test_predicted_cells_are_clamped_to_valid_ones() -> None:
+    from training.model.cdvae import physical_lattice_params
+
+    lengths, angles = physical_lattice_params(torch.tensor([[-1.0, 0.1, 500.0]]), torch.tensor([[0.0, 90.0, 179.0]]))
+    assert lengths.tolist() == [[2.0, 2.0, 100.0]] and angles.tolist() == [[30.0, 90.0, 150.0]]

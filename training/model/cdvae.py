@@ -14,7 +14,7 @@ One training step on a batch (:meth:`ConditionCDVAEPlus.forward`):
 4. one noise level per crystal; coordinates get Cartesian Gaussian noise, types are
    resampled from ``one_hot + sigma_t * predicted composition``;
 5. the decoder sees the noisy crystal on the true lattice (teacher forcing) or on the
-   predicted one, and predicts the displacement back to the clean coordinates in units of
+   predicted one (clamped to a valid cell, no gradient back into the lattice head), and predicts the displacement back to the clean coordinates in units of
    sigma (denoising score matching) and the clean types (cross entropy scaled by 1/sigma_t).
 """
 
@@ -167,7 +167,9 @@ class ConditionCDVAEPlus(nn.Module):
             lattice = batch.lattice
         else:
             lengths, angles = self.lattice_scaler.inverse(lattice_pred, batch.num_atoms)
-            lattice = lattice_from_params(lengths, angles)
+            # detached: the lattice head learns from its own loss; gradients through the
+            # decoder's edge frames are singular for edges along the frame axis (NaN)
+            lattice = lattice_from_params(*physical_lattice_params(lengths, angles)).detach()
 
         coord, types = self._denoising_losses(batch, z_c, composition_logits, lattice, generator)
         terms = {
@@ -225,3 +227,19 @@ def minimum_image_displacement(frac_from: Tensor, frac_to: Tensor, lattice: Tens
     candidates = torch.einsum("nsk,nkl->nsl", d.unsqueeze(1) + shifts.unsqueeze(0), lattice)
     best = candidates.norm(dim=-1).argmin(dim=1)
     return candidates[torch.arange(d.shape[0], device=d.device), best]
+
+
+#: Bounds that keep a predicted cell a valid crystal cell for the decoder's graph.
+MIN_LENGTH, MAX_LENGTH = 2.0, 100.0  # angstrom
+MIN_ANGLE, MAX_ANGLE = 30.0, 150.0  # degrees
+
+
+def physical_lattice_params(lengths: Tensor, angles: Tensor) -> tuple[Tensor, Tensor]:
+    """Clamp predicted lengths (B, 3) and angles (B, 3) to a valid, graph-friendly range.
+
+    An untrained lattice head can predict negative lengths or impossible angles; decoding
+    on such a cell gives NaN (and a 0.1 A cell would need thousands of periodic images).
+    Training labels lie far inside these bounds, so clamping only touches bad predictions.
+    """
+    return lengths.clamp(MIN_LENGTH, MAX_LENGTH), angles.clamp(MIN_ANGLE, MAX_ANGLE)
+

@@ -86,7 +86,8 @@ def train_stage1(config: RunConfig, out: Path, resume: bool = False) -> Path:
         sums = dict(state["sums"])
     vocab = model.vocab
     n_batches = math.ceil(len(train) / cfg.batch_size)
-    forced_epochs = int(round(cfg.teacher_forcing_fraction * cfg.epochs))
+    # at least the first epoch decodes on the true lattice: an untrained lattice head is noise
+    forced_epochs = max(1, math.ceil(cfg.teacher_forcing_fraction * cfg.epochs))
 
     def checkpoint(e: int, b: int) -> None:
         _save(ckpt_path, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
