@@ -9,11 +9,13 @@ import pytest
 import torch
 
 from training.train.config import load_config
+from training.train.weights import load_trained
 from vdwgen.cli import main
 
 TINY = [
     "train.limit_train=6", "train.limit_val=3", "train.batch_size=3", "model.latent_dim=16",
-    "model.cond_dim=8", "model.heads.hidden_dim=16",
+    "model.cond_dim=8", "model.heads.hidden_dim=16", "model.condition_dropout=0.3",
+    "gan.epochs=2", "gan.batch_size=3", "gan.noise_dim=8",
     *[f"model.{part}.{k}={v}" for part in ("encoder", "decoder") for k, v in (
         ("num_layers", 1), ("sphere_channels", 8), ("lmax", 1), ("mmax", 1), ("num_heads", 2),
         ("attn_alpha_channels", 4), ("attn_value_channels", 4), ("attn_hidden_channels", 8),
@@ -32,6 +34,12 @@ def test_tiny_run_resumes_and_refuses_to_overwrite(tmp_path: Path, capsys: pytes
     assert main(_argv(out, 1)) == 0
     state = torch.load(out / "checkpoint.pt", weights_only=False)
     assert state["epoch"] == 1 and state["batch"] == 0 and state["step"] == 2
+    gan_rows = list(csv.DictReader((out / "gan_metrics.csv").open()))
+    assert [r["epoch"] for r in gan_rows] == ["1", "2"]
+    assert all(float(r["gradient_penalty"]) >= 0 and float(r["lr_generator"]) > 0 for r in gan_rows)
+    trained = load_trained(out / "model.pt")
+    assert trained.generator is not None and not trained.generator.training and not trained.model.training
+    assert torch.equal(trained.model.encoder.mu.weight, state["model"]["encoder.mu.weight"])
     assert main(_argv(out, 1)) == 2
     assert "--resume" in capsys.readouterr().err
     assert main(_argv(out, 2, "--resume")) == 0
@@ -39,6 +47,9 @@ def test_tiny_run_resumes_and_refuses_to_overwrite(tmp_path: Path, capsys: pytes
     assert [r["epoch"] for r in rows] == ["1", "2"]
     assert all(float(r["train_loss"]) > 0 and float(r["val_loss"]) > 0 for r in rows)
     assert torch.load(out / "checkpoint.pt", weights_only=False)["step"] == 4
+    # stage 1 moved on, so the CWGAN-GP was refitted on the new latents, not resumed
+    assert torch.load(out / "gan.pt", weights_only=False)["stage1_step"] == 4
+    assert [r["epoch"] for r in csv.DictReader((out / "gan_metrics.csv").open())] == ["1", "2"]
     assert "model:" in (out / "config.yaml").read_text()
 
 
@@ -91,3 +102,55 @@ def test_interrupted_and_resumed_run_equals_uninterrupted_run(
     rows_b = list(csv.DictReader((split / "metrics.csv").open()))
     assert [r["train_loss"] for r in rows_a] == [r["train_loss"] for r in rows_b]
     assert [r["val_loss"] for r in rows_a] == [r["val_loss"] for r in rows_b]
+
+
+def test_interrupted_stage2_resumes_exactly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cut stage 2 off after its second epoch is stored, resume, and get the same generator."""
+    import training.train.runfiles as runfiles
+    import training.train.stage2 as stage2
+
+    monkeypatch.setattr(stage2, "SAVE_SECONDS", 0.0)  # store every epoch
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    extra = ("--set", "gan.epochs=3")
+    assert main(_argv(straight, 1, *extra)) == 0
+    real = runfiles.append_row
+    calls = {"n": 0}
+
+    def interrupting(path, row):
+        real(path, row)
+        if path.name == "gan_metrics.csv":
+            calls["n"] += 1
+            if calls["n"] == 2:
+                raise KeyboardInterrupt
+
+    monkeypatch.setattr(stage2, "append_row", interrupting)
+    assert main(_argv(split, 1, *extra)) == 130
+    assert torch.load(split / "gan.pt", weights_only=False)["epoch"] == 1  # epoch 2 logged, not yet stored
+    monkeypatch.setattr(stage2, "append_row", real)
+    assert main(_argv(split, 1, "--resume", *extra)) == 0
+    a = torch.load(straight / "gan.pt", weights_only=False)
+    b = torch.load(split / "gan.pt", weights_only=False)
+    assert a["epoch"] == b["epoch"] == 3
+    assert all(torch.equal(a["generator"][k], b["generator"][k]) for k in a["generator"])
+    rows_a = list(csv.DictReader((straight / "gan_metrics.csv").open()))
+    rows_b = list(csv.DictReader((split / "gan_metrics.csv").open()))
+    assert [r["critic_loss"] for r in rows_a] == [r["critic_loss"] for r in rows_b]  # epoch 2 not repeated
+
+
+def test_gan_plateau_scheduler_really_steps(tmp_path: Path) -> None:
+    """With patience 0 every epoch whose Wasserstein estimate does not improve cuts both rates by 0.6."""
+    out = tmp_path / "run"
+    assert main(_argv(out, 1, "--set", "gan.epochs=6", "--set", "gan.plateau_patience=0")) == 0
+    rows = list(csv.DictReader((out / "gan_metrics.csv").open()))
+    w = [float(r["wasserstein"]) for r in rows]
+    lr = [float(r["lr_generator"]) for r in rows]
+    best, expected, rate = float("inf"), [], 2e-4
+    for value in w:  # a row logs the rate its epoch ran with; the step after it may cut it
+        expected.append(rate)
+        if value < best * (1 - 1e-4):  # torch's "rel" threshold in mode "min"
+            best = value
+        else:
+            rate = max(rate * 0.6, 1e-5)
+    assert lr == pytest.approx(expected)
+    assert min(lr) < 2e-4  # the test only means something if at least one epoch did not improve
+    assert [float(r["lr_critic"]) for r in rows] == lr

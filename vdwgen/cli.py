@@ -60,9 +60,10 @@ def _build_parser() -> argparse.ArgumentParser:
     info.add_argument("--path", type=Path, default=None,
                       help="dataset folder (default: data/janus_iii_vi in the checkout)")
     train = sub.add_parser(
-        "train", help="train ConditionCDVAE+ from a YAML config (stage 1 so far)",
-        description="Train the stage-1 model (VAE + LMF + heads + score decoder) on the Janus "
-        "dataset. Checkpoints at least every 10 minutes and after every epoch; --resume continues.",
+        "train", help="train ConditionCDVAE+ (stage 1, then the stage-2 CWGAN-GP) from a YAML config",
+        description="Train stage 1 (VAE + LMF + heads + score decoder), then stage 2 (CWGAN-GP on the "
+        "frozen latents) on the training part of the Janus dataset. Checkpoints at least every 10 "
+        "minutes; --resume continues where a run stopped. Writes <out>/model.pt at the end.",
     )
     train.add_argument("--config", default="cpu-small",
                        help="shipped config name (cpu-small, paper) or a YAML path")
@@ -75,10 +76,10 @@ def _build_parser() -> argparse.ArgumentParser:
 
 def _train(args: argparse.Namespace) -> int:
     from training.train.config import load_config
-    from training.train.stage1 import train_stage1
+    from training.train.run import run_training
 
     config = load_config(args.config, args.overrides)
-    path = train_stage1(config, args.out, resume=args.resume)
+    path = run_training(config, args.out, resume=args.resume)
     print(f"wrote {path}")
     return 0
 

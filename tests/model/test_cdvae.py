@@ -108,3 +108,61 @@ def test_predicted_cells_are_clamped_to_valid_ones() -> None:
 
     lengths, angles = physical_lattice_params(torch.tensor([[-1.0, 0.1, 500.0]]), torch.tensor([[0.0, 90.0, 179.0]]))
     assert lengths.tolist() == [[2.0, 2.0, 100.0]] and angles.tolist() == [[30.0, 90.0, 150.0]]
+
+
+def _both_model(batch, dropout: float) -> ConditionCDVAEPlus:
+    torch.manual_seed(0)
+    config = ModelConfig(encoder=TINY, decoder=TINY, latent_dim=16, cond_dim=8, condition="both",
+                         condition_dropout=dropout, max_atoms=8, heads=HeadConfig(hidden_dim=16))
+    return ConditionCDVAEPlus(config, VOCAB, -0.7, 0.1, LatticeScaler.fit(batch.lengths, batch.angles, batch.num_atoms))
+
+
+def test_both_model_takes_either_condition_alone(batch) -> None:
+    """A "both" model serves formation-energy requests, formula requests and requests for both;
+    a condition not given is its learned null embedding, so the two halves are independent."""
+    model = _both_model(batch, 0.25)
+    with torch.no_grad():
+        model.null_property.normal_()
+        model.null_formula.normal_()
+    energy = torch.full((3,), -0.8)
+    prop_only = model.condition_embedding(energy, None)
+    formula_only = model.condition_embedding(None, batch.counts)
+    both = model.condition_embedding(energy, batch.counts)
+    assert prop_only.shape == formula_only.shape == both.shape == (3, 16) == (3, model.cond_in)
+    torch.testing.assert_close(both[:, :8], prop_only[:, :8])
+    torch.testing.assert_close(both[:, 8:], formula_only[:, 8:])
+    torch.testing.assert_close(prop_only[:, 8:], model.null_formula.expand(3, -1))
+    torch.testing.assert_close(formula_only[:, :8], model.null_property.expand(3, -1))
+    keep = torch.tensor([True, False, True])
+    masked = model.condition_embedding(energy, batch.counts, keep_property=keep)
+    torch.testing.assert_close(masked[1], formula_only[1])
+    torch.testing.assert_close(masked[0], both[0])
+    with pytest.raises(ValueError, match="formula"):
+        model.condition_embedding(None, None)
+
+
+def test_modality_dropout_only_in_training(batch) -> None:
+    model = _both_model(batch, 0.5)
+    keep_p, keep_f = model.condition_masks(4000, torch.Generator().manual_seed(0), torch.device("cpu"))
+    assert abs(keep_p.float().mean().item() - 0.5) < 0.03 and abs(keep_f.float().mean().item() - 0.5) < 0.03
+    assert abs((keep_p & keep_f).float().mean().item() - 0.25) < 0.03  # independent draws
+    model.eval()  # evaluation sees every condition it is given: fixed seed, fixed loss
+    a = model(batch, True, torch.Generator().manual_seed(1))["loss"]
+    b = _both_model(batch, 0.0).eval()(batch, True, torch.Generator().manual_seed(1))["loss"]
+    torch.testing.assert_close(a, b)
+    with pytest.raises(ValueError, match="both"):
+        ModelConfig(condition="formula", condition_dropout=0.2)
+
+
+def test_property_head_reads_z_not_the_condition(batch) -> None:
+    """With property_from='z' the predicted property of a latent cannot echo the condition it
+    is fused with (100:1 screening ranks latents by this prediction)."""
+    model = _both_model(batch, 0.0).eval()
+    assert model.config.property_from == "z"
+    seen = []
+    real = model.property_head.forward
+    model.property_head.forward = lambda x: (seen.append(x), real(x))[1]  # type: ignore[method-assign]
+    mu, _ = model.encoder(batch.frac_coords, batch.atomic_numbers, batch.lattice, batch.num_atoms)
+    model(batch, True, torch.Generator().manual_seed(0))
+    z_c = model.fuse(mu, batch.property, batch.counts)
+    assert seen and seen[0].shape == mu.shape and not torch.allclose(seen[0], z_c)

@@ -53,15 +53,28 @@ CONDITIONS: tuple[str, ...] = ("none", "formation_energy", "formula", "both")
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Architecture of the stage-1 model."""
+    """Architecture of the stage-1 model.
+
+    Attributes:
+        condition: what ``z`` is fused with: ``"formation_energy"``, ``"formula"``, ``"both"``
+            (one model serving both kinds of request) or ``"none"`` (the CDVAE baseline,
+            ``z_c = z``).
+        condition_dropout: for ``"both"``: during training each modality of each crystal is
+            replaced by a learned "not given" embedding with this probability, so that the
+            model can be asked for a formation energy alone, a formula alone, or both.
+        property_from: the property head reads ``z`` (so a latent's predicted property does
+            not echo the condition it is fused with, which 100:1 screening and the
+            encoder + head re-prediction need) or ``z_c`` (the paper's figure).
+    """
 
     encoder: EquiformerConfig = field(default_factory=EquiformerConfig)
     decoder: EquiformerConfig = field(default_factory=EquiformerConfig)
     latent_dim: int = 256
     cond_dim: int = 128
     fusion_rank: int = 4
-    condition: Condition = "formation_energy"
-    property_from: Literal["z_c", "z"] = "z_c"
+    condition: Condition = "both"
+    condition_dropout: float = 0.0
+    property_from: Literal["z_c", "z"] = "z"
     max_atoms: int = 20
     heads: HeadConfig = field(default_factory=HeadConfig)
     coord_noise: NoiseSchedule = COORD_NOISE
@@ -70,6 +83,10 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if self.condition not in CONDITIONS:
             raise ValueError(f"unknown condition {self.condition!r}; choose one of {', '.join(CONDITIONS)}")
+        if not 0.0 <= self.condition_dropout < 1.0:
+            raise ValueError(f"condition_dropout must be in [0, 1), got {self.condition_dropout}")
+        if self.condition_dropout > 0 and self.condition != "both":
+            raise ValueError("condition_dropout needs condition='both' (a single condition cannot be left out)")
         if self.property_from not in ("z_c", "z"):
             raise ValueError(f"property_from must be 'z_c' or 'z', got {self.property_from!r}")
 
@@ -118,6 +135,9 @@ class ConditionCDVAEPlus(nn.Module):
         cond_in = 2 * config.cond_dim if config.condition == "both" else config.cond_dim
         self.fusion = (LowRankFusion(d, cond_in, out_dim=d, rank=config.fusion_rank)
                        if config.condition != "none" else None)
+        if config.condition == "both":  # learned embeddings of "this condition is not given"
+            self.null_property = nn.Parameter(torch.zeros(config.cond_dim))
+            self.null_formula = nn.Parameter(torch.zeros(config.cond_dim))
         self.natoms_head = NumAtomsHead(d, config.max_atoms, config.heads)
         self.lattice_head = LatticeHead(d, config.heads)
         self.composition_head = CompositionHead(d, vocab.size, config.heads)
@@ -125,28 +145,75 @@ class ConditionCDVAEPlus(nn.Module):
         self.lattice_scaler = lattice_scaler
         self.register_buffer("coord_sigmas", config.coord_noise.sigmas())
         self.register_buffer("type_sigmas", config.type_noise.sigmas())
+        # how many training crystals had k atoms (index k); formula requests pick a cell size from it
+        self.register_buffer("cell_size_counts", torch.zeros(config.max_atoms + 1, dtype=torch.long))
 
     # -- pieces shared with generation -----------------------------------------------------
-    def condition_embedding(self, property_value: Tensor | None, counts: Tensor | None) -> Tensor:
-        """Condition vector (B, cond_in) from a formation energy (B,) and/or counts (B, V)."""
-        parts = []
-        if self.config.condition in ("formation_energy", "both"):
+    @property
+    def cond_in(self) -> int:
+        """Width of the condition vector fed to LMF and to the stage-2 networks."""
+        return {"none": 0, "both": 2 * self.config.cond_dim}.get(self.config.condition, self.config.cond_dim)
+
+    def condition_embedding(self, property_value: Tensor | None, counts: Tensor | None,
+                            keep_property: Tensor | None = None, keep_formula: Tensor | None = None) -> Tensor:
+        """Condition vector (B, cond_in) from a formation energy (B,) and/or element counts (B, V).
+
+        A ``"both"`` model takes either or both: a condition given as ``None`` (or masked out
+        row by row with ``keep_property`` / ``keep_formula``, (B,) bool) becomes the learned
+        "not given" embedding. Single-condition models need their condition.
+        """
+        condition = self.config.condition
+        if condition == "none":
+            raise ValueError("an unconditional model (condition='none') takes no condition")
+        if condition == "formation_energy":
             if property_value is None:
                 raise ValueError("this model is conditioned on formation energy: give a value")
-            parts.append(self.property_embedding(property_value))
-        if self.config.condition in ("formula", "both"):
+            return self.property_embedding(property_value)
+        if condition == "formula":
             if counts is None:
                 raise ValueError("this model is conditioned on a formula: give element counts")
-            parts.append(self.formula_embedding(counts))
-        if not parts:
-            raise ValueError("an unconditional model (condition='none') takes no condition")
-        return torch.cat(parts, dim=-1)
+            return self.formula_embedding(counts)
+        if property_value is None and counts is None:
+            raise ValueError("give a formation energy, a formula or both")
+        batch = int(property_value.shape[0]) if property_value is not None else int(counts.shape[0])  # type: ignore[union-attr]
+        return torch.cat([
+            _masked(self.property_embedding, property_value, self.null_property, keep_property, batch),
+            _masked(self.formula_embedding, counts, self.null_formula, keep_formula, batch),
+        ], dim=-1)
 
-    def fuse(self, z: Tensor, property_value: Tensor | None, counts: Tensor | None) -> Tensor:
+    def fuse_embedding(self, z: Tensor, cond: Tensor) -> Tensor:
+        """z_c (B, D) from a latent (B, D) and a ready condition vector (B, cond_in)."""
+        if self.fusion is None:
+            return z
+        return self.fusion(z, cond)
+
+    def fuse(self, z: Tensor, property_value: Tensor | None, counts: Tensor | None,
+             keep_property: Tensor | None = None, keep_formula: Tensor | None = None) -> Tensor:
         """z_c (B, D): LMF of z with the condition, or z itself for the baseline."""
         if self.fusion is None:
             return z
-        return self.fusion(z, self.condition_embedding(property_value, counts))
+        return self.fusion(z, self.condition_embedding(property_value, counts, keep_property, keep_formula))
+
+    def predict_property(self, z: Tensor, cond: Tensor | None = None) -> Tensor:
+        """Standardised property (B,) of latents ``z`` (B, D).
+
+        Reads ``z`` itself, or ``z_c = LMF(z, cond)`` when ``property_from == "z_c"`` (then
+        ``cond`` (B, cond_in) is required).
+        """
+        if self.config.property_from == "z" or self.fusion is None:
+            return self.property_head(z)
+        if cond is None:
+            raise ValueError("this model's property head reads z_c: give the condition vector")
+        return self.property_head(self.fusion(z, cond))
+
+    def condition_masks(self, batch: int, generator: torch.Generator | None,
+                        device: torch.device) -> tuple[Tensor | None, Tensor | None]:
+        """Training-time modality dropout of a ``"both"`` model: which rows keep each condition."""
+        p = self.config.condition_dropout
+        if self.config.condition != "both" or p <= 0:
+            return None, None
+        draws = torch.rand(2, batch, generator=generator, device=device)
+        return draws[0] >= p, draws[1] >= p
 
     # -- training ----------------------------------------------------------------------------
     def forward(self, batch: TrainingBatch, teacher_forcing: bool,
@@ -155,7 +222,9 @@ class ConditionCDVAEPlus(nn.Module):
         mu, logvar = self.encoder(batch.frac_coords, batch.atomic_numbers, batch.lattice, batch.num_atoms)
         eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
         z = mu + torch.exp(0.5 * logvar) * eps
-        z_c = self.fuse(z, batch.property, batch.counts)
+        keep_property, keep_formula = (self.condition_masks(mu.shape[0], generator, mu.device)
+                                       if self.training else (None, None))
+        z_c = self.fuse(z, batch.property, batch.counts, keep_property, keep_formula)
 
         natoms_logits = self.natoms_head(z_c)
         lattice_pred = self.lattice_head(z_c)
@@ -211,6 +280,17 @@ class ConditionCDVAEPlus(nn.Module):
         coord = 0.5 * ((pred_coord - target) ** 2).sum(-1).mean()
         types = (F.cross_entropy(type_logits, batch.type_index, reduction="none") / t_sigma).mean()
         return coord, types
+
+
+def _masked(embed: nn.Module, value: Tensor | None, null: Tensor, keep: Tensor | None, batch: int) -> Tensor:
+    """``embed(value)`` row by row where ``keep`` (all rows when None), the null vector elsewhere."""
+    empty = null.unsqueeze(0).expand(batch, -1)
+    if value is None:
+        return empty
+    embedded = embed(value)
+    if keep is None:
+        return embedded
+    return torch.where(keep.unsqueeze(-1), embedded, empty)
 
 
 def minimum_image_displacement(frac_from: Tensor, frac_to: Tensor, lattice: Tensor) -> Tensor:

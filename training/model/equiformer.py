@@ -230,7 +230,11 @@ class EquiformerDecoder(nn.Module):
 
     ``z_c`` enters (paper Eq. 3) the atom embeddings through ``latent_to_node`` (added to
     the type embedding, i.e. a linear map of their concatenation) and every edge's
-    radial input (concatenated with the distance basis and the type embeddings).
+    radial input: ``latent_to_edge`` projects it once per crystal to ``edge_channels``
+    values, which are concatenated with the distance basis and the type embeddings of
+    each of the crystal's edges (the radial MLPs' first layer is linear, so this equals
+    feeding all of ``z_c`` through a rank-``edge_channels`` weight, at a fraction of the
+    memory traffic: edges outnumber crystals ~160 to 1).
     The coordinate score is a linear map over channels of the ``l = 1`` coefficients;
     in e3nn 0.6 those are ordered (x, y, z), so the score is Cartesian as it stands.
 
@@ -246,8 +250,9 @@ class EquiformerDecoder(nn.Module):
         self.config = config
         self.num_types = num_types
         self.latent_dim = latent_dim
-        self.backbone = EquiformerBackbone(config, num_types, latent_dim)
+        self.backbone = EquiformerBackbone(config, num_types, config.edge_channels)
         self.latent_to_node = nn.Linear(latent_dim, config.sphere_channels)
+        self.latent_to_edge = nn.Linear(latent_dim, config.edge_channels)
         self.score_head = nn.Linear(config.sphere_channels, 1, bias=False)
         self.type_head = nn.Sequential(
             nn.Linear(config.sphere_channels, config.sphere_channels), nn.SiLU(), nn.Linear(config.sphere_channels, num_types)
@@ -263,7 +268,8 @@ class EquiformerDecoder(nn.Module):
         dtype = lattice.dtype
         batch = batch_index(num_atoms)
         node_latent = self.latent_to_node(z_c.to(dtype)).index_select(0, batch)
-        x, _ = self.backbone(frac_coords.to(dtype), type_probs.to(dtype), node_latent, lattice, num_atoms, z_c.to(dtype))
+        edge_latent = self.latent_to_edge(z_c.to(dtype))
+        x, _ = self.backbone(frac_coords.to(dtype), type_probs.to(dtype), node_latent, lattice, num_atoms, edge_latent)
         coord_score = self.score_head(x[:, 1:4]).squeeze(-1)  # (N, 3), e3nn l=1 order is (x, y, z)
         type_logits = self.type_head(x[:, 0])
         return coord_score, type_logits

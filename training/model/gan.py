@@ -177,9 +177,13 @@ def generator_loss(fake_scores: Tensor) -> Tensor:
 
 @dataclass(frozen=True)
 class GanTrainConfig:
-    """Stage-2 optimisation settings (paper values).
+    """Stage-2 settings (paper values where the paper gives them).
 
     Attributes:
+        epochs: passes over the training latents (one pass = every latent seen by the critic once).
+        batch_size: latents per critic or generator step.
+        noise_dim: width of the generator's input noise (reference 256).
+        critic_dropout: dropout of the critic's hidden layers.
         lr: Adam learning rate of both networks.
         betas: Adam betas.
         n_critic: critic updates per generator update.
@@ -191,6 +195,10 @@ class GanTrainConfig:
             generator loss (reference 10; 0 disables).
     """
 
+    epochs: int = 200
+    batch_size: int = 256
+    noise_dim: int = 256
+    critic_dropout: float = 0.3
     lr: float = 2e-4
     betas: tuple[float, float] = (0.5, 0.999)
     n_critic: int = 5
@@ -201,6 +209,9 @@ class GanTrainConfig:
     property_weight: float = 10.0
 
     def __post_init__(self) -> None:
+        if self.epochs < 0 or self.batch_size < 2 or self.noise_dim < 1:
+            raise ValueError(f"need epochs >= 0, batch_size >= 2 (BatchNorm) and noise_dim >= 1, "
+                             f"got {self.epochs}, {self.batch_size}, {self.noise_dim}")
         if self.lr <= 0 or self.min_lr < 0:
             raise ValueError(f"lr must be > 0 and min_lr >= 0, got {self.lr}, {self.min_lr}")
         if self.n_critic < 1:

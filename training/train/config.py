@@ -1,8 +1,8 @@
 """Training configuration: frozen dataclasses read from small YAML files, with overrides.
 
 A YAML file has the sections ``model`` (with ``encoder`` / ``decoder`` holding
-:class:`EquiformerConfig` fields) and ``train``; unknown keys are refused with the list of
-valid ones.  ``--set section.key=value`` overrides on the command line use the same names.
+:class:`EquiformerConfig` fields), ``train`` (stage 1) and ``gan`` (stage 2,
+:class:`GanTrainConfig`); unknown keys are refused with the list of valid ones.  ``--set section.key=value`` overrides on the command line use the same names.
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ import yaml
 
 from training.model.cdvae import ModelConfig
 from training.model.equiformer import EquiformerConfig
+from training.model.gan import GanTrainConfig
 from training.model.heads import HeadConfig
+from training.model.noise import NoiseSchedule
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
@@ -48,11 +50,12 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class RunConfig:
-    """Everything a training run needs: model and optimisation."""
+    """Everything a training run needs: model, stage-1 and stage-2 optimisation."""
 
     name: str = "cpu-small"
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    gan: GanTrainConfig = field(default_factory=GanTrainConfig)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -68,16 +71,23 @@ def _build(cls: type, values: dict[str, Any], where: str) -> Any:
 
 def config_from_dict(data: dict[str, Any], name: str) -> RunConfig:
     """A :class:`RunConfig` from nested plain values (YAML)."""
-    unknown = sorted(set(data) - {"model", "train"})
+    unknown = sorted(set(data) - {"model", "train", "gan"})
     if unknown:
-        raise ValueError(f"unknown section(s) {unknown}; valid: model, train")
+        raise ValueError(f"unknown section(s) {unknown}; valid: model, train, gan")
     model = dict(data.get("model", {}))
     enc = _build(EquiformerConfig, model.pop("encoder", {}) or {}, "model.encoder")
     dec = _build(EquiformerConfig, model.pop("decoder", {}) or {}, "model.decoder")
     heads = _build(HeadConfig, model.pop("heads", {}) or {}, "model.heads")
+    for key in ("coord_noise", "type_noise"):  # saved configs carry the schedules as mappings
+        if isinstance(model.get(key), dict):
+            model[key] = _build(NoiseSchedule, model[key], f"model.{key}")
     model_cfg = _build(ModelConfig, {**model, "encoder": enc, "decoder": dec, "heads": heads}, "model")
     train_cfg = _build(TrainConfig, data.get("train", {}) or {}, "train")
-    return RunConfig(name=name, model=model_cfg, train=train_cfg)
+    gan = dict(data.get("gan", {}) or {})
+    if "betas" in gan:
+        gan["betas"] = tuple(float(b) for b in gan["betas"])
+    gan_cfg = _build(GanTrainConfig, gan, "gan")
+    return RunConfig(name=name, model=model_cfg, train=train_cfg, gan=gan_cfg)
 
 
 def load_config(name_or_path: str, overrides: list[str] | None = None) -> RunConfig:

@@ -13,10 +13,9 @@ epoch and the step).
 
 from __future__ import annotations
 
-import csv
 import math
-import os
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import torch
@@ -30,37 +29,46 @@ from training.model.cdvae import ConditionCDVAEPlus
 from training.model.conditions import ElementVocabulary
 from training.model.heads import LatticeScaler
 from training.train.config import RunConfig
-from vdwgen.errors import VdwgenError
+from training.train.runfiles import TrainingError, append_row, save_atomic, truncate_rows
 
 PROPERTY = "formation_energy_per_atom"
 TERMS = ("natoms", "lattice", "coord", "type", "kl", "composition", "property", "loss")
 
 
-class TrainingError(VdwgenError):
-    """A run cannot start (e.g. its folder holds another run)."""
-
-
-def build_model(config: RunConfig, train: CrystalDataset) -> ConditionCDVAEPlus:
-    """A fresh model whose vocabulary and scalers are fitted on the training part."""
-    vocab = ElementVocabulary.from_symbols({el for c in train for el in c.species})
+def build_model(config: RunConfig, train: CrystalDataset, elements: Iterable[str] | None = None) -> ConditionCDVAEPlus:
+    """A fresh model whose scalers are fitted on ``train``; its vocabulary is ``elements``
+    (default: the elements of ``train``)."""
+    vocab = ElementVocabulary.from_symbols(elements if elements is not None else {el for c in train for el in c.species})
     values = train.property_array(PROPERTY)
     batch = training_batch(list(train), vocab)
     scaler = LatticeScaler.fit(batch.lengths, batch.angles, batch.num_atoms)
-    return ConditionCDVAEPlus(config.model, vocab, float(values.mean()), float(values.std()), scaler)
+    model = ConditionCDVAEPlus(config.model, vocab, float(values.mean()), float(values.std()), scaler)
+    if int(batch.num_atoms.max()) > config.model.max_atoms:
+        raise TrainingError(f"the training data has cells of up to {int(batch.num_atoms.max())} atoms, "
+                            f"more than model.max_atoms={config.model.max_atoms}")
+    model.cell_size_counts.copy_(torch.bincount(batch.num_atoms, minlength=config.model.max_atoms + 1))
+    return model
 
 
-def _limit(data: CrystalDataset, n: int) -> CrystalDataset:
+def limit(data: CrystalDataset, n: int) -> CrystalDataset:
+    """The first ``n`` crystals (all when ``n <= 0``)."""
     return data if n <= 0 else data.subset(list(range(min(n, len(data)))))
 
 
-def _save(path: Path, payload: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+def load_parts(config: RunConfig) -> tuple[CrystalDataset, CrystalDataset, tuple[str, ...]]:
+    """The training and validation parts of the configured split (never the test part), and
+    the elements of the whole training part (the vocabulary, also when ``limit_train`` cuts it)."""
+    cfg = config.train
+    full = load_janus_dataset(split=cfg.split, part="train", properties=(PROPERTY,))  # type: ignore[arg-type]
+    elements = tuple(sorted({el for c in full for el in c.species}))
+    val = limit(load_janus_dataset(split=cfg.split, part="val", properties=(PROPERTY,)), cfg.limit_val)  # type: ignore[arg-type]
+    return limit(full, cfg.limit_train), val, elements
 
 
-def train_stage1(config: RunConfig, out: Path, resume: bool = False) -> Path:
-    """Train (or continue) stage 1; returns the checkpoint path."""
+def train_stage1(config: RunConfig, out: Path, train: CrystalDataset, val: CrystalDataset,
+                 resume: bool = False, elements: Iterable[str] | None = None) -> Path:
+    """Train (or continue) stage 1 on ``train`` (validation loss on ``val``; vocabulary
+    ``elements``, default those of ``train``); returns the checkpoint path."""
     cfg = config.train
     out = Path(out)
     ckpt_path = out / "checkpoint.pt"
@@ -72,9 +80,7 @@ def train_stage1(config: RunConfig, out: Path, resume: bool = False) -> Path:
     (out / "config.yaml").write_text(yaml.safe_dump(config.as_dict(), sort_keys=False))
 
     torch.manual_seed(cfg.seed)
-    train = _limit(load_janus_dataset(split=cfg.split, part="train", properties=(PROPERTY,)), cfg.limit_train)  # type: ignore[arg-type]
-    val = _limit(load_janus_dataset(split=cfg.split, part="val", properties=(PROPERTY,)), cfg.limit_val)  # type: ignore[arg-type]
-    model = build_model(config, train)
+    model = build_model(config, train, elements)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     epoch, start_batch, step = 0, 0, 0
     sums = {k: 0.0 for k in TERMS}  # running loss sums of the current epoch
@@ -84,13 +90,14 @@ def train_stage1(config: RunConfig, out: Path, resume: bool = False) -> Path:
         optimizer.load_state_dict(state["optimizer"])
         epoch, start_batch, step = state["epoch"], state["batch"], state["step"]
         sums = dict(state["sums"])
+    truncate_rows(out / "metrics.csv", epoch)
     vocab = model.vocab
     n_batches = math.ceil(len(train) / cfg.batch_size)
     # at least the first epoch decodes on the true lattice: an untrained lattice head is noise
     forced_epochs = max(1, math.ceil(cfg.teacher_forcing_fraction * cfg.epochs))
 
     def checkpoint(e: int, b: int) -> None:
-        _save(ckpt_path, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+        save_atomic(ckpt_path, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                           "epoch": e, "batch": b, "step": step, "sums": sums, "config": config.as_dict(),
                           "vocab": list(vocab.symbols)})
 
@@ -121,7 +128,7 @@ def train_stage1(config: RunConfig, out: Path, resume: bool = False) -> Path:
             row = {"epoch": epoch + 1, **{f"train_{k}": sums[k] / n_batches for k in TERMS},
                    "val_loss": validation_loss(model, val, cfg.batch_size, cfg.seed),
                    "teacher_forcing": epoch < forced_epochs, "seconds": time.time() - t0}
-            _append_metrics(out / "metrics.csv", row)
+            append_row(out / "metrics.csv", row)
             epoch, start_batch = epoch + 1, 0
             sums = {k: 0.0 for k in TERMS}
             checkpoint(epoch, 0)
@@ -145,12 +152,3 @@ def validation_loss(model: ConditionCDVAEPlus, data: CrystalDataset, batch_size:
         count += len(crystals)
     model.train()
     return total / count
-
-
-def _append_metrics(path: Path, row: dict) -> None:
-    new = not path.exists()
-    with path.open("a", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(row))
-        if new:
-            writer.writeheader()
-        writer.writerow(row)
