@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import pytest
@@ -154,3 +155,27 @@ def test_gan_plateau_scheduler_really_steps(tmp_path: Path) -> None:
     assert lr == pytest.approx(expected)
     assert min(lr) < 2e-4  # the test only means something if at least one epoch did not improve
     assert [float(r["lr_critic"]) for r in rows] == lr
+
+
+def test_shipped_weights_are_small_half_precision_and_equal_the_run(tmp_path: Path) -> None:
+    from training.train.ship import ship
+
+    run = tmp_path / "run"
+    assert main(_argv(run, 1)) == 0
+    weights = ship(run, tmp_path / "models" / "tiny")
+    shipped, original = load_trained(weights), load_trained(run / "model.pt")
+    payload = torch.load(weights, weights_only=True)
+    assert payload["model"]["encoder.mu.weight"].dtype == torch.float16
+    assert shipped.model.encoder.mu.weight.dtype == torch.float32  # loaded back as float32
+    parameters = {name for name, _ in original.model.named_parameters()}
+    for key, value in original.model.state_dict().items():
+        got = shipped.model.state_dict()[key]
+        assert got.dtype == value.dtype, key  # float64 tables (Wigner-D) stay float64
+        if key in parameters:
+            assert torch.equal(got, value.half().to(value.dtype))  # exactly the float16-rounded weights
+        else:
+            assert torch.equal(got, value)
+    assert weights.stat().st_size < (run / "model.pt").stat().st_size * 0.6
+    record = json.loads((weights.parent / "training.json").read_text())
+    assert record["stage1"]["epochs"] == 1 and record["stage2"]["epochs"] == 2
+    assert (weights.parent / "metrics.csv").exists() and (weights.parent / "config.yaml").exists()

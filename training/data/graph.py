@@ -125,48 +125,57 @@ def radius_graph_pbc(
     atom_crystal = torch.repeat_interleave(crystals, num_atoms)
     cart = torch.bmm(frac_wrapped.unsqueeze(1), lattice[atom_crystal]).squeeze(1)  # (N, 3)
 
-    # the image shifts of every crystal, enumerated lexicographically from -n to +n
+    # Per pair (target i, source j) the images n that can lie within the cutoff satisfy
+    # |d_k + n_k| <= r_k on every axis k, with d = frac[j] - frac[i] and r_k = cutoff |b_k|
+    # (the distance between lattice planes bounds the distance): at most floor(2 r_k) + 1
+    # integers from ceil(-r_k - d_k). Enumerating only this window, not all of -ceil(r)..ceil(r),
+    # cuts the candidates ~6x for a thin bilayer cell (25 instead of 147 per pair) and is exact.
     shifts = image_shifts(lattice, cutoff)  # (B, 3)
     if num_crystals > 0 and int(shifts.max()) > max_shift:
         raise ValueError(
             f"a cell needs {int(shifts.max())} image shifts along one axis for cutoff {cutoff} Å, "
             f"more than max_shift={max_shift}; the cell is too thin (nearly singular)"
         )
-    sizes = 2 * shifts + 1
-    images_per_crystal = sizes[:, 0] * sizes[:, 1] * sizes[:, 2]
-    num_images = int(images_per_crystal.sum())
-    image_crystal = torch.repeat_interleave(crystals, images_per_crystal)
-    image_start = torch.cumsum(images_per_crystal, 0) - images_per_crystal
-    local = torch.arange(num_images, device=device) - image_start[image_crystal]
-    size = sizes[image_crystal]
+    slack = 1e-6  # fractional units: keeps images exactly at the cutoff despite rounding
+    reach = torch.linalg.vector_norm(torch.linalg.inv(lattice), dim=1) * cutoff  # (B, 3) r_k
+    sizes = torch.floor(2.0 * reach + 2.0 * slack).long() + 1  # (B, 3) window length per axis
+    images_per_pair = sizes[:, 0] * sizes[:, 1] * sizes[:, 2]
+
+    # pairs (target i, source j) per crystal, source varying fastest
+    pairs_per_crystal = num_atoms * num_atoms
+    num_pairs = int(pairs_per_crystal.sum())
+    pair_crystal = torch.repeat_interleave(crystals, pairs_per_crystal)
+    pair_start = torch.cumsum(pairs_per_crystal, 0) - pairs_per_crystal
+    atom_start = torch.cumsum(num_atoms, 0) - num_atoms
+    p = torch.arange(num_pairs, device=device) - pair_start[pair_crystal]
+    n_at = num_atoms[pair_crystal]
+    pair_target = atom_start[pair_crystal] + torch.div(p, n_at, rounding_mode="floor")
+    pair_source = atom_start[pair_crystal] + p % n_at
+    pair_base = torch.ceil(-reach[pair_crystal] - slack - (frac_wrapped[pair_source] - frac_wrapped[pair_target])).long()
+
+    # candidates: every pair with every image of its window, lexicographic within the window
+    per_pair = images_per_pair[pair_crystal]
+    num_candidates = int(per_pair.sum())
+    pair = torch.repeat_interleave(torch.arange(num_pairs, device=device), per_pair)
+    first = torch.cumsum(per_pair, 0) - per_pair
+    local = torch.arange(num_candidates, device=device) - first[pair]
+    size = sizes[pair_crystal[pair]]
     k2 = local % size[:, 2]
     k1 = torch.div(local, size[:, 2], rounding_mode="floor") % size[:, 1]
     k0 = torch.div(local, size[:, 1] * size[:, 2], rounding_mode="floor")
-    image_offsets = torch.stack([k0, k1, k2], dim=1) - shifts[image_crystal]  # (I, 3)
-    image_cart = torch.bmm(image_offsets.to(dtype).unsqueeze(1), lattice[image_crystal]).squeeze(1)
+    image_offsets = pair_base[pair] + torch.stack([k0, k1, k2], dim=1)  # (C, 3)
+    source = pair_source[pair]
+    target = pair_target[pair]
+    image_cart = torch.bmm(image_offsets.to(dtype).unsqueeze(1), lattice[pair_crystal[pair]]).squeeze(1)
     image_is_zero = (image_offsets == 0).all(dim=1)
 
-    # candidates (target i, source j, image) per crystal, image varying fastest
-    per_crystal = num_atoms * num_atoms * images_per_crystal
-    num_candidates = int(per_crystal.sum())
-    cand_crystal = torch.repeat_interleave(crystals, per_crystal)
-    cand_start = torch.cumsum(per_crystal, 0) - per_crystal
-    atom_start = torch.cumsum(num_atoms, 0) - num_atoms
-    q = torch.arange(num_candidates, device=device) - cand_start[cand_crystal]
-    n_img = images_per_crystal[cand_crystal]
-    image = image_start[cand_crystal] + q % n_img
-    pair = torch.div(q, n_img, rounding_mode="floor")
-    n_at = num_atoms[cand_crystal]
-    target = atom_start[cand_crystal] + torch.div(pair, n_at, rounding_mode="floor")
-    source = atom_start[cand_crystal] + pair % n_at
-
-    vectors = cart[source] - cart[target] + image_cart[image]
+    vectors = cart[source] - cart[target] + image_cart
     squared = (vectors * vectors).sum(dim=1)
-    keep = (squared <= cutoff * cutoff) & ~((source == target) & image_is_zero[image])
+    keep = (squared <= cutoff * cutoff) & ~((source == target) & image_is_zero)
     selected = keep.nonzero().squeeze(1)
     source = source[selected]
     target = target[selected]
-    offsets = image_offsets[image[selected]] - whole[source].long() + whole[target].long()
+    offsets = image_offsets[selected] - whole[source].long() + whole[target].long()
     distances = torch.linalg.vector_norm(vectors[selected], dim=1)
 
     # group by target, nearest first (two stable sorts), then truncate each group

@@ -119,8 +119,8 @@ def train_stage1(config: RunConfig, out: Path, train: CrystalDataset, val: Cryst
                 optimizer.step()
                 step += 1
                 for k in TERMS:
-                    sums[k] += float(losses[k])
-                bar.set_postfix(epoch=epoch + 1, loss=f"{float(losses['loss']):.3f}")
+                    sums[k] += float(losses[k].detach())
+                bar.set_postfix(epoch=epoch + 1, loss=f"{float(losses['loss'].detach()):.3f}")
                 bar.update(1)
                 if time.time() - last_save > cfg.checkpoint_minutes * 60:
                     checkpoint(epoch, b + 1)

@@ -70,29 +70,37 @@ def rebuild(config_dict: dict, vocab: list[str], model_state: dict, generator_st
     """Modules from plain saved parts (float32, eval mode)."""
     config = config_from_dict({k: v for k, v in config_dict.items() if k != "name"}, config_dict.get("name", "model"))
     model = empty_model(config, ElementVocabulary(tuple(vocab)))
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in model_state.items()})
+    _load(model, model_state)
     generator = None
     if generator_state is not None:
         generator = make_generator(config, model)
         if generator is None:
             raise WeightsError("the weights hold a generator but the model is unconditional")
-        generator.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in generator_state.items()})
+        _load(generator, generator_state)
         generator.eval()
     return TrainedModel(config, model.eval(), generator)
 
 
+def _load(module: torch.nn.Module, state: dict) -> None:
+    """Load a state dict, casting each tensor to the dtype the module keeps it in
+    (float16-stored parameters become float32; float64 tables stay float64)."""
+    own = module.state_dict()
+    module.load_state_dict({k: v.to(own[k].dtype) if k in own else v for k, v in state.items()})
+
+
 def save_weights(trained: TrainedModel, path: Path, half: bool = False) -> Path:
-    """Write a weights-only file (atomically); float16 parameters if ``half``."""
-    def pack(state: dict) -> dict:
-        return {k: v.detach().cpu().half() if half and v.is_floating_point() else v.detach().cpu()
-                for k, v in state.items()}
+    """Write a weights-only file (atomically); float16 parameters if ``half`` (buffers keep their dtype)."""
+    def pack(module: torch.nn.Module) -> dict:
+        parameters = {name for name, _ in module.named_parameters()}
+        return {k: v.detach().cpu().half() if half and k in parameters else v.detach().cpu()
+                for k, v in module.state_dict().items()}
 
     payload = {
         "format": WEIGHTS_FORMAT,
         "config": trained.config.as_dict(),
         "vocab": list(trained.vocab.symbols),
-        "model": pack(trained.model.state_dict()),
-        "generator": pack(trained.generator.state_dict()) if trained.generator is not None else None,
+        "model": pack(trained.model),
+        "generator": pack(trained.generator) if trained.generator is not None else None,
         "dtype": "float16" if half else "float32",
     }
     path = Path(path)

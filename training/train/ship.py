@@ -1,0 +1,73 @@
+"""Ship a finished training run under ``models/<name>/``: small weights plus the training record.
+
+    python -m training.train.ship var/runs/NAME models/NAME
+
+Copies into the destination:
+
+- ``model.pt``: weights only (no optimiser state), floating parameters stored as float16 so
+  the file stays small; every figure of the model card is measured on this file, so what
+  ships is what was measured;
+- ``config.yaml``: the resolved training configuration;
+- ``metrics.csv`` (stage 1, one row per epoch) and ``gan_metrics.csv`` (stage 2): the
+  training log;
+- ``training.json``: parameter counts, epochs, wall-clock seconds of each stage and the file size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import shutil
+from pathlib import Path
+
+from training.train.runfiles import TrainingError
+from training.train.weights import load_trained, save_weights
+
+MAX_BYTES = 10 * 1024 * 1024
+"""Largest weights file we commit (issue 3: <= 10 MB)."""
+
+
+def _seconds(path: Path) -> tuple[int, float]:
+    if not path.exists():
+        return 0, 0.0
+    with path.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    return len(rows), sum(float(r["seconds"]) for r in rows)
+
+
+def ship(run: Path, dest: Path) -> Path:
+    """Write the shipped form of ``run`` to ``dest``; returns the weights path."""
+    run, dest = Path(run), Path(dest)
+    if not (run / "model.pt").exists():
+        raise TrainingError(f"{run} has no model.pt: the run is not finished (vdwgen train --resume)")
+    trained = load_trained(run / "model.pt")
+    dest.mkdir(parents=True, exist_ok=True)
+    weights = save_weights(trained, dest / "model.pt", half=True)
+    size = weights.stat().st_size
+    if size > MAX_BYTES:
+        raise TrainingError(f"{weights} is {size / 1e6:.1f} MB, over the {MAX_BYTES / 1e6:.1f} MB limit for committed weights")
+    for name in ("config.yaml", "metrics.csv", "gan_metrics.csv"):
+        if (run / name).exists():
+            shutil.copyfile(run / name, dest / name)
+    epochs1, seconds1 = _seconds(run / "metrics.csv")
+    epochs2, seconds2 = _seconds(run / "gan_metrics.csv")
+    record = {"name": dest.name, "parameters": trained.parameter_counts(), "weights_bytes": size,
+              "weights_dtype": "float16", "stage1": {"epochs": epochs1, "seconds": round(seconds1, 1)},
+              "stage2": {"epochs": epochs2, "seconds": round(seconds2, 1)},
+              "condition": trained.config.model.condition, "split": trained.config.train.split}
+    (dest / "training.json").write_text(json.dumps(record, indent=2))
+    return weights
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Ship a finished run under models/.")
+    parser.add_argument("run", type=Path)
+    parser.add_argument("dest", type=Path)
+    args = parser.parse_args(argv)
+    print(f"wrote {ship(args.run, args.dest)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
