@@ -179,3 +179,17 @@ def test_shipped_weights_are_small_half_precision_and_equal_the_run(tmp_path: Pa
     record = json.loads((weights.parent / "training.json").read_text())
     assert record["stage1"]["epochs"] == 1 and record["stage2"]["epochs"] == 2
     assert (weights.parent / "metrics.csv").exists() and (weights.parent / "config.yaml").exists()
+
+
+def test_cosine_learning_rate_schedule() -> None:
+    from training.train.config import TrainConfig
+    from training.train.stage1 import learning_rate
+
+    cfg = TrainConfig(lr=1e-3, min_lr=1e-5)
+    rates = [learning_rate(cfg, s, 101) for s in range(101)]
+    assert rates[0] == pytest.approx(1e-3) and rates[-1] == pytest.approx(1e-5)
+    assert rates[50] == pytest.approx((1e-3 + 1e-5) / 2)
+    assert all(a >= b for a, b in zip(rates, rates[1:]))
+    assert learning_rate(TrainConfig(lr_schedule="constant"), 70, 101) == 1e-3
+    with pytest.raises(ValueError, match="cosine, constant"):
+        TrainConfig(lr_schedule="linear")

@@ -20,6 +20,7 @@ from training.model.heads import HeadConfig
 from training.model.noise import NoiseSchedule
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+LR_SCHEDULES = ("cosine", "constant")
 
 
 @dataclass(frozen=True)
@@ -29,10 +30,16 @@ class TrainConfig:
     Attributes:
         epochs: passes over the training part.
         batch_size: crystals per step.
-        lr: Adam learning rate.
+        lr: Adam learning rate (the peak, with a cosine schedule).
+        lr_schedule: ``"cosine"`` (decay from ``lr`` to ``min_lr`` over all steps: the most a
+            fixed 2-hour budget gets out of the model) or ``"constant"``.
+        min_lr: final learning rate of the cosine schedule.
+        grad_clip: largest gradient norm (0 = no clipping); steps with a non-finite loss are
+            skipped and counted.
         teacher_forcing_fraction: share of epochs that decode on the true lattice (reference: 1/3).
         split: which dataset split to train on (``random`` = the paper's 6:2:2).
-        limit_train, limit_val: use only the first N crystals of a part (0 = all; for smoke tests).
+        limit_train, limit_val: use only N crystals of a part, spread evenly over it (0 = all;
+            smoke tests, and a cheaper per-epoch validation loss).
         checkpoint_minutes: save at least this often.
         seed: everything random is drawn from it.
     """
@@ -40,12 +47,21 @@ class TrainConfig:
     epochs: int = 40
     batch_size: int = 32
     lr: float = 1e-3
+    lr_schedule: str = "cosine"
+    min_lr: float = 1e-5
+    grad_clip: float = 10.0
     teacher_forcing_fraction: float = 1 / 3
     split: str = "random"
     limit_train: int = 0
     limit_val: int = 0
     checkpoint_minutes: float = 10.0
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"unknown lr_schedule {self.lr_schedule!r}; choose one of {', '.join(LR_SCHEDULES)}")
+        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.min_lr < 0 or self.grad_clip < 0:
+            raise ValueError("need epochs >= 1, batch_size >= 1, lr > 0, min_lr >= 0 and grad_clip >= 0")
 
 
 @dataclass(frozen=True)

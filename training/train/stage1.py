@@ -28,7 +28,7 @@ from training.model.batching import training_batch
 from training.model.cdvae import ConditionCDVAEPlus
 from training.model.conditions import ElementVocabulary
 from training.model.heads import LatticeScaler
-from training.train.config import RunConfig
+from training.train.config import RunConfig, TrainConfig
 from training.train.runfiles import TrainingError, append_row, save_atomic, truncate_rows
 
 PROPERTY = "formation_energy_per_atom"
@@ -51,8 +51,11 @@ def build_model(config: RunConfig, train: CrystalDataset, elements: Iterable[str
 
 
 def limit(data: CrystalDataset, n: int) -> CrystalDataset:
-    """The first ``n`` crystals (all when ``n <= 0``)."""
-    return data if n <= 0 else data.subset(list(range(min(n, len(data)))))
+    """``n`` crystals spread evenly over the part (all when ``n <= 0``): the table is ordered by
+    monolayer pair, so the first ``n`` rows would cover only a few chemistries."""
+    if n <= 0 or n >= len(data):
+        return data
+    return data.subset(sorted({int(round(i * (len(data) - 1) / max(n - 1, 1))) for i in range(n)}))
 
 
 def load_parts(config: RunConfig) -> tuple[CrystalDataset, CrystalDataset, tuple[str, ...]]:
@@ -83,13 +86,13 @@ def train_stage1(config: RunConfig, out: Path, train: CrystalDataset, val: Cryst
     model = build_model(config, train, elements)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     epoch, start_batch, step = 0, 0, 0
-    sums = {k: 0.0 for k in TERMS}  # running loss sums of the current epoch
+    sums = {k: 0.0 for k in (*TERMS, "skipped")}  # running loss sums of the current epoch
     if resume:
         state = torch.load(ckpt_path, weights_only=False)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         epoch, start_batch, step = state["epoch"], state["batch"], state["step"]
-        sums = dict(state["sums"])
+        sums = {"skipped": 0.0, **state["sums"]}
     truncate_rows(out / "metrics.csv", epoch)
     vocab = model.vocab
     n_batches = math.ceil(len(train) / cfg.batch_size)
@@ -113,11 +116,18 @@ def train_stage1(config: RunConfig, out: Path, train: CrystalDataset, val: Cryst
                 idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size].tolist()
                 batch = training_batch([train[i] for i in idx], vocab)
                 noise = torch.Generator().manual_seed(cfg.seed * 7919 + step)
+                for group in optimizer.param_groups:
+                    group["lr"] = learning_rate(cfg, step, cfg.epochs * n_batches)
                 losses = model(batch, epoch < forced_epochs, noise)
                 optimizer.zero_grad()
-                losses["loss"].backward()
-                optimizer.step()
                 step += 1
+                if not bool(torch.isfinite(losses["loss"])):
+                    sums["skipped"] += 1  # a diverging batch must not poison the weights
+                    continue
+                losses["loss"].backward()
+                if cfg.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                optimizer.step()
                 for k in TERMS:
                     sums[k] += float(losses[k].detach())
                 bar.set_postfix(epoch=epoch + 1, loss=f"{float(losses['loss'].detach()):.3f}")
@@ -125,17 +135,27 @@ def train_stage1(config: RunConfig, out: Path, train: CrystalDataset, val: Cryst
                 if time.time() - last_save > cfg.checkpoint_minutes * 60:
                     checkpoint(epoch, b + 1)
                     last_save = time.time()
-            row = {"epoch": epoch + 1, **{f"train_{k}": sums[k] / n_batches for k in TERMS},
+            done = max(n_batches - int(sums["skipped"]), 1)
+            row = {"epoch": epoch + 1, **{f"train_{k}": sums[k] / done for k in TERMS},
                    "val_loss": validation_loss(model, val, cfg.batch_size, cfg.seed),
-                   "teacher_forcing": epoch < forced_epochs, "seconds": time.time() - t0}
+                   "teacher_forcing": epoch < forced_epochs, "lr": optimizer.param_groups[0]["lr"],
+                   "skipped_batches": int(sums["skipped"]), "seconds": time.time() - t0}
             append_row(out / "metrics.csv", row)
             epoch, start_batch = epoch + 1, 0
-            sums = {k: 0.0 for k in TERMS}
+            sums = {k: 0.0 for k in (*TERMS, "skipped")}
             checkpoint(epoch, 0)
             last_save = time.time()
     finally:
         bar.close()
     return ckpt_path
+
+
+def learning_rate(cfg: TrainConfig, step: int, total_steps: int) -> float:
+    """Learning rate of optimisation step ``step`` (0-based) out of ``total_steps``."""
+    if cfg.lr_schedule == "constant":
+        return cfg.lr
+    progress = min(step / max(total_steps - 1, 1), 1.0)
+    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1.0 + math.cos(math.pi * progress))
 
 
 @torch.no_grad()
