@@ -159,9 +159,9 @@ def train_stage2(config: RunConfig, out: Path, train_data: CrystalDataset, resum
                     opt_c.zero_grad()
                     loss_c.backward()
                     opt_c.step()
-                    sums["critic_loss"] += float(loss_c) / cfg.n_critic
-                    sums["gradient_penalty"] += float(penalty) / cfg.n_critic
-                    sums["wasserstein"] += float(real_scores.mean() - fake_scores.mean()) / cfg.n_critic
+                    sums["critic_loss"] += float(loss_c.detach()) / cfg.n_critic
+                    sums["gradient_penalty"] += float(penalty.detach()) / cfg.n_critic
+                    sums["wasserstein"] += float((real_scores.mean() - fake_scores.mean()).detach()) / cfg.n_critic
                 # the generator answers the conditions of the last critic batch
                 _, cond, target, has_property = real_batch(order[b * cfg.batch_size:(b + 1) * cfg.batch_size], rng)
                 fake = generator(generator.sample_noise(cond.shape[0], rng), cond)
@@ -173,8 +173,8 @@ def train_stage2(config: RunConfig, out: Path, train_data: CrystalDataset, resum
                 opt_g.zero_grad()
                 (loss_g + cfg.property_weight * mse).backward()
                 opt_g.step()
-                sums["generator_loss"] += float(loss_g)
-                sums["property_mse"] += float(mse)
+                sums["generator_loss"] += float(loss_g.detach())
+                sums["property_mse"] += float(mse.detach())
             row = {"epoch": epoch + 1, **{k: v / gen_steps for k, v in sums.items()},
                    "lr_generator": opt_g.param_groups[0]["lr"], "lr_critic": opt_c.param_groups[0]["lr"],
                    "seconds": time.time() - t0}
