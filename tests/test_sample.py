@@ -75,8 +75,8 @@ def test_formula_cell_scaling_and_errors(trained: TrainedModel) -> None:
 def test_screening_keeps_the_latents_closest_to_the_target(trained: TrainedModel) -> None:
     sampler = Sampler(trained, FAST)
     target = -0.75
-    _, kept_z, kept_pred = sampler.energy_latents(target, 5, seed=3, ratio=20)
-    _, pool_z, pool_pred = sampler.energy_latents(target, 100, seed=3, ratio=1)  # the same 100 draws
+    kept_z, _, kept_pred = sampler.energy_latents(target, 5, seed=3, ratio=20)
+    pool_z, _, pool_pred = sampler.energy_latents(target, 100, seed=3, ratio=1)  # the same 100 draws
     best = torch.sort((pool_pred - target).abs()).values[:5]
     torch.testing.assert_close((kept_pred - target).abs(), best)
     assert all(any(torch.equal(k, p) for p in pool_z) for k in kept_z)
@@ -96,3 +96,41 @@ def test_reconstruction_and_repredicted_property(trained: TrainedModel) -> None:
 def test_unconditional_needs_a_baseline(trained: TrainedModel) -> None:
     with pytest.raises(ValueError, match="condition 'none'"):
         Sampler(trained, FAST).generate_unconditional(2, seed=0)
+
+
+def test_whole_decoding_scripts_and_equals_eager(trained: TrainedModel) -> None:
+    """The decoding loop (starting draws + annealed Langevin + periodic graph) compiles with
+    TorchScript and gives the same crystals for the same seed (what decoder.pt ships)."""
+    import warnings
+
+    sampler = Sampler(trained, FAST)
+    z = torch.randn(3, trained.model.config.latent_dim)
+    cond = trained.model.condition_embedding(torch.full((3,), -0.7), None).detach()
+    z_c, num_atoms, lattice, composition, _ = sampler.heads(z, cond, torch.zeros(3, dtype=torch.long))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        scripted = torch.jit.script(sampler.decoder)
+    fixed = torch.arange(8).remainder(trained.vocab.size).repeat(3)
+    for types in (torch.empty(0, dtype=torch.long), fixed):
+        with torch.no_grad():
+            eager = sampler.decoder(z_c, lattice, num_atoms, composition, types, 11, 2)
+            script = scripted(z_c, lattice, num_atoms, composition, types, 11, 2)
+        torch.testing.assert_close(script[0], eager[0], atol=1e-5, rtol=0)
+        assert torch.equal(script[1], eager[1])
+    assert torch.equal(eager[1], fixed)
+
+
+def test_heads_follow_the_requested_atom_count(trained: TrainedModel) -> None:
+    heads = Sampler(trained, FAST).heads
+    z = torch.randn(2, trained.model.config.latent_dim)
+    cond = trained.model.condition_embedding(torch.full((2,), -0.7), None).detach()
+    with torch.no_grad():
+        _, n_free, lat_free, comp, prop = heads(z, cond, torch.zeros(2, dtype=torch.long))
+        _, n_fixed, lat_fixed, _, _ = heads(z, cond, torch.tensor([8, 1]))
+    assert n_free.tolist() == [8, 8] and n_fixed.tolist() == [8, 1]
+    torch.testing.assert_close(lat_free[0], lat_fixed[0])
+    # lengths are predicted per N^(1/3): one atom instead of eight halves them (until clamped at 2 A)
+    ratio = lat_fixed[1].norm(dim=-1) / lat_free[1].norm(dim=-1)
+    assert torch.all((ratio - 0.5).abs() < 1e-4) or torch.all(lat_fixed[1].norm(dim=-1) >= 2.0 - 1e-4)
+    torch.testing.assert_close(comp.sum(-1), torch.ones(2))
+    assert prop.shape == (2,)

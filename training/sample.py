@@ -27,11 +27,11 @@ import torch
 from torch import Tensor
 
 from training.data.crystal import Crystal, CrystalDataset
-from training.data.featurize import lattice_from_params
 from training.model.batching import training_batch
-from training.model.cdvae import physical_lattice_params
 from training.model.conditions import parse_formula
-from training.model.langevin import AnnealedLangevin, LangevinSettings
+from training.model.gan import Generator
+from training.model.generation import GenerationHeads
+from training.model.langevin import AnnealedLangevin, CrystalDecoder, LangevinSettings
 from training.train.weights import TrainedModel
 
 DEFAULT_RATIO = 100
@@ -80,51 +80,59 @@ class Sampler:
     Args:
         trained: the model (and generator) from :func:`training.train.weights.load_trained`.
         settings: Langevin steps per level and step size.
-        batch_size: crystals decoded together (memory bound, not a result-changing knob
-            for a fixed seed as long as it stays the same).
+        batch_size: crystals decoded together (memory bound; for a fixed seed, keep it the
+            same to get the same crystals).
     """
 
     def __init__(self, trained: TrainedModel, settings: LangevinSettings = LangevinSettings(),
-                 batch_size: int = 256) -> None:
+                 batch_size: int = 128) -> None:
         self.trained = trained
         self.model = trained.model.eval()
         self.generator = trained.generator.eval() if trained.generator is not None else None
         self.settings = settings
         self.batch_size = batch_size
-        self.langevin = AnnealedLangevin(self.model.decoder, self.model.coord_sigmas, settings).eval()
+        self.heads = GenerationHeads(self.model).eval()
+        langevin = AnnealedLangevin(self.model.decoder, self.model.coord_sigmas, settings)
+        self.decoder = CrystalDecoder(langevin, self.model.vocab.size).eval()
 
-    # -- latents -----------------------------------------------------------------------------
-    def _need_generator(self) -> None:
+    # -- latents: (z, condition vector) pairs --------------------------------------------------
+    def _need_generator(self) -> Generator:
         if self.generator is None:
             raise ValueError("this model has no stage-2 generator (an unconditional baseline samples its prior)")
+        return self.generator
+
+    def no_condition(self, n: int) -> Tensor:
+        """The placeholder condition (n, 1) of an unconditional model (ignored by its heads)."""
+        return torch.zeros(n, max(self.model.cond_in, 1))
 
     @torch.no_grad()
     def energy_latents(self, target: float, n: int, seed: int, ratio: int = DEFAULT_RATIO) -> tuple[Tensor, Tensor, Tensor]:
         """Screened latents for a formation-energy target (eV/atom).
 
+        Draws ``n * ratio`` latents from the generator and keeps the ``n`` whose predicted
+        formation energy is closest to the target.
+
         Returns:
-            z_c (n, D), z' (n, D) and the predicted formation energy (n,) in eV/atom, closest first.
+            z' (n, D), condition vectors (n, C) and predicted formation energies (n,), closest first.
         """
-        self._need_generator()
+        generator = self._need_generator()
         if ratio < 1:
             raise ValueError(f"the screening ratio must be at least 1, got {ratio}")
         rng = torch.Generator().manual_seed(seed)
         pool = n * ratio
         cond = self.model.condition_embedding(torch.full((pool,), float(target)), None)
-        z = self.generator(self.generator.sample_noise(pool, rng), cond)  # type: ignore[union-attr]
-        predicted = self.model.property_embedding.unstandardise(self.model.predict_property(z, cond))
+        z = generator(generator.sample_noise(pool, rng), cond)
+        predicted = self.heads(z, cond, torch.zeros(pool, dtype=torch.long))[4]
         keep = torch.argsort((predicted - target).abs(), stable=True)[:n]
-        return self.model.fuse_embedding(z[keep], cond[keep]), z[keep], predicted[keep]
+        return z[keep], cond[keep], predicted[keep]
 
     @torch.no_grad()
     def formula_latents(self, counts: Tensor, n: int, seed: int) -> tuple[Tensor, Tensor]:
-        """Latents for a formula given as element counts (V,) of the cell: z_c (n, D), z' (n, D)."""
-        self._need_generator()
+        """Latents for a formula given as element counts (V,) of the cell: z' (n, D), conditions (n, C)."""
+        generator = self._need_generator()
         rng = torch.Generator().manual_seed(seed)
-        counts_b = counts.to(torch.float32).unsqueeze(0).expand(n, -1)
-        cond = self.model.condition_embedding(None, counts_b)
-        z = self.generator(self.generator.sample_noise(n, rng), cond)  # type: ignore[union-attr]
-        return self.model.fuse_embedding(z, cond), z
+        cond = self.model.condition_embedding(None, counts.to(torch.float32).unsqueeze(0).expand(n, -1))
+        return generator(generator.sample_noise(n, rng), cond), cond
 
     @torch.no_grad()
     def prior_latents(self, n: int, seed: int) -> Tensor:
@@ -135,78 +143,66 @@ class Sampler:
         return torch.randn(n, self.model.config.latent_dim, generator=rng)
 
     @torch.no_grad()
-    def encode(self, crystals: list[Crystal]) -> tuple[Tensor, Tensor, Tensor]:
-        """Posterior means ``mu`` (B, D), formation energies (B,) and element counts (B, V)."""
-        mus, props, counts = [], [], []
+    def encode(self, crystals: list[Crystal]) -> tuple[Tensor, Tensor]:
+        """Posterior means ``mu`` (B, D) and each crystal's own condition vector (B, C)."""
+        mus, conds = [], []
         for start in range(0, len(crystals), self.batch_size):
             batch = training_batch(crystals[start:start + self.batch_size], self.model.vocab)
             mu, _ = self.model.encoder(batch.frac_coords, batch.atomic_numbers, batch.lattice, batch.num_atoms)
             mus.append(mu)
-            props.append(batch.property)
-            counts.append(batch.counts)
-        return torch.cat(mus), torch.cat(props), torch.cat(counts)
+            conds.append(self.model.condition_embedding(batch.property, batch.counts)
+                         if self.model.fusion is not None else self.no_condition(len(mu)))
+        return torch.cat(mus), torch.cat(conds)
 
     @torch.no_grad()
     def predict_property(self, crystals: list[Crystal]) -> np.ndarray:
         """Formation energy (eV/atom) the trained encoder + property head give each crystal (z = mu)."""
-        mus = []
-        for start in range(0, len(crystals), self.batch_size):
-            chunk = crystals[start:start + self.batch_size]
-            batch = training_batch([_with_property(c) for c in chunk], self.model.vocab)
-            mu, _ = self.model.encoder(batch.frac_coords, batch.atomic_numbers, batch.lattice, batch.num_atoms)
-            mus.append(mu)
         if self.model.config.property_from != "z":
             raise ValueError("re-predicting a crystal's property needs a property head that reads z")
+        mus = []
+        for start in range(0, len(crystals), self.batch_size):
+            batch = training_batch([_with_property(c) for c in crystals[start:start + self.batch_size]], self.model.vocab)
+            mus.append(self.model.encoder(batch.frac_coords, batch.atomic_numbers, batch.lattice, batch.num_atoms)[0])
         mu = torch.cat(mus)
         return self.model.property_embedding.unstandardise(self.model.predict_property(mu)).numpy()
 
     # -- decoding ------------------------------------------------------------------------------
     @torch.no_grad()
-    def decode(self, z_c: Tensor, seed: int, fixed_counts: Tensor | None = None,
-               progress: Callable[[int], None] | None = None) -> list[Crystal]:
-        """Crystals from fused latents ``z_c`` (B, D) by annealed Langevin dynamics.
+    def decode(self, z: Tensor, cond: Tensor, seed: int, fixed_counts: Tensor | None = None,
+               progress: Callable[[int], None] | None = None, steps_per_level: int = 0) -> list[Crystal]:
+        """Crystals from latents ``z`` (B, D) and their conditions (B, C) by annealed Langevin dynamics.
 
         Args:
-            z_c: fused latents.
+            z, cond: latents and condition vectors (fused inside).
             seed: seeds the starting coordinates, starting types and the Langevin noise.
             fixed_counts: element counts (V,) every crystal must have (a formula request);
                 types then stay fixed and the atom count is their sum.
             progress: called with the number of crystals decoded so far.
+            steps_per_level: overrides the sampler's setting when > 0.
         """
         out: list[Crystal] = []
-        for chunk, start in enumerate(range(0, z_c.shape[0], self.batch_size)):
-            out += self._decode_chunk(z_c[start:start + self.batch_size], seed * 1_000 + chunk, fixed_counts)
+        for chunk, start in enumerate(range(0, z.shape[0], self.batch_size)):
+            out += self._decode_chunk(z[start:start + self.batch_size], cond[start:start + self.batch_size],
+                                      seed * 1_000 + chunk, fixed_counts, steps_per_level)
             if progress is not None:
                 progress(len(out))
         return out
 
-    def _decode_chunk(self, z_c: Tensor, seed: int, fixed_counts: Tensor | None) -> list[Crystal]:
-        model = self.model
-        rng = torch.Generator().manual_seed(seed)
-        b = z_c.shape[0]
-        vocab_size = model.vocab.size
+    def _decode_chunk(self, z: Tensor, cond: Tensor, seed: int, fixed_counts: Tensor | None,
+                      steps_per_level: int) -> list[Crystal]:
+        b = z.shape[0]
+        override = torch.zeros(b, dtype=torch.long)
+        fixed = torch.empty(0, dtype=torch.long)
         if fixed_counts is not None:
-            per_crystal = torch.repeat_interleave(torch.arange(vocab_size), fixed_counts.long())
-            num_atoms = torch.full((b,), per_crystal.shape[0], dtype=torch.long)
-            types = per_crystal.repeat(b)
-        else:
-            # only cell sizes the model was trained on (a trained head rarely strays; never emit one)
-            logits = model.natoms_head(z_c).masked_fill(model.cell_size_counts[1:] == 0, float("-inf"))
-            num_atoms = logits.argmax(dim=-1) + 1
-            composition = torch.softmax(model.composition_head(z_c), dim=-1)
-            per_atom = composition.repeat_interleave(num_atoms, dim=0)
-            types = torch.multinomial(per_atom, 1, generator=rng).squeeze(-1)
-        lengths, angles = model.lattice_scaler.inverse(model.lattice_head(z_c), num_atoms)
-        lattice = lattice_from_params(*physical_lattice_params(lengths, angles))
-        frac = torch.rand(int(num_atoms.sum()), 3, generator=rng)
-        probs = torch.nn.functional.one_hot(types, vocab_size).to(frac.dtype)
-        frac, types = self.langevin(z_c, lattice, num_atoms, frac, probs, fixed_counts is not None,
-                                    int(torch.randint(0, 2**62, (1,), generator=rng)))
+            per_crystal = torch.repeat_interleave(torch.arange(self.model.vocab.size), fixed_counts.long())
+            override = torch.full((b,), per_crystal.shape[0], dtype=torch.long)
+            fixed = per_crystal.repeat(b)
+        z_c, num_atoms, lattice, composition, _ = self.heads(z, cond, override)
+        frac, types = self.decoder(z_c, lattice, num_atoms, composition, fixed, seed, steps_per_level)
         crystals = []
         stops = torch.cumsum(num_atoms, 0).tolist()
-        starts = [0] + stops[:-1]
-        symbols = model.vocab.symbols
-        for k, (lo, hi) in enumerate(zip(starts, stops)):
+        symbols = self.model.vocab.symbols
+        for k, (lo, hi) in enumerate(zip([0] + stops[:-1], stops)):
             crystals.append(Crystal(id=f"gen-{seed}-{k}", lattice=lattice[k].double().numpy(),
                                     species=tuple(symbols[int(t)] for t in types[lo:hi]),
                                     frac_coords=frac[lo:hi].double().numpy()))
@@ -215,38 +211,34 @@ class Sampler:
     # -- requests -----------------------------------------------------------------------------
     def generate_energy(self, target: float, n: int, seed: int, ratio: int = DEFAULT_RATIO) -> Decoded:
         """``n`` crystals for a formation-energy target (eV/atom) with ``ratio``:1 screening."""
-        z_c, _, predicted = self.energy_latents(target, n, seed, ratio)
-        return Decoded(self.decode(z_c, seed), predicted.numpy())
+        z, cond, predicted = self.energy_latents(target, n, seed, ratio)
+        return Decoded(self.decode(z, cond, seed), predicted.numpy())
 
     def generate_formula(self, formula: str, n: int, seed: int) -> Decoded:
         """``n`` crystals of exactly this formula (scaled to the model's cell)."""
         counts = formula_counts(formula, self.trained)
-        z_c, z = self.formula_latents(counts, n, seed)
-        return Decoded(self.decode(z_c, seed, fixed_counts=counts), self._property_of(z))
+        z, cond = self.formula_latents(counts, n, seed)
+        return Decoded(self.decode(z, cond, seed, fixed_counts=counts), self._property_of(z, cond))
 
     def generate_free_formula(self, formula: str, n: int, seed: int) -> Decoded:
         """Formula-conditioned latents decoded with free types (the paper's formula hit-rate test)."""
-        counts = formula_counts(formula, self.trained)
-        z_c, z = self.formula_latents(counts, n, seed)
-        return Decoded(self.decode(z_c, seed), self._property_of(z))
+        z, cond = self.formula_latents(formula_counts(formula, self.trained), n, seed)
+        return Decoded(self.decode(z, cond, seed), self._property_of(z, cond))
 
     def generate_unconditional(self, n: int, seed: int) -> Decoded:
         """``n`` crystals from the prior of an unconditional (CDVAE baseline) model."""
         z = self.prior_latents(n, seed)
-        return Decoded(self.decode(z, seed), self._property_of(z))
+        cond = self.no_condition(n)
+        return Decoded(self.decode(z, cond, seed), self._property_of(z, cond))
 
     def reconstruct(self, crystals: list[Crystal], seed: int) -> list[Crystal]:
         """Decode each crystal's ``z_c = LMF(mu, its own conditions)`` with predicted atoms, lattice, types."""
-        mu, props, counts = self.encode(crystals)
-        with torch.no_grad():
-            z_c = self.model.fuse(mu, props, counts) if self.model.fusion is not None else mu
-        return self.decode(z_c, seed)
+        mu, cond = self.encode(crystals)
+        return self.decode(mu, cond, seed)
 
     @torch.no_grad()
-    def _property_of(self, z: Tensor) -> np.ndarray:
-        if self.model.config.property_from != "z":
-            return np.full(z.shape[0], np.nan)
-        return self.model.property_embedding.unstandardise(self.model.predict_property(z)).numpy()
+    def _property_of(self, z: Tensor, cond: Tensor) -> np.ndarray:
+        return self.heads(z, cond, torch.zeros(z.shape[0], dtype=torch.long))[4].numpy()
 
 
 def _with_property(crystal: Crystal) -> Crystal:

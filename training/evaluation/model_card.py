@@ -63,16 +63,10 @@ def property_head_mae(sampler: Sampler, crystals: list) -> dict[str, float]:
 
 
 def reconstruction(sampler: Sampler, crystals: list, seed: int) -> dict:
-    out = _decode_with_bar(lambda cb: sampler.decode(_fused_mu(sampler, crystals), seed, progress=cb),
-                           "reconstruction", len(crystals))
+    mu, cond = sampler.encode(crystals)
+    out = _decode_with_bar(lambda cb: sampler.decode(mu, cond, seed, progress=cb), "reconstruction", len(crystals))
     result = reconstruction_metrics(out, crystals)
     return {"match_rate": result.match_rate, "rmse": result.rmse, "count": result.count}
-
-
-def _fused_mu(sampler: Sampler, crystals: list) -> torch.Tensor:
-    mu, props, counts = sampler.encode(crystals)
-    with torch.no_grad():
-        return sampler.model.fuse(mu, props, counts) if sampler.model.fusion is not None else mu
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -131,10 +125,12 @@ def main(argv: list[str] | None = None) -> int:
         rng = np.random.default_rng(args.seed)
         targets = rng.choice(train_labels, size=args.samples)
         # one request per target (100:1 screening each, as the app does), decoded together
-        z_c = torch.cat([sampler.energy_latents(float(t), 1, seed=args.seed + k)[0] for k, t in enumerate(targets)])
-        conditioned = _decode_with_bar(lambda cb: sampler.decode(z_c, args.seed, progress=cb),
+        picked = [sampler.energy_latents(float(t), 1, seed=args.seed + k) for k, t in enumerate(targets)]
+        z, cond = torch.cat([p[0] for p in picked]), torch.cat([p[1] for p in picked])
+        conditioned = _decode_with_bar(lambda cb: sampler.decode(z, cond, args.seed, progress=cb),
                                        "conditioned samples", args.samples)
-        uncond = _decode_with_bar(lambda cb: base_sampler.decode(base_sampler.prior_latents(args.samples, args.seed),
+        prior = base_sampler.prior_latents(args.samples, args.seed)
+        uncond = _decode_with_bar(lambda cb: base_sampler.decode(prior, base_sampler.no_condition(args.samples),
                                                                  args.seed, progress=cb),
                                   "unconditional samples", args.samples)
         hits = {f: formula_hit_rate(uncond, cell) for f, cell in formula_cells().items()}
@@ -149,10 +145,9 @@ def main(argv: list[str] | None = None) -> int:
             target = float(np.quantile(train_labels, q))
             row = {"target": target}
             for ratio in (100, 1):
-                gen = _decode_with_bar(
-                    lambda cb, r=ratio: sampler.decode(sampler.energy_latents(target, args.per_target, args.seed, r)[0],
-                                                       args.seed, progress=cb),
-                    f"target p{int(q * 100)} ratio {ratio}", args.per_target)
+                z, cond, _ = sampler.energy_latents(target, args.per_target, args.seed, ratio)
+                gen = _decode_with_bar(lambda cb, z=z, cond=cond: sampler.decode(z, cond, args.seed, progress=cb),
+                                       f"target p{int(q * 100)} ratio {ratio}", args.per_target)
                 row[f"ratio_{ratio}"] = summary(sampler.predict_property(gen), target)
             out[f"p{int(q * 100)}"] = row
         return out
@@ -162,10 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     def formula_hits() -> dict:
         out = {}
         for formula, cell in formula_cells().items():
-            gen = _decode_with_bar(
-                lambda cb, f=formula: sampler.decode(sampler.formula_latents(formula_counts(f, model), args.per_target,
-                                                                             args.seed)[0], args.seed, progress=cb),
-                f"free decoding {formula}", args.per_target)
+            z, cond = sampler.formula_latents(formula_counts(formula, model), args.per_target, args.seed)
+            gen = _decode_with_bar(lambda cb, z=z, cond=cond: sampler.decode(z, cond, args.seed, progress=cb),
+                                   f"free decoding {formula}", args.per_target)
             out[formula] = {"cell": cell, "conditioned": formula_hit_rate(gen, cell),
                             "unconditional_baseline": results["validity"]["unconditional_formula_hits"][formula]}
         return out

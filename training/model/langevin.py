@@ -69,8 +69,10 @@ class AnnealedLangevin(nn.Module):
 
     def forward(
         self, z_c: Tensor, lattice: Tensor, num_atoms: Tensor, frac: Tensor, type_probs: Tensor,
-        fix_types: bool, seed: int,
+        fix_types: bool, seed: int, steps_per_level: int = 0,
     ) -> tuple[Tensor, Tensor]:
+        """One annealed run; ``steps_per_level`` > 0 overrides the module's setting."""
+        steps = steps_per_level if steps_per_level > 0 else self.steps_per_level
         gen = torch.Generator(device=frac.device)
         gen.manual_seed(seed)
         batch = torch.repeat_interleave(torch.arange(num_atoms.shape[0], device=frac.device), num_atoms)
@@ -86,7 +88,7 @@ class AnnealedLangevin(nn.Module):
                 if float(sigma) < self.min_sigma:
                     break
                 step = self.step_lr * (sigma / sigma_min) ** 2
-                for _ in range(self.steps_per_level):
+                for _ in range(steps):
                     noise = torch.randn(frac.shape, generator=gen, device=frac.device, dtype=frac.dtype)
                     coord_out, type_logits = self.decoder(frac, probs, lattice, num_atoms, z_c)
                     cart = torch.bmm(frac.unsqueeze(1), atom_lattice).squeeze(1)
@@ -95,3 +97,41 @@ class AnnealedLangevin(nn.Module):
                     if not fix_types:
                         probs = nn.functional.one_hot(type_logits.argmax(dim=1), num_types).to(frac.dtype)
         return frac, probs.argmax(dim=1)
+
+
+class CrystalDecoder(nn.Module):
+    """Starting point + annealed Langevin: fused latents and predicted cells -> crystals.
+
+    The whole decoding of a generation request after the heads, as one module that
+    ``torch.jit.script`` compiles (the export ships it as ``decoder.pt``): uniform random
+    starting fractional coordinates, starting types drawn per atom from the predicted
+    composition (or the fixed types of a formula request), then the annealed Langevin loop.
+    Everything random comes from ``seed``.
+
+    Shapes:
+        z_c (B, D); lattice (B, 3, 3) rows in Å; num_atoms (B,) long; composition (B, T)
+        probabilities; fixed_types (N,) long type indices, or an empty tensor for free
+        types -> frac (N, 3) in [0, 1), types (N,) long, N = num_atoms.sum().
+    """
+
+    def __init__(self, langevin: AnnealedLangevin, num_types: int) -> None:
+        super().__init__()
+        self.langevin = langevin
+        self.num_types = num_types
+
+    def forward(self, z_c: Tensor, lattice: Tensor, num_atoms: Tensor, composition: Tensor,
+                fixed_types: Tensor, seed: int, steps_per_level: int) -> tuple[Tensor, Tensor]:
+        total = int(num_atoms.sum())
+        gen = torch.Generator(device=z_c.device)
+        gen.manual_seed(seed)
+        frac = torch.rand(total, 3, generator=gen, device=z_c.device, dtype=lattice.dtype)
+        fix = fixed_types.numel() > 0
+        if fix:
+            if fixed_types.shape[0] != total:
+                raise ValueError(f"fixed_types has {fixed_types.shape[0]} entries for {total} atoms")
+            types = fixed_types
+        else:
+            per_atom = composition.repeat_interleave(num_atoms, dim=0)
+            types = torch.multinomial(per_atom, 1, generator=gen).squeeze(-1)
+        probs = nn.functional.one_hot(types, self.num_types).to(lattice.dtype)
+        return self.langevin(z_c, lattice, num_atoms, frac, probs, fix, seed + 1, steps_per_level)
