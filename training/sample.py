@@ -28,11 +28,11 @@ from torch import Tensor
 
 from training.data.crystal import Crystal, CrystalDataset
 from training.model.batching import training_batch
-from training.model.conditions import parse_formula
 from training.model.gan import Generator
 from training.model.generation import GenerationHeads
 from training.model.langevin import AnnealedLangevin, CrystalDecoder, LangevinSettings
 from training.train.weights import TrainedModel
+from vdwgen import chemistry
 
 DEFAULT_RATIO = 100
 
@@ -55,23 +55,15 @@ def formula_counts(text: str, trained: TrainedModel) -> Tensor:
     """Element counts (V,) of a formula, scaled to a cell size the model was trained on.
 
     "GaInSSe" (4 atoms) becomes the 8-atom cell Ga2In2S2Se2 for a model trained on 8-atom
-    bilayers. Among the multiples of the formula that fit, the cell size most common in
-    the training data wins.
+    bilayers (:func:`vdwgen.chemistry.scale_to_cell`).
 
     Raises:
         ValueError: unreadable formula, element outside the vocabulary (lists it), or no
             multiple of the formula that matches a training cell size (names the sizes).
     """
-    counts = parse_formula(text, trained.vocab)
-    atoms = int(counts.sum())
-    seen = trained.model.cell_size_counts
-    sizes = [k for k in range(atoms, seen.shape[0], atoms) if int(seen[k]) > 0]
-    trained_sizes = [k for k in range(seen.shape[0]) if int(seen[k]) > 0]
-    if not sizes:
-        raise ValueError(f"formula {text!r} has {atoms} atoms, and no whole multiple of it fills a cell of "
-                         f"the sizes this model was trained on ({', '.join(map(str, trained_sizes))} atoms)")
-    best = max(sizes, key=lambda k: int(seen[k]))
-    return counts * (best // atoms)
+    counts = chemistry.parse_formula(text, trained.vocab.symbols)
+    sizes = {k: int(v) for k, v in enumerate(trained.model.cell_size_counts.tolist()) if v}
+    return torch.tensor(chemistry.scale_to_cell(text, counts, sizes), dtype=torch.long)
 
 
 class Sampler:

@@ -71,7 +71,52 @@ def _build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", action="store_true", help="continue the run in --out")
     train.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
                        help="override a config value, e.g. train.epochs=2 or model.encoder.num_layers=1")
+
+    exp = sub.add_parser(
+        "export", help="export a trained model (weights file) as a served artifact folder",
+        description="Write condition/generator/fusion_heads ONNX graphs, the TorchScript Langevin decoder "
+        "and manifest.json; every part is checked against the eager model first.",
+    )
+    exp.add_argument("weights", type=Path, help="model.pt of a run or of models/NAME/")
+    exp.add_argument("--out", type=Path, required=True, help="artifact folder, e.g. artifacts/NAME (replaced)")
+    exp.add_argument("--name", default=None, help="model name in the manifest (default: the folder name)")
+    exp.add_argument("--steps-per-level", type=int, default=None, help="default Langevin steps per level")
+
+    gen = sub.add_parser(
+        "generate", help="generate candidate bilayers from a shipped or exported model",
+        description="Generate crystals for a formation-energy target, a formula, or unconditionally; "
+        "writes POSCAR and CIF files and prints a summary with validity.",
+    )
+    what = gen.add_mutually_exclusive_group(required=True)
+    what.add_argument("--formation-energy", type=float, metavar="EV_PER_ATOM", help="target formation energy")
+    what.add_argument("--formula", help="formula, e.g. GaInSSe (scaled to the model's cell)")
+    what.add_argument("--unconditional", action="store_true", help="sample the CDVAE baseline's prior")
+    gen.add_argument("--n", type=int, default=10, help="number of crystals (default 10)")
+    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--steps-per-level", type=int, default=None, help="Langevin steps per noise level")
+    gen.add_argument("--screening-ratio", type=int, default=None, help="latents drawn per crystal kept (default 100)")
+    gen.add_argument("--artifacts", type=Path, default=None,
+                     help="artifact folder (default: the shipped model that serves the request)")
+    gen.add_argument("--out", type=Path, default=None, help="folder for POSCAR/CIF files")
+    gen.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: cuda when available")
     return parser
+
+
+def _export(args: argparse.Namespace) -> int:
+    from export.build import DEFAULT_STEPS_PER_LEVEL, export_artifact
+
+    if not args.weights.exists():
+        raise UsageError(f"no such weights file: {args.weights}")
+    steps = args.steps_per_level or DEFAULT_STEPS_PER_LEVEL
+    path = export_artifact(args.weights, args.out, name=args.name, steps_per_level=steps)
+    print(f"wrote {path}")
+    return 0
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from vdwgen.generate_cli import run_generate
+
+    return run_generate(args)
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -150,6 +195,8 @@ _COMMANDS = {
     ("dataset", "import"): _dataset_import,
     ("dataset", "info"): _dataset_info,
     ("train", None): _train,
+    ("export", None): _export,
+    ("generate", None): _generate,
 }
 
 

@@ -175,7 +175,8 @@ class ConditionCDVAEPlus(nn.Module):
             return self.formula_embedding(counts)
         if property_value is None and counts is None:
             raise ValueError("give a formation energy, a formula or both")
-        batch = int(property_value.shape[0]) if property_value is not None else int(counts.shape[0])  # type: ignore[union-attr]
+        # a size, not an int: exporters keep the batch axis symbolic
+        batch = property_value.shape[0] if property_value is not None else counts.shape[0]  # type: ignore[union-attr]
         return torch.cat([
             _masked(self.property_embedding, property_value, self.null_property, keep_property, batch),
             _masked(self.formula_embedding, counts, self.null_formula, keep_formula, batch),
@@ -282,7 +283,7 @@ class ConditionCDVAEPlus(nn.Module):
         return coord, types
 
 
-def _masked(embed: nn.Module, value: Tensor | None, null: Tensor, keep: Tensor | None, batch: int) -> Tensor:
+def _masked(embed: nn.Module, value: Tensor | None, null: Tensor, keep: Tensor | None, batch: int | torch.SymInt) -> Tensor:
     """``embed(value)`` row by row where ``keep`` (all rows when None), the null vector elsewhere."""
     empty = null.unsqueeze(0).expand(batch, -1)
     if value is None:

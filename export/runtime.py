@@ -1,0 +1,246 @@
+"""The serving engine: an artifact folder -> candidate crystals (no ``training`` import).
+
+One typed call serves the app and the command line::
+
+    engine = Engine.load(artifacts_dir() / "cdvae-plus-janus")
+    result = engine.generate(GenerationRequest("formula", count=20, formula="GaInSSe"), progress)
+
+The steps are those of :mod:`training.sample`, on the exported files: condition vector
+(``condition.onnx``) -> latents (``generator.onnx``; the 100:1 screening keeps the latents
+whose predicted formation energy is closest to the target) or the prior (baseline) ->
+fusion and heads (``fusion_heads.onnx``) -> annealed Langevin (``decoder.pt``) ->
+pymatgen Structures. onnxruntime uses CUDA when torch sees a GPU and the CUDA provider is
+installed, else the CPU; the TorchScript decoder runs on the same device.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from pymatgen.core import Lattice, Structure
+
+from export.manifest import ArtifactError, Manifest, read_manifest
+from export.request import CheckedRequest, GenerationRequest, check_request
+from vdwgen import chemistry
+
+DECODE_BATCH = 128
+"""Crystals decoded together (the eager sampler uses the same, so seeds give the same crystals)."""
+
+Progress = Callable[[int, int], None]
+"""Called with (crystals decoded so far, crystals requested)."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One generated crystal and what the model predicted for it."""
+
+    index: int
+    structure: Structure
+    predicted_formation_energy: float
+
+    @property
+    def formula(self) -> str:
+        return self.structure.composition.alphabetical_formula.replace(" ", "")
+
+    @property
+    def reduced_formula(self) -> str:
+        return self.structure.composition.reduced_formula
+
+
+@dataclass
+class GenerationResult:
+    """The answer to a request."""
+
+    request: GenerationRequest
+    model: str
+    steps_per_level: int
+    screening_ratio: int
+    candidates: list[Candidate]
+    warnings: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def choose_device(device: str | None = None) -> str:
+    """``cuda`` when asked for or when torch sees a GPU, else ``cpu``."""
+    if device is not None:
+        if device not in ("cpu", "cuda"):
+            raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
+        if device == "cuda" and not torch.cuda.is_available():
+            raise ValueError("device 'cuda' asked for, but torch sees no GPU")
+        return device
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def onnx_providers(device: str) -> list[str]:
+    """onnxruntime providers for ``device``: CUDA first when it is present, the CPU always."""
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    if device == "cuda" and "CUDAExecutionProvider" in available:
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+def _check_versions(manifest: Manifest) -> None:
+    exported = str(manifest.data.get("packages", {}).get("torch", ""))
+    ours = torch.__version__
+    if exported and exported.split(".")[0] != ours.split(".")[0]:
+        raise ArtifactError(f"artifact {manifest.name}: decoder.pt was written by torch {exported}; this torch "
+                            f"({ours}) cannot be trusted to load it: re-export with this version")
+
+
+class Engine:
+    """A loaded artifact, ready to generate. Use :meth:`load`."""
+
+    def __init__(self, manifest: Manifest, sessions: dict, decoder: torch.jit.ScriptModule, device: str) -> None:
+        self.manifest = manifest
+        self.sessions = sessions
+        self.decoder = decoder
+        self.device = device
+
+    @classmethod
+    def load(cls, folder: Path, device: str | None = None) -> Engine:
+        """Read an artifact folder, verifying every file's sha256 and the versions.
+
+        Raises:
+            ArtifactError: missing, tampered or incompatible files (the message names the file).
+        """
+        import onnxruntime as ort
+
+        manifest = read_manifest(Path(folder), verify=True)
+        _check_versions(manifest)
+        device = choose_device(device)
+        providers = onnx_providers(device)
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        sessions = {}
+        for name in ("condition", "generator", "fusion_heads"):
+            path = manifest.path(f"{name}.onnx")
+            if f"{name}.onnx" in manifest.data["files"]:
+                try:
+                    sessions[name] = ort.InferenceSession(str(path), options, providers=providers)
+                except Exception as exc:
+                    raise ArtifactError(f"artifact {manifest.name}: {name}.onnx cannot be loaded ({exc})") from None
+        required = ("fusion_heads",) if manifest.condition == "none" else ("condition", "generator", "fusion_heads")
+        for name in required:
+            if name not in sessions:
+                raise ArtifactError(f"artifact {manifest.name}: {name}.onnx is not listed in its manifest")
+        if "decoder.pt" not in manifest.data["files"]:
+            raise ArtifactError(f"artifact {manifest.name}: decoder.pt is not listed in its manifest")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            try:
+                decoder = torch.jit.load(str(manifest.path("decoder.pt")), map_location=device)
+            except Exception as exc:
+                raise ArtifactError(f"artifact {manifest.name}: decoder.pt cannot be loaded ({exc})") from None
+        return cls(manifest, sessions, decoder.eval(), device)
+
+    @property
+    def name(self) -> str:
+        return self.manifest.name
+
+    @property
+    def vocabulary(self) -> tuple[str, ...]:
+        return self.manifest.vocabulary
+
+    def check(self, request: GenerationRequest) -> CheckedRequest:
+        """Validate a request (raises :class:`export.request.RequestError`)."""
+        return check_request(request, self.manifest)
+
+    # -- steps ---------------------------------------------------------------------------------
+    def _run(self, name: str, **feeds: np.ndarray) -> list[np.ndarray]:
+        session = self.sessions[name]
+        wanted = {i.name for i in session.get_inputs()}
+        return session.run(None, {k: v for k, v in feeds.items() if k in wanted})
+
+    def condition(self, n: int, target: float | None, counts: tuple[int, ...] | None) -> np.ndarray:
+        """Condition vectors (n, C) for a formation-energy target or a cell's element counts."""
+        v = len(self.vocabulary)
+        return self._run(
+            "condition",
+            property=np.full(n, 0.0 if target is None else target, dtype=np.float32),
+            counts=np.tile(np.asarray(counts if counts is not None else [0] * v, dtype=np.float32), (n, 1)),
+            keep_property=np.full(n, 0.0 if target is None else 1.0, dtype=np.float32),
+            keep_formula=np.full(n, 0.0 if counts is None else 1.0, dtype=np.float32),
+        )[0]
+
+    def latents(self, checked: CheckedRequest) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        """Latents (n, D), their condition vectors (or None) and predicted formation energies (n,)."""
+        request = checked.request
+        n = request.count
+        rng = torch.Generator().manual_seed(request.seed)
+        if request.mode == "unconditional":
+            z = torch.randn(n, int(self.manifest.data["model"]["latent_dim"]), generator=rng).numpy()
+            return z, None, self.heads(z, None, np.zeros(n, dtype=np.int64))[4]
+        noise_dim = int(self.manifest.data["model"]["noise_dim"])
+        if request.mode == "formation_energy":
+            pool = n * checked.screening_ratio
+            cond = self.condition(pool, float(request.target), None)  # type: ignore[arg-type]
+            z = self._run("generator", noise=torch.randn(pool, noise_dim, generator=rng).numpy(), cond=cond)[0]
+            predicted = self.heads(z, cond, np.zeros(pool, dtype=np.int64))[4]
+            keep = np.argsort(np.abs(predicted - float(request.target)), kind="stable")[:n]
+            return z[keep], cond[keep], predicted[keep]
+        cond = self.condition(n, None, checked.counts)
+        z = self._run("generator", noise=torch.randn(n, noise_dim, generator=rng).numpy(), cond=cond)[0]
+        return z, cond, self.heads(z, cond, np.zeros(n, dtype=np.int64))[4]
+
+    def heads(self, z: np.ndarray, cond: np.ndarray | None, override: np.ndarray) -> list[np.ndarray]:
+        """z_c, atom counts, lattices (B, 3, 3), composition, predicted formation energy."""
+        feeds = {"z": z.astype(np.float32), "num_atoms_override": override.astype(np.int64)}
+        if cond is not None:
+            feeds["cond"] = cond.astype(np.float32)
+        return self._run("fusion_heads", **feeds)
+
+    def decode(self, z: np.ndarray, cond: np.ndarray | None, checked: CheckedRequest,
+               progress: Progress | None = None) -> list[Structure]:
+        """Structures from latents by the exported annealed Langevin loop, in chunks."""
+        vocab = self.vocabulary
+        counts = checked.counts
+        structures: list[Structure] = []
+        total = z.shape[0]
+        for chunk, start in enumerate(range(0, total, DECODE_BATCH)):
+            zb = z[start:start + DECODE_BATCH]
+            b = zb.shape[0]
+            override = np.zeros(b, dtype=np.int64)
+            fixed = torch.empty(0, dtype=torch.long)
+            if counts is not None:
+                per_crystal = np.repeat(np.arange(len(vocab)), counts)
+                override[:] = per_crystal.size
+                fixed = torch.from_numpy(np.tile(per_crystal, b)).long()
+            z_c, num_atoms, lattice, composition, _ = self.heads(zb, None if cond is None else cond[start:start + b],
+                                                                 override)
+            device = self.device
+            with torch.no_grad():
+                frac, types = self.decoder(torch.from_numpy(z_c).to(device), torch.from_numpy(lattice).to(device),
+                                           torch.from_numpy(num_atoms).to(device),
+                                           torch.from_numpy(composition).to(device), fixed.to(device),
+                                           checked.request.seed * 1_000 + chunk, checked.steps_per_level)
+            frac, types = frac.cpu().double().numpy(), types.cpu().numpy()
+            stops = np.cumsum(num_atoms)
+            for k, (lo, hi) in enumerate(zip(np.concatenate([[0], stops[:-1]]), stops)):
+                structures.append(Structure(Lattice(lattice[k].astype(np.float64)),
+                                            [vocab[int(t)] for t in types[lo:hi]], frac[lo:hi]))
+            if progress is not None:
+                progress(len(structures), total)
+        return structures
+
+    def generate(self, request: GenerationRequest, progress: Progress | None = None) -> GenerationResult:
+        """Answer a request: checked, sampled, decoded. Raises RequestError on bad input."""
+        t0 = time.perf_counter()
+        checked = self.check(request)
+        z, cond, predicted = self.latents(checked)
+        structures = self.decode(z, cond, checked, progress)
+        candidates = [Candidate(i, s, float(p)) for i, (s, p) in enumerate(zip(structures, predicted))]
+        return GenerationResult(request, self.name, checked.steps_per_level, checked.screening_ratio, candidates,
+                                list(checked.warnings), time.perf_counter() - t0)
+
+
+def cell_formula(counts: tuple[int, ...], vocabulary: tuple[str, ...]) -> str:
+    """The cell formula a formula request resolves to (e.g. ``Ga2In2S2Se2``)."""
+    return chemistry.cell_formula(counts, vocabulary)
