@@ -9,7 +9,10 @@ For each steps-per-level value, in one process on this machine:
 2. the same request with the engine's TorchScript decoder swapped for the eager
    ``CrystalDecoder`` built from the shipped weights (same seeds, same chunks), so the ratio
    is measured in the same run on the same inputs;
-3. peak resident memory of each pass (Linux ``VmHWM``, reset before each pass).
+3. peak resident memory of each pass (Linux ``VmHWM``, reset before each pass);
+4. with ``--recon-val N``: reconstruction match rate and RMSE (StructureMatcher 0.5/10/0.3)
+   of N crystals spread over the *validation* part, eager sampler, same steps per level --
+   the quality side of choosing the default (the test part is never touched here).
 
 Writes one JSON file (``--out``). Needs the training code for the eager decoder only.
 
@@ -30,7 +33,10 @@ import torch
 
 from export.request import GenerationRequest
 from export.runtime import Engine
+from training.data.janus import load_janus_dataset
+from training.evaluation.reconstruction import reconstruction_metrics
 from training.model.langevin import AnnealedLangevin, CrystalDecoder, LangevinSettings
+from training.sample import Sampler
 from training.train.weights import load_trained
 from vdwgen.scoring import compositionally_valid, structurally_valid
 
@@ -69,6 +75,17 @@ def _pass(engine: Engine, request: GenerationRequest) -> dict:
             "peak_rss_mib": round(_peak_memory_mib(), 1), "peak_reset": reset}
 
 
+def _reconstruction(trained, steps: int, n: int) -> dict:  # noqa: ANN001
+    val = load_janus_dataset(split=trained.config.train.split, part="val")
+    crystals = [val[int(i)] for i in np.linspace(0, len(val) - 1, min(n, len(val))).round()]
+    t0 = time.perf_counter()
+    out = Sampler(trained, LangevinSettings(steps_per_level=steps)).reconstruct(crystals, seed=0)
+    result = reconstruction_metrics(out, crystals)
+    return {"crystals": result.count, "match_rate": round(result.match_rate, 4),
+            "rmse": None if result.rmse != result.rmse else round(result.rmse, 4),
+            "seconds": round(time.perf_counter() - t0, 1)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--artifacts", type=Path, required=True)
@@ -77,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, nargs="+", default=[1, 2, 5])
     parser.add_argument("--device", choices=("cpu", "cuda"), default=None)
     parser.add_argument("--skip-eager", action="store_true", help="TorchScript only (e.g. a 10,000-crystal GPU run)")
+    parser.add_argument("--recon-val", type=int, default=0, help="validation crystals to reconstruct per setting")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
 
@@ -102,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
             engine.decoder = scripted
             row["torchscript_over_eager"] = round(row["torchscript"]["crystals_per_s"]
                                                   / row["eager"]["crystals_per_s"], 3)
+        if args.recon_val:
+            row["validation_reconstruction"] = _reconstruction(trained, steps, args.recon_val)
         results.append(row)
         print(json.dumps(row), flush=True)
     report = {

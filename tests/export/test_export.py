@@ -62,7 +62,20 @@ def test_manifest_lists_hashed_files_and_parity(artifacts: dict[str, Path]) -> N
     assert set(read_manifest(artifacts["baseline"]).data["files"]) == {"fusion_heads.onnx", "decoder.pt"}
 
 
-def test_onnx_parts_match_eager_on_fresh_inputs(artifacts: dict[str, Path]) -> None:
+SHIPPED = {"model": ROOT / "artifacts" / "cdvae-plus-janus", "weights": ROOT / "models" / "cdvae-plus-janus" / "model.pt"}
+
+
+@pytest.fixture(params=["tiny", "shipped"])
+def exported(request: pytest.FixtureRequest) -> dict[str, Path]:
+    """A tiny model exported here, and the shipped default (artifacts/ + models/)."""
+    if request.param == "tiny":
+        return request.getfixturevalue("artifacts")
+    assert (SHIPPED["model"] / "manifest.json").is_file() and SHIPPED["weights"].is_file(), "default not shipped"
+    return SHIPPED
+
+
+def test_onnx_parts_match_eager_on_fresh_inputs(exported: dict[str, Path]) -> None:
+    artifacts = exported
     trained = load_trained(artifacts["weights"])
     engine = Engine.load(artifacts["model"])
     sampler = Sampler(trained, LangevinSettings(steps_per_level=2))
@@ -85,7 +98,8 @@ def test_onnx_parts_match_eager_on_fresh_inputs(artifacts: dict[str, Path]) -> N
             np.testing.assert_allclose(a, b.numpy(), atol=1e-5 * max(1.0, float(b.abs().max())))
 
 
-def test_torchscript_decoder_matches_eager_loop(artifacts: dict[str, Path]) -> None:
+def test_torchscript_decoder_matches_eager_loop(exported: dict[str, Path]) -> None:
+    artifacts = exported
     trained = load_trained(artifacts["weights"])
     model = trained.model
     engine = Engine.load(artifacts["model"])

@@ -40,17 +40,54 @@ def _infos(at: AppTest) -> str:
 
 def test_generate_page_without_model(empty_dirs: Path) -> None:
     at = _run()
-    assert "No model is shipped yet" in _infos(at)
-    assert not at.selectbox
+    assert "No model artifacts found" in _infos(at)
+    assert not at.radio
 
 
-def test_generate_page_lists_models(empty_dirs: Path) -> None:
+def test_generate_page_names_a_broken_manifest(empty_dirs: Path) -> None:
     model = empty_dirs / "artifacts" / "cdvae-demo"
     model.mkdir()
     (model / "manifest.json").write_text(json.dumps({"name": "cdvae-demo", "version": "0"}))
     at = _run()
-    assert "No model is shipped yet" not in _infos(at)
-    assert at.selectbox(key="generate_model").value.name == "cdvae-demo"
+    assert at.error and "cdvae-demo" in at.error[0].value
+    assert "No model artifacts found" in _infos(at)
+
+
+@pytest.fixture
+def shipped(empty_dirs: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The app on the shipped artifacts (and empty data folders)."""
+    monkeypatch.setenv("VDWGEN_ARTIFACTS_DIR", str(ROOT / "artifacts"))
+    assert (ROOT / "artifacts" / "cdvae-plus-janus" / "manifest.json").is_file(), "the default model is not shipped"
+    return ROOT / "artifacts"
+
+
+def test_generate_page_formula_request_on_the_shipped_model(shipped: Path) -> None:
+    at = _run()
+    assert list(at.radio(key="generate_mode").options) == ["Formation energy", "Formula", "Unconditional"]
+    at.radio(key="generate_mode").set_value("formula").run(timeout=60)
+    at.text_input(key="generate_formula").set_value("GaInSSe")
+    at.number_input(key="generate_count").set_value(2)
+    at.number_input(key="generate_steps").set_value(1)
+    at.button(key="generate_run").click().run(timeout=120)
+    assert not at.exception, [e.value for e in at.exception]
+    table = at.dataframe[0].value
+    assert list(table["formula"]) == ["Ga2In2S2Se2", "Ga2In2S2Se2"] and list(table["atoms"]) == [8, 8]
+    assert len(at.get("download_button")) == 3
+
+
+def test_generate_page_energy_request_and_bad_formula(shipped: Path) -> None:
+    at = _run()
+    at.number_input(key="generate_target").set_value(-0.7)
+    at.number_input(key="generate_count").set_value(2)
+    at.number_input(key="generate_steps").set_value(1)
+    at.number_input(key="generate_ratio").set_value(5)
+    at.button(key="generate_run").click().run(timeout=120)
+    assert not at.exception, [e.value for e in at.exception]
+    assert len(at.dataframe[0].value) == 2
+    at.radio(key="generate_mode").set_value("formula").run(timeout=60)
+    at.text_input(key="generate_formula").set_value("FeS")
+    at.button(key="generate_run").click().run(timeout=60)
+    assert at.error and "allowed elements" in at.error[0].value
 
 
 def test_dataset_page_not_built(empty_dirs: Path) -> None:

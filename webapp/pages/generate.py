@@ -1,22 +1,28 @@
-"""Generate page: ask the generator for bilayers with a target property.
+"""Generate page: bilayers for a formation-energy target, a formula, or unconditionally.
 
-No model is shipped in this milestone: the page lists the model artifacts it finds
-(folders under ``artifacts/`` holding a ``manifest.json``) and otherwise says so.
+The page serves the exported artifacts under ``artifacts/`` (one folder per model, each
+with a ``manifest.json``) through :class:`export.runtime.Engine` -- the same call as
+``vdwgen generate``. A conditional model (``both``) answers formation-energy and formula
+requests; the unconditional CDVAE baseline answers unconditional ones. Engines load once
+per process (``st.cache_resource``); the latest result stays in the session.
 """
 
 from __future__ import annotations
 
-import json
+import io
+import zipfile
 from pathlib import Path
 
+import pandas as pd
 import streamlit as st
 
+from export.manifest import ArtifactError, Manifest, read_manifest
+from export.request import SUPPORTED, GenerationRequest, RequestError
+from export.runtime import Engine, GenerationResult
 from vdwgen.paths import artifacts_dir
+from vdwgen.scoring import compositionally_valid, min_distance, structurally_valid
 
-NO_MODEL_MESSAGE = (
-    "No model is shipped yet — the generator arrives with the model issues; "
-    "meanwhile browse the dataset."
-)
+MODES = {"formation_energy": "Formation energy", "formula": "Formula", "unconditional": "Unconditional"}
 
 
 def find_models(root: Path) -> list[Path]:
@@ -26,32 +32,144 @@ def find_models(root: Path) -> list[Path]:
     return sorted(manifest.parent for manifest in root.glob("*/manifest.json"))
 
 
-def read_manifest(folder: Path) -> dict | None:
-    """The manifest of a model folder, or None when it is not a readable JSON object."""
-    try:
-        data = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+def models_by_mode(folders: list[Path]) -> tuple[dict[str, Path], list[str]]:
+    """The first model folder serving each mode, and a message per unreadable manifest."""
+    served: dict[str, Path] = {}
+    problems: list[str] = []
+    for folder in folders:
+        try:
+            manifest = read_manifest(folder, verify=False)
+        except ArtifactError as exc:
+            problems.append(str(exc))
+            continue
+        for mode in SUPPORTED.get(manifest.condition, ()):
+            served.setdefault(mode, folder)
+    return served, problems
+
+
+@st.cache_resource(show_spinner="Loading the model (checking every file's sha256)...")
+def load_engine(folder: str) -> Engine:
+    return Engine.load(Path(folder))
+
+
+def results_table(result: GenerationResult) -> pd.DataFrame:
+    rows = []
+    for c in result.candidates:
+        s = c.structure
+        structural, compositional = structurally_valid(s), compositionally_valid(s.composition)
+        rows.append({"#": c.index, "formula": c.formula, "atoms": len(s),
+                     "predicted E_f (eV/atom)": round(c.predicted_formation_energy, 4),
+                     "min distance (Å)": round(min_distance(s), 3),
+                     "a (Å)": round(s.lattice.a, 3), "c (Å)": round(s.lattice.c, 3),
+                     "structure valid": structural, "SMACT valid": compositional,
+                     "valid": "✅" if structural and compositional else "❌"})
+    return pd.DataFrame(rows)
+
+
+def poscar_zip(result: GenerationResult) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for c in result.candidates:
+            archive.writestr(f"{c.index:04d}_{c.formula}.vasp", c.structure.to(fmt="poscar"))
+    return buffer.getvalue()
+
+
+def request_form(mode: str, manifest: Manifest) -> GenerationRequest:
+    sampling = manifest.data.get("sampling", {})
+    prop = manifest.data["model"].get("property", {})
+    left, right = st.columns(2)
+    target = formula = None
+    if mode == "formation_energy":
+        low, high = manifest.property_range
+        pct = prop.get("percentiles", {})
+        target = left.number_input(
+            "Target formation energy (eV/atom)", value=round(float(pct.get("50", (low + high) / 2)), 3),
+            step=0.01, format="%.3f", key="generate_target",
+            help=f"Training labels span {low:+.3f} .. {high:+.3f} eV/atom (10th / 50th / 90th percentile: "
+                 f"{pct.get('10', low):+.3f} / {pct.get('50', 0):+.3f} / {pct.get('90', high):+.3f}). "
+                 "Targets outside are allowed but extrapolate.")
+        left.caption(f"Training range {low:+.3f} .. {high:+.3f} eV/atom")
+    elif mode == "formula":
+        formula = left.text_input("Formula", value="GaInSSe", key="generate_formula",
+                                  help=f"Elements: {', '.join(manifest.vocabulary)}. Scaled to the model's "
+                                       f"cell ({', '.join(map(str, manifest.cell_sizes))} atoms).")
+        left.caption(f"Elements: {', '.join(manifest.vocabulary)}")
+    cap = int(sampling.get("max_count", 1000))
+    count = right.number_input("Number of crystals", 1, cap, 10, key="generate_count")
+    seed = right.number_input("Seed", 0, 2**31 - 1, 0, key="generate_seed",
+                              help="The same seed and settings give the same crystals.")
+    with st.expander("Advanced settings"):
+        steps = st.number_input("Langevin steps per noise level", 1, 100, int(sampling.get("steps_per_level", 5)),
+                                key="generate_steps",
+                                help=f"{sampling.get('noise_levels', 50)} noise levels; decoding time grows "
+                                     "linearly with the steps.")
+        ratio = st.number_input("Screening ratio (latents drawn per crystal kept)", 1, 1000,
+                                int(sampling.get("screening_ratio", 100)), key="generate_ratio",
+                                disabled=mode != "formation_energy",
+                                help="Formation-energy requests: draw ratio x count latents and keep those "
+                                     "whose predicted formation energy is closest to the target.")
+    return GenerationRequest(mode, int(count), target=target, formula=formula, seed=int(seed),  # type: ignore[arg-type]
+                             steps_per_level=int(steps), screening_ratio=int(ratio))
+
+
+def show_result(result: GenerationResult) -> None:
+    table = results_table(result)
+    valid = int((table["valid"] == "✅").sum())
+    st.subheader(f"{len(table)} crystals from {result.model}")
+    st.caption(f"{valid}/{len(table)} valid (all distances ≥ 0.5 Å and SMACT charge-neutral) · "
+               f"{result.seconds:.1f} s · {result.steps_per_level} Langevin steps per level"
+               + (f" · screening {result.screening_ratio}:1" if result.request.mode == "formation_energy" else ""))
+    st.dataframe(table, hide_index=True, width="stretch", key="generate_table")
+    pick = st.selectbox("Crystal to download", table["#"].tolist(),
+                        format_func=lambda i: f"#{i} {result.candidates[i].formula}", key="generate_pick")
+    chosen = result.candidates[int(pick)]
+    a, b, c = st.columns(3)
+    a.download_button("POSCAR", chosen.structure.to(fmt="poscar"), f"{chosen.index:04d}_{chosen.formula}.vasp",
+                      key="generate_poscar")
+    b.download_button("CIF", chosen.structure.to(fmt="cif"), f"{chosen.index:04d}_{chosen.formula}.cif",
+                      key="generate_cif")
+    c.download_button("All POSCARs (ZIP)", poscar_zip(result), "candidates.zip", mime="application/zip",
+                      key="generate_zip")
+    with st.expander(f"POSCAR of #{chosen.index}"):
+        st.code(chosen.structure.to(fmt="poscar"), language=None)
 
 
 st.title("Generate bilayers")
-st.write(
-    "Ask for van der Waals bilayers with a target formation energy or formula; the "
-    "generator proposes candidate crystals to filter and download."
-)
+st.write("Ask for van der Waals bilayers with a target formation energy or a formula; the model proposes "
+         "candidate crystals to check and download as POSCARs for DFT.")
 
-models = find_models(artifacts_dir())
-if not models:
-    st.info(NO_MODEL_MESSAGE, icon=":material/info:")
-    st.page_link("pages/dataset.py", label="Browse the dataset", icon=":material/table_chart:")
-else:
-    chosen = st.selectbox(
-        "Model", models, format_func=lambda folder: folder.name, key="generate_model"
-    )
-    manifest = read_manifest(chosen)
-    if manifest is None:
-        st.warning(f"`{chosen / 'manifest.json'}` is not a readable JSON object.")
+root = artifacts_dir()
+served, problems = models_by_mode(find_models(root))
+for problem in problems:
+    st.error(problem, icon=":material/error:")
+if not served:
+    st.info(f"No model artifacts found under `{root}`. Export one with `vdwgen export MODEL.pt --out "
+            f"{root}/NAME`.", icon=":material/info:")
+    st.stop()
+
+modes = [m for m in MODES if m in served]
+mode = st.radio("Request", modes, format_func=MODES.__getitem__, horizontal=True, key="generate_mode")
+try:
+    engine = load_engine(str(served[mode]))
+except ArtifactError as exc:
+    st.error(str(exc), icon=":material/error:")
+    st.stop()
+st.caption(f"Model `{engine.name}` ({engine.manifest.condition}-conditioned) on {engine.device}")
+request = request_form(mode, engine.manifest)
+
+if st.button("Generate", type="primary", key="generate_run"):
+    try:
+        checked = engine.check(request)
+    except RequestError as exc:
+        st.error(str(exc), icon=":material/error:")
     else:
-        st.json(manifest, expanded=False)
-    st.info("Generation from this page arrives with the runtime engine.", icon=":material/info:")
+        for warning in checked.warnings:
+            st.warning(warning, icon=":material/warning:")
+        bar = st.progress(0.0, text="Sampling latents...")
+        result = engine.generate(request, lambda done, total: bar.progress(
+            done / total, text=f"Decoding crystals: {done}/{total}"))
+        bar.empty()
+        st.session_state["generate_result"] = result
+
+if "generate_result" in st.session_state:
+    show_result(st.session_state["generate_result"])

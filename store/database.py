@@ -1,0 +1,239 @@
+"""The candidate store: one DuckDB file of runs and candidates.
+
+Design around DuckDB's rules (environment.md):
+
+- **One configuration per file per process.** A second connection to the same file with
+  other settings is refused, so this module keeps exactly one connection per file per
+  process (``_OPEN``), opened with the locked-down configuration that the user-SQL path
+  needs -- external file access off, extension autoload/autoinstall off, configuration
+  locked -- and every caller (writes from runs, user queries, downloads) works through a
+  cursor of that connection. Our own writes never need files or extensions, so nothing is
+  lost by locking the one connection down.
+- **Threads** each take ``connection.cursor()``; writes are serialised by a per-file lock,
+  so concurrent runs in one process never conflict on ids.
+- **One writer process.** Another process holding the file gets a clear
+  :class:`StoreError` naming it, not DuckDB's lock error.
+- **Runs are atomic.** :meth:`Store.start_run` commits a ``running`` row; :meth:`Store.finish_run`
+  writes all of a run's candidates and the final status in one transaction. A process
+  killed mid-run leaves its row ``running``; the next open marks such rows ``interrupted``
+  (only one process can hold the file, so they cannot belong to a live run).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from store.schema import MIGRATIONS, SCHEMA_VERSION
+from vdwgen.errors import VdwgenError
+from vdwgen.paths import data_dir
+
+DB_FILE = "candidates.duckdb"
+LOCKED_DOWN = {
+    "enable_external_access": False,
+    "autoload_known_extensions": False,
+    "autoinstall_known_extensions": False,
+    "lock_configuration": True,
+}
+"""The one configuration of every store connection (see the module docstring)."""
+
+RUN_STATUSES = ("running", "completed", "interrupted", "failed")
+
+
+class StoreError(VdwgenError):
+    """The store cannot be opened or written; the message says why and what to do."""
+
+
+def default_db_path() -> Path:
+    """``VDWGEN_DB`` when set, else ``<data dir>/candidates.duckdb``."""
+    value = os.environ.get("VDWGEN_DB", "").strip()
+    return Path(value).expanduser() if value else data_dir() / DB_FILE
+
+
+_OPEN: dict[Path, Store] = {}
+_OPEN_LOCK = threading.Lock()
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+def _connect(path: Path) -> duckdb.DuckDBPyConnection:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return duckdb.connect(str(path), config=dict(LOCKED_DOWN))
+    except duckdb.IOException as exc:
+        text = str(exc)
+        if "lock" in text.lower():
+            pid = re.search(r"PID (\d+)", text)
+            holder = f" (PID {pid.group(1)})" if pid else ""
+            raise StoreError(f"the candidate database {path} is in use by another process{holder}; close that "
+                             "app or command, or choose another file with --db or VDWGEN_DB") from None
+        raise StoreError(f"cannot open the candidate database {path}: {text}") from None
+    except (duckdb.Error, OSError) as exc:
+        raise StoreError(f"cannot open the candidate database {path}: {exc}") from None
+
+
+def open_store(path: Path | None = None) -> Store:
+    """The process's store for ``path`` (default :func:`default_db_path`), migrated to the current schema."""
+    path = Path(path or default_db_path()).expanduser().resolve()
+    with _OPEN_LOCK:
+        store = _OPEN.get(path)
+        if store is None:
+            store = Store(path, _connect(path))
+            store._migrate()
+            store._close_stale_runs()
+            _OPEN[path] = store
+        return store
+
+
+def close_store(path: Path | None = None) -> None:
+    """Close the process's connection to ``path`` (tests; the next open reconnects)."""
+    path = Path(path or default_db_path()).expanduser().resolve()
+    with _OPEN_LOCK:
+        store = _OPEN.pop(path, None)
+    if store is not None:
+        store.connection.close()
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What a run was asked for (stored in ``runs``)."""
+
+    mode: str
+    count_requested: int
+    seed: int
+    model_name: str
+    manifest_sha256: str
+    target_formation_energy: float | None = None
+    formula_request: str | None = None
+    steps_per_level: int | None = None
+    screening_ratio: int | None = None
+
+
+CANDIDATE_COLUMNS: tuple[str, ...] = (
+    "formula", "reduced_formula", "elements", "num_atoms", "a", "b", "c", "alpha", "beta", "gamma", "volume",
+    "density", "predicted_formation_energy", "min_distance", "structure_valid", "composition_valid", "valid",
+    "n_layers", "periodic_along_c", "vacuum", "interlayer_gap", "interlayer_distance", "interlayer_too_short",
+    "novel", "duplicate_of", "poscar", "cif",
+)
+"""Columns a candidate record fills (besides id, run_id, index_in_run, created)."""
+
+
+class Store:
+    """A DuckDB candidate store (use :func:`open_store`)."""
+
+    def __init__(self, path: Path, connection: duckdb.DuckDBPyConnection) -> None:
+        self.path = path
+        self.connection = connection
+        self.write_lock = threading.Lock()
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A cursor for the calling thread (DuckDB connections are not shared across threads)."""
+        return self.connection.cursor()
+
+    # -- schema ----------------------------------------------------------------------------
+    def _migrate(self) -> None:
+        cur = self.cursor()
+        cur.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied TIMESTAMP NOT NULL)")
+        current = cur.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0]
+        if current > SCHEMA_VERSION:
+            raise StoreError(f"the candidate database {self.path} has schema version {current}, newer than this "
+                             f"vdwgen understands ({SCHEMA_VERSION}); upgrade vdwgen or use another --db")
+        for version in range(current + 1, SCHEMA_VERSION + 1):
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                cur.execute(MIGRATIONS[version - 1])
+                cur.execute("INSERT INTO schema_version VALUES (?, ?)", [version, _utcnow()])
+                cur.execute("COMMIT")
+            except Exception:
+                cur.execute("ROLLBACK")
+                raise
+
+    @property
+    def schema_version(self) -> int:
+        return int(self.cursor().execute("SELECT max(version) FROM schema_version").fetchone()[0])
+
+    def _close_stale_runs(self) -> None:
+        self.cursor().execute(
+            "UPDATE runs SET status = 'interrupted', finished = ?, "
+            "message = coalesce(message, 'the process ended during the run; nothing of it was stored') "
+            "WHERE status = 'running'", [_utcnow()])
+
+    # -- runs ------------------------------------------------------------------------------
+    def start_run(self, info: RunInfo) -> int:
+        """Record a new run as ``running`` (committed at once); returns its id."""
+        with self.write_lock:
+            cur = self.cursor()
+            run_id = int(cur.execute("SELECT coalesce(max(id), 0) + 1 FROM runs").fetchone()[0])
+            cur.execute(
+                "INSERT INTO runs (id, created, status, mode, target_formation_energy, formula_request, "
+                "count_requested, seed, steps_per_level, screening_ratio, model_name, manifest_sha256) "
+                "VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [run_id, _utcnow(), info.mode, info.target_formation_energy, info.formula_request,
+                 info.count_requested, info.seed, info.steps_per_level, info.screening_ratio, info.model_name,
+                 info.manifest_sha256])
+            return run_id
+
+    def finish_run(self, run_id: int, records: list[dict], status: str = "completed",
+                   seconds: float | None = None, message: str | None = None) -> list[int]:
+        """Store a run's candidates and its final status in one transaction; returns the new ids."""
+        if status not in RUN_STATUSES[1:]:
+            raise ValueError(f"status must be one of {', '.join(RUN_STATUSES[1:])}, got {status!r}")
+        columns = ("id", "run_id", "index_in_run", "created", *CANDIDATE_COLUMNS)
+        placeholders = ", ".join("?" for _ in columns)
+        with self.write_lock:
+            cur = self.cursor()
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                state = cur.execute("SELECT status FROM runs WHERE id = ?", [run_id]).fetchone()
+                if state is None or state[0] != "running":
+                    raise StoreError(f"run {run_id} is not running (status: {state[0] if state else 'unknown'})")
+                first = int(cur.execute("SELECT coalesce(max(id), 0) + 1 FROM candidates").fetchone()[0])
+                now = _utcnow()
+                ids = list(range(first, first + len(records)))
+                rows = [[cid, run_id, int(rec["index_in_run"]), now, *(rec[c] for c in CANDIDATE_COLUMNS)]
+                        for cid, rec in zip(ids, records)]
+                if rows:
+                    cur.executemany(f"INSERT INTO candidates ({', '.join(columns)}) VALUES ({placeholders})", rows)
+                cur.execute("UPDATE runs SET status = ?, finished = ?, count_stored = ?, seconds = ?, message = ? "
+                            "WHERE id = ?", [status, now, len(rows), seconds, message, run_id])
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            return ids
+
+    # -- reads -----------------------------------------------------------------------------
+    def same_formula(self, reduced_formula: str) -> list[tuple[int, str]]:
+        """(id, POSCAR) of stored candidates with this reduced formula, oldest first."""
+        return self.cursor().execute("SELECT id, poscar FROM candidates WHERE reduced_formula = ? ORDER BY id",
+                                     [reduced_formula]).fetchall()
+
+    def files(self, ids: list[int]) -> list[tuple[int, str, str, str]]:
+        """(id, formula, POSCAR, CIF) of the given candidates, in the order asked."""
+        if not ids:
+            return []
+        rows = self.cursor().execute(
+            "SELECT id, formula, poscar, cif FROM candidates WHERE id IN (SELECT unnest(?))", [list(ids)]).fetchall()
+        by_id = {r[0]: r for r in rows}
+        return [by_id[i] for i in ids if i in by_id]
+
+    def run(self, run_id: int) -> dict | None:
+        cur = self.cursor()
+        row = cur.execute("SELECT * FROM runs WHERE id = ?", [run_id]).fetchone()
+        return None if row is None else dict(zip([d[0] for d in cur.description], row))
+
+    def count(self, table: str = "candidates") -> int:
+        if table not in ("candidates", "runs"):
+            raise ValueError(f"no table {table!r}")
+        return int(self.cursor().execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+
+__all__ = ["CANDIDATE_COLUMNS", "RunInfo", "Store", "StoreError", "close_store", "default_db_path", "open_store"]

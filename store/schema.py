@@ -1,0 +1,64 @@
+"""The candidate store's tables, as numbered migrations.
+
+``runs``: one row per generation request (what was asked, which model, settings, timings,
+status). ``candidates``: one row per generated crystal with its formula, cell, derived
+properties, the model's predictions, every score, and the POSCAR and CIF text.
+``schema_version`` records the migrations applied; :func:`store.database.open_store`
+applies the missing ones in order, each in its own transaction.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: runs and candidates
+    """
+    CREATE TABLE runs (
+        id                  INTEGER PRIMARY KEY,
+        created             TIMESTAMP NOT NULL,
+        finished            TIMESTAMP,
+        status              VARCHAR NOT NULL,      -- running | completed | interrupted | failed
+        mode                VARCHAR NOT NULL,      -- formation_energy | formula | unconditional
+        target_formation_energy DOUBLE,            -- eV/atom
+        formula_request     VARCHAR,
+        count_requested     INTEGER NOT NULL,
+        count_stored        INTEGER NOT NULL DEFAULT 0,
+        seed                INTEGER NOT NULL,
+        steps_per_level     INTEGER,
+        screening_ratio     INTEGER,
+        model_name          VARCHAR NOT NULL,
+        manifest_sha256     VARCHAR NOT NULL,
+        seconds             DOUBLE,
+        message             VARCHAR
+    );
+    CREATE TABLE candidates (
+        id                  INTEGER PRIMARY KEY,
+        run_id              INTEGER NOT NULL REFERENCES runs (id),
+        index_in_run        INTEGER NOT NULL,
+        created             TIMESTAMP NOT NULL,
+        formula             VARCHAR NOT NULL,
+        reduced_formula     VARCHAR NOT NULL,
+        elements            VARCHAR[] NOT NULL,
+        num_atoms           INTEGER NOT NULL,
+        a DOUBLE, b DOUBLE, c DOUBLE, alpha DOUBLE, beta DOUBLE, gamma DOUBLE,
+        volume              DOUBLE,                -- Å^3
+        density             DOUBLE,                -- g/cm^3
+        predicted_formation_energy DOUBLE,         -- eV/atom, the model's property head
+        min_distance        DOUBLE,                -- Å
+        structure_valid     BOOLEAN NOT NULL,
+        composition_valid   BOOLEAN NOT NULL,
+        valid               BOOLEAN NOT NULL,
+        n_layers            INTEGER,
+        periodic_along_c    BOOLEAN,
+        vacuum              DOUBLE,                -- Å
+        interlayer_gap      DOUBLE,                -- Å
+        interlayer_distance DOUBLE,                -- Å
+        interlayer_too_short BOOLEAN,
+        novel               BOOLEAN,               -- matches no training crystal (NULL: not checked)
+        duplicate_of        INTEGER,               -- id of an earlier stored candidate it matches
+        poscar              VARCHAR NOT NULL,
+        cif                 VARCHAR NOT NULL,
+        UNIQUE (run_id, index_in_run)
+    );
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)

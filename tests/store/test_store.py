@@ -1,0 +1,187 @@
+"""The DuckDB candidate store: schema, atomic runs, hostile SQL, threads, a killed writer."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pymatgen.core import Lattice, Structure
+
+from store.database import RunInfo, StoreError, close_store, open_store
+from store.query import EXAMPLES, QueryRefused, run_query
+from store.records import candidate_record
+from store.schema import SCHEMA_VERSION
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def bilayer(shift: float = 0.0) -> Structure:
+    """A GaS-like bilayer: two S-Ga-Ga-S layers 3.2 Å apart along z, 20 Å vacuum."""
+    a, c = 3.6, 2 * 4.6 + 3.2 + 20.0
+    z = np.array([0.0, 1.15, 3.60, 4.75, 7.95, 9.10, 11.55, 12.70]) + 5.0 + shift
+    site = {"A": (1 / 3, 2 / 3), "B": (2 / 3, 1 / 3)}  # Ga-Ga bonds are vertical, S sits off them
+    frac = [site[p] + (zk / c,) for p, zk in zip("ABBAABBA", z)]
+    return Structure(Lattice.hexagonal(a, c), ["S", "Ga", "Ga", "S", "S", "Ga", "Ga", "S"], frac)
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    path = tmp_path / "c.duckdb"
+    yield open_store(path)
+    close_store(path)
+
+
+def _run(store, n: int = 3, status: str = "completed") -> tuple[int, list[int]]:
+    run_id = store.start_run(RunInfo("formula", n, 0, "demo", "0" * 64, formula_request="GaS"))
+    records = [candidate_record(i, bilayer(0.01 * i), -0.7 - 0.01 * i) for i in range(n)]
+    return run_id, store.finish_run(run_id, records, status, seconds=1.0)
+
+
+def test_schema_is_migrated_and_runs_are_stored(store) -> None:
+    assert store.schema_version == SCHEMA_VERSION
+    run_id, ids = _run(store)
+    assert ids == [1, 2, 3]
+    run = store.run(run_id)
+    assert run["status"] == "completed" and run["count_stored"] == 3 and run["formula_request"] == "GaS"
+    frame = run_query(store, "SELECT * FROM candidates ORDER BY id").frame
+    assert list(frame["formula"]) == ["Ga4S4"] * 3 and list(frame["n_layers"]) == [2, 2, 2]
+    assert frame["interlayer_gap"].round(6).tolist() == [3.2] * 3 and frame["valid"].all()
+
+
+def test_poscar_and_cif_round_trip(store) -> None:
+    _run(store, 1)
+    (cid, formula, poscar, cif), = store.files([1])
+    original = bilayer()
+    for text, fmt in ((poscar, "poscar"), (cif, "cif")):
+        back = Structure.from_str(text, fmt=fmt)
+        assert back.composition == original.composition
+        assert np.allclose(back.lattice.abc, original.lattice.abc, atol=1e-5)
+        assert back.matches(original)
+
+
+@pytest.mark.parametrize(("sql", "message"), [
+    ("SELECT * FROM read_text('/etc/passwd')", "outside the store"),
+    ("SELECT * FROM read_csv('/etc/hosts')", "outside the store"),
+    ("COPY candidates TO '/tmp/stolen.csv'", "only SELECT"),
+    ("ATTACH '/tmp/other.duckdb' AS other", "only SELECT"),
+    ("SELECT 1; DELETE FROM candidates", "exactly one statement"),
+    ("SET enable_external_access = true", "only SELECT"),
+    ("PRAGMA database_list", "only SELECT"),
+    ("INSTALL httpfs", "only SELECT"),
+    ("LOAD httpfs", "only SELECT"),
+    ("CREATE TABLE x AS SELECT 1", "only SELECT"),
+    ("DELETE FROM candidates", "only SELECT"),
+    ("UPDATE candidates SET valid = false", "only SELECT"),
+    ("DROP TABLE candidates", "only SELECT"),
+    ("SELEC * FROM candidates", "does not parse"),
+    ("", "write one SELECT"),
+])
+def test_hostile_sql_is_refused_and_changes_nothing(store, sql: str, message: str) -> None:
+    _run(store, 2)
+    before = run_query(store, "SELECT * FROM candidates ORDER BY id").frame
+    with pytest.raises(QueryRefused, match=message):
+        run_query(store, sql)
+    after = run_query(store, "SELECT * FROM candidates ORDER BY id").frame
+    assert after.equals(before) and store.count("runs") == 1
+    assert not Path("/tmp/stolen.csv").exists()
+
+
+def test_a_query_that_runs_forever_is_interrupted(store) -> None:
+    with pytest.raises(QueryRefused, match="longer than 0.3 s"):
+        run_query(store, "SELECT count(*) FROM range(100000000000) a, range(10) b", timeout_s=0.3)
+    assert run_query(store, "SELECT 42 AS x").frame["x"].tolist() == [42]
+
+
+def test_row_cap_and_messages_without_paths(store) -> None:
+    result = run_query(store, "SELECT * FROM range(50)", row_cap=10)
+    assert len(result.frame) == 10 and result.truncated
+    with pytest.raises(QueryRefused) as err:
+        run_query(store, "SELECT no_such_column FROM candidates")
+    assert "no_such_column" in str(err.value) and str(store.path) not in str(err.value)
+
+
+def test_example_queries_run(store) -> None:
+    _run(store, 2)
+    for sql in EXAMPLES.values():
+        run_query(store, sql)
+
+
+def test_concurrent_runs_lose_and_duplicate_nothing(store) -> None:
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            for _ in range(3):
+                _run(store, 4)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    frame = run_query(store, "SELECT id, run_id, index_in_run FROM candidates").frame
+    assert len(frame) == 4 * 3 * 4 and frame["id"].is_unique
+    assert sorted(frame["id"]) == list(range(1, 49)) and store.count("runs") == 12
+    assert frame.groupby("run_id").size().eq(4).all()
+
+
+def test_a_run_rolled_back_leaves_nothing(store) -> None:
+    run_id = store.start_run(RunInfo("formula", 2, 0, "demo", "0" * 64))
+    bad = [candidate_record(0, bilayer(), -0.7), {"index_in_run": 1}]  # second record is incomplete
+    with pytest.raises(KeyError):
+        store.finish_run(run_id, bad)
+    assert store.count() == 0 and store.run(run_id)["status"] == "running"
+    store.finish_run(run_id, bad[:1], "interrupted", message="stopped by the user; 1 of 2 kept")
+    assert store.run(run_id)["status"] == "interrupted" and store.count() == 1
+
+
+def test_killed_writer_leaves_completed_runs_and_marks_its_run(tmp_path: Path) -> None:
+    path = tmp_path / "killed.duckdb"
+    script = textwrap.dedent(f"""
+        import os, sys
+        sys.path.insert(0, {str(ROOT)!r})
+        from tests.store.test_store import bilayer
+        from store.database import RunInfo, open_store
+        from store.records import candidate_record
+        store = open_store({str(path)!r})
+        for k in range(2):
+            run = store.start_run(RunInfo("formula", 2, k, "demo", "0" * 64))
+            store.finish_run(run, [candidate_record(i, bilayer(), -0.7) for i in range(2)])
+        store.start_run(RunInfo("formula", 2, 9, "demo", "0" * 64))
+        print("started", flush=True)
+        os.kill(os.getpid(), 9)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == -9 and "started" in done.stdout
+    store = open_store(path)
+    try:
+        runs = run_query(store, "SELECT id, status, count_stored FROM runs ORDER BY id").frame
+        assert runs["status"].tolist() == ["completed", "completed", "interrupted"]
+        assert runs["count_stored"].tolist() == [2, 2, 0] and store.count() == 4
+    finally:
+        close_store(path)
+
+
+def test_another_process_holding_the_file_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "held.duckdb"
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys, time
+        sys.path.insert(0, {str(ROOT)!r})
+        from store.database import open_store
+        open_store({str(path)!r}); print("open", flush=True); time.sleep(60)
+    """)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        with pytest.raises(StoreError, match=r"in use by another process \(PID \d+\)"):
+            open_store(path)
+    finally:
+        holder.kill()
+        holder.wait()

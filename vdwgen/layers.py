@@ -1,0 +1,131 @@
+"""Two-dimensional checks of a generated bilayer: layers, vacuum, interlayer gap and contacts.
+
+Layers are the connected pieces of the bond graph: two atoms are bonded when they are
+closer than ``BOND_FACTOR`` times the sum of their covalent radii (Cordero, as tabulated by
+pymatgen), periodic images included. A gap threshold along c alone cannot separate the
+layers of III-VI bilayers: the metal-metal bond inside a M2X2 layer is vertical and as long
+(In-In 2.8 Å) as the smallest interlayer gaps of the data (2.8 Å).
+
+Heights are measured along the normal of the ab plane (the stacking direction):
+
+- ``vacuum``: the largest empty slab along the normal (periodic), in Å;
+- ``interlayer_gap``: the smallest vertical distance between neighbouring layers (Å);
+- ``interlayer_distance``: the shortest interatomic distance between atoms of different
+  layers (Å), and ``interlayer_too_short`` when any such contact is shorter than
+  ``CONTACT_FACTOR`` times the sum of covalent radii -- closer than a van der Waals contact
+  (no training crystal has one; see tests/test_layers.py).
+A layer bonded to its own image along c (no vacuum) makes ``periodic_along_c`` true.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from pymatgen.analysis.molecule_structure_comparator import CovalentRadius
+from pymatgen.core import Structure
+
+BOND_FACTOR = 1.1
+"""Bonded: distance < BOND_FACTOR x (r_cov,i + r_cov,j)."""
+CONTACT_FACTOR = 1.3
+"""Interlayer contact too short: distance < CONTACT_FACTOR x (r_cov,i + r_cov,j)."""
+SEARCH_RADIUS = 6.0
+"""Neighbour search radius (Å) for bonds and interlayer contacts."""
+
+
+@dataclass(frozen=True)
+class LayerAnalysis:
+    """What the 2D checks found in one structure (distances in Å; NaN where undefined)."""
+
+    n_layers: int
+    periodic_along_c: bool
+    vacuum: float
+    interlayer_gap: float
+    interlayer_distance: float
+    interlayer_too_short: bool
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _radius(symbol: str) -> float:
+    return float(CovalentRadius.radius.get(symbol, 1.5))
+
+
+def _find(parent: list[int], i: int) -> int:
+    while parent[i] != i:
+        parent[i] = parent[parent[i]]
+        i = parent[i]
+    return i
+
+
+def analyse_layers(structure: Structure) -> LayerAnalysis:
+    """Layers, vacuum, interlayer gap and contacts of ``structure`` (see the module docstring)."""
+    n = len(structure)
+    lattice = structure.lattice.matrix
+    normal = np.cross(lattice[0], lattice[1])
+    area = float(np.linalg.norm(normal))
+    normal /= area
+    period = float(structure.volume / area)
+    heights = np.mod(structure.cart_coords @ normal, period)
+    radii = np.array([_radius(site.specie.symbol) for site in structure])
+
+    centers, neighbors, images, distances = structure.get_neighbor_list(SEARCH_RADIUS)
+    bonded = distances < BOND_FACTOR * (radii[centers] + radii[neighbors])
+    parent = list(range(n))
+    for i, j in zip(centers[bonded], neighbors[bonded]):
+        parent[_find(parent, int(i))] = _find(parent, int(j))
+    roots = np.array([_find(parent, i) for i in range(n)])
+    layer_ids = {r: k for k, r in enumerate(dict.fromkeys(roots.tolist()))}
+    layer = np.array([layer_ids[r] for r in roots.tolist()])
+
+    # a bond to an image along c that closes a loop makes the layer infinite along c
+    periodic_c = _infinite_along_c(n, centers[bonded], neighbors[bonded], images[bonded][:, 2])
+
+    order = np.sort(heights)
+    gaps = np.diff(np.concatenate([order, [order[0] + period]]))
+    vacuum = float(gaps.max())
+    cut = order[(int(gaps.argmax()) + 1) % n]  # first atom above the vacuum
+    unwrapped = np.mod(heights - cut, period)
+
+    spans = sorted((float(unwrapped[layer == k].min()), float(unwrapped[layer == k].max()))
+                   for k in range(len(layer_ids)))
+    gap = min((spans[k + 1][0] - spans[k][1] for k in range(len(spans) - 1)), default=float("nan"))
+
+    between = layer[centers] != layer[neighbors]
+    if between.any():
+        contact = float(distances[between].min())
+        too_short = bool((distances[between] < CONTACT_FACTOR * (radii[centers] + radii[neighbors])[between]).any())
+    else:
+        contact, too_short = float("nan"), False
+    return LayerAnalysis(len(layer_ids), periodic_c, vacuum if not periodic_c else 0.0, gap, contact, too_short)
+
+
+def _infinite_along_c(n: int, centers: np.ndarray, neighbors: np.ndarray, image_c: np.ndarray) -> bool:
+    """True when the bond graph, unrolled along c, connects an atom to its own image.
+
+    Each atom gets an integer offset along c by walking the bonds; a bond whose image
+    offset disagrees with the offsets already assigned closes a loop through the c period.
+    """
+    offset = np.full(n, np.iinfo(np.int64).min, dtype=np.int64)
+    adjacency: dict[int, list[tuple[int, int]]] = {i: [] for i in range(n)}
+    for i, j, c in zip(centers.tolist(), neighbors.tolist(), image_c.astype(int).tolist()):
+        adjacency[i].append((j, c))
+    for start in range(n):
+        if offset[start] != np.iinfo(np.int64).min:
+            continue
+        offset[start] = 0
+        stack = [start]
+        while stack:
+            i = stack.pop()
+            for j, c in adjacency[i]:
+                want = offset[i] + c
+                if offset[j] == np.iinfo(np.int64).min:
+                    offset[j] = want
+                    stack.append(j)
+                elif offset[j] != want:
+                    return True
+    return False
+
+
+__all__ = ["BOND_FACTOR", "CONTACT_FACTOR", "LayerAnalysis", "analyse_layers"]
