@@ -53,6 +53,14 @@ class Candidate:
         return self.structure.composition.reduced_formula
 
 
+class GenerationInterrupted(KeyboardInterrupt):
+    """Raised instead of KeyboardInterrupt during decoding; ``result`` holds the crystals finished so far."""
+
+    def __init__(self, result: GenerationResult) -> None:
+        super().__init__(f"interrupted after {len(result.candidates)} of {result.request.count} crystals")
+        self.result = result
+
+
 @dataclass
 class GenerationResult:
     """The answer to a request."""
@@ -198,11 +206,15 @@ class Engine:
         return self._run("fusion_heads", **feeds)
 
     def decode(self, z: np.ndarray, cond: np.ndarray | None, checked: CheckedRequest,
-               progress: Progress | None = None) -> list[Structure]:
-        """Structures from latents by the exported annealed Langevin loop, in chunks."""
+               progress: Progress | None = None, structures: list[Structure] | None = None) -> list[Structure]:
+        """Structures from latents by the exported annealed Langevin loop, in chunks.
+
+        Finished chunks are appended to ``structures`` (a new list when None) as they come,
+        so a caller that is interrupted keeps what was done.
+        """
         vocab = self.vocabulary
         counts = checked.counts
-        structures: list[Structure] = []
+        structures = [] if structures is None else structures
         total = z.shape[0]
         for chunk, start in enumerate(range(0, total, DECODE_BATCH)):
             zb = z[start:start + DECODE_BATCH]
@@ -235,10 +247,18 @@ class Engine:
         t0 = time.perf_counter()
         checked = self.check(request)
         z, cond, predicted = self.latents(checked)
-        structures = self.decode(z, cond, checked, progress)
-        candidates = [Candidate(i, s, float(p)) for i, (s, p) in enumerate(zip(structures, predicted))]
-        return GenerationResult(request, self.name, checked.steps_per_level, checked.screening_ratio, candidates,
-                                list(checked.warnings), time.perf_counter() - t0)
+        structures: list[Structure] = []
+
+        def result() -> GenerationResult:
+            candidates = [Candidate(i, s, float(p)) for i, (s, p) in enumerate(zip(structures, predicted))]
+            return GenerationResult(request, self.name, checked.steps_per_level, checked.screening_ratio,
+                                    candidates, list(checked.warnings), time.perf_counter() - t0)
+
+        try:
+            self.decode(z, cond, checked, progress, structures)
+        except KeyboardInterrupt:
+            raise GenerationInterrupted(result()) from None
+        return result()
 
 
 def cell_formula(counts: tuple[int, ...], vocabulary: tuple[str, ...]) -> str:

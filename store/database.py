@@ -183,7 +183,11 @@ class Store:
 
     def finish_run(self, run_id: int, records: list[dict], status: str = "completed",
                    seconds: float | None = None, message: str | None = None) -> list[int]:
-        """Store a run's candidates and its final status in one transaction; returns the new ids."""
+        """Store a run's candidates and its final status in one transaction; returns the new ids.
+
+        A negative ``duplicate_of`` of ``-(k + 1)`` refers to the crystal with ``index_in_run``
+        k of this same run (its id is only known here).
+        """
         if status not in RUN_STATUSES[1:]:
             raise ValueError(f"status must be one of {', '.join(RUN_STATUSES[1:])}, got {status!r}")
         columns = ("id", "run_id", "index_in_run", "created", *CANDIDATE_COLUMNS)
@@ -198,8 +202,13 @@ class Store:
                 first = int(cur.execute("SELECT coalesce(max(id), 0) + 1 FROM candidates").fetchone()[0])
                 now = _utcnow()
                 ids = list(range(first, first + len(records)))
-                rows = [[cid, run_id, int(rec["index_in_run"]), now, *(rec[c] for c in CANDIDATE_COLUMNS)]
-                        for cid, rec in zip(ids, records)]
+                by_index = {int(rec["index_in_run"]): cid for cid, rec in zip(ids, records)}
+                rows = []
+                for cid, rec in zip(ids, records):
+                    values = {c: rec[c] for c in CANDIDATE_COLUMNS}
+                    if values["duplicate_of"] is not None and values["duplicate_of"] < 0:
+                        values["duplicate_of"] = by_index.get(-int(values["duplicate_of"]) - 1)
+                    rows.append([cid, run_id, int(rec["index_in_run"]), now, *values.values()])
                 if rows:
                     cur.executemany(f"INSERT INTO candidates ({', '.join(columns)}) VALUES ({placeholders})", rows)
                 cur.execute("UPDATE runs SET status = ?, finished = ?, count_stored = ?, seconds = ?, message = ? "

@@ -99,6 +99,22 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="artifact folder (default: the shipped model that serves the request)")
     gen.add_argument("--out", type=Path, default=None, help="folder for POSCAR/CIF files")
     gen.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: cuda when available")
+    gen.add_argument("--db", type=Path, default=None,
+                     help="store the run and its scored candidates in this DuckDB file")
+
+    query = sub.add_parser("query", help="run one read-only SELECT over the candidate store",
+                           description="Tables: candidates, runs. One SELECT statement; no file access; "
+                           "at most --max-rows rows; stopped after 10 s.")
+    query.add_argument("sql", help='e.g. "SELECT id, formula FROM candidates WHERE valid LIMIT 10"')
+    query.add_argument("--db", type=Path, default=None, help="DuckDB file (default: VDWGEN_DB or var/candidates.duckdb)")
+    query.add_argument("--max-rows", type=int, default=1000)
+
+    poscar = sub.add_parser("export-poscar", help="write POSCARs of the candidates a query selects",
+                            description="The query's id column (or first column) picks candidates; --out is "
+                            "a folder or a .zip (with summary.csv).")
+    poscar.add_argument("--query", required=True, help='e.g. "SELECT id FROM candidates WHERE valid"')
+    poscar.add_argument("--out", type=Path, required=True, help="folder, or FILE.zip")
+    poscar.add_argument("--db", type=Path, default=None, help="DuckDB file (default: VDWGEN_DB or var/candidates.duckdb)")
     return parser
 
 
@@ -190,6 +206,20 @@ def _dataset_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _query(args: argparse.Namespace) -> int:
+    from vdwgen.store_cli import run_query_command
+
+    if args.max_rows < 1:
+        raise UsageError(f"--max-rows must be at least 1 (got {args.max_rows})")
+    return run_query_command(args)
+
+
+def _export_poscar(args: argparse.Namespace) -> int:
+    from vdwgen.store_cli import run_export_poscar
+
+    return run_export_poscar(args)
+
+
 _COMMANDS = {
     ("dataset", "build"): _dataset_build,
     ("dataset", "import"): _dataset_import,
@@ -197,6 +227,8 @@ _COMMANDS = {
     ("train", None): _train,
     ("export", None): _export,
     ("generate", None): _generate,
+    ("query", None): _query,
+    ("export-poscar", None): _export_poscar,
 }
 
 

@@ -54,8 +54,18 @@ def run_generate(args: argparse.Namespace) -> int:
     engine = Engine.load(folder, device=args.device)
     engine.check(request)  # bad requests fail before any work
     bar, callback = _progress_bar(request.count)
+    stored = None
     try:
-        result = engine.generate(request, callback)
+        if args.db is not None:
+            from store.database import open_store
+            from vdwgen.runs import generate_and_store
+
+            store = open_store(args.db)
+            stored = generate_and_store(engine, request, store,
+                                        lambda stage, done, total: callback(done, total) if stage == "decoding" else None)
+            result = stored.result
+        else:
+            result = engine.generate(request, callback)
     finally:
         bar.close()
     for warning in result.warnings:
@@ -78,5 +88,9 @@ def run_generate(args: argparse.Namespace) -> int:
         flag = "yes" if structural and compositional else ("no (structure)" if not structural else "no (SMACT)")
         print(f"{index:>4}  {formula:<16} {energy:>18.3f} {dmin:>9.2f}  {flag}")
     valid = sum(1 for r in rows if r[4] and r[5])
+    if stored is not None:
+        ids = stored.candidate_ids
+        span = f"candidates {ids[0]}..{ids[-1]}" if ids else "no candidates"
+        print(f"stored as run {stored.run_id} ({stored.status}), {span}, in {args.db}")
     print(f"valid: {valid}/{len(rows)}" + (f"; files in {args.out}" if args.out is not None else ""))
     return 0

@@ -1,0 +1,73 @@
+"""`vdwgen generate --db`, `vdwgen query` and `vdwgen export-poscar` on the shipped model."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from pymatgen.core import Composition, Structure
+
+from store.database import close_store
+from vdwgen.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+MODEL = ROOT / "artifacts" / "cdvae-plus-janus"
+
+
+@pytest.fixture
+def db(tmp_path: Path):
+    path = tmp_path / "cands.duckdb"
+    yield path
+    close_store(path)
+
+
+def test_generate_stores_a_scored_run_that_query_and_export_read(db: Path, tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["generate", "--formula", "GaInSSe", "--n", "3", "--steps-per-level", "1", "--seed", "2",
+            "--artifacts", str(MODEL), "--db", str(db)]
+    assert main(argv) == 0
+    assert "stored as run 1 (completed), candidates 1..3" in capsys.readouterr().out
+    assert main(argv) == 0  # the same seed again: the same crystals, now duplicates of run 1
+    capsys.readouterr()
+
+    assert main(["query", "SELECT id, run_id, formula, n_layers, duplicate_of, novel FROM candidates ORDER BY id",
+                 "--db", str(db)]) == 0
+    printed = capsys.readouterr().out
+    assert "6 rows" in printed and printed.count("Ga2In2S2Se2") == 6
+
+    from store.database import open_store
+    from store.query import run_query
+
+    frame = run_query(open_store(db), "SELECT id, duplicate_of, novel FROM candidates ORDER BY id").frame
+    assert frame["duplicate_of"].iloc[3:].notna().all()  # run 2 repeats run 1
+    assert set(frame["duplicate_of"].iloc[3:]) <= {1, 2, 3} and frame["novel"].notna().all()
+
+    out = tmp_path / "picked.zip"
+    assert main(["export-poscar", "--query", "SELECT id FROM candidates WHERE run_id = 1", "--out", str(out),
+                 "--db", str(db)]) == 0
+    with zipfile.ZipFile(out) as archive:
+        names = sorted(archive.namelist())
+        assert names == ["000001_Ga2In2S2Se2.vasp", "000002_Ga2In2S2Se2.vasp", "000003_Ga2In2S2Se2.vasp",
+                         "summary.csv"]
+        for name in names[:3]:
+            s = Structure.from_str(archive.read(name).decode(), fmt="poscar")
+            assert s.composition == Composition("Ga2In2S2Se2")
+        summary = pd.read_csv(archive.open("summary.csv"))
+        assert summary["id"].tolist() == [1, 2, 3] and "poscar" not in summary.columns
+
+    folder = tmp_path / "poscars"
+    assert main(["export-poscar", "--query", "SELECT id FROM candidates WHERE id > 4", "--out", str(folder),
+                 "--db", str(db)]) == 0
+    assert sorted(p.name for p in folder.iterdir()) == ["000005_Ga2In2S2Se2.vasp", "000006_Ga2In2S2Se2.vasp"]
+
+
+def test_refused_queries_exit_nonzero_with_one_line(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for sql, message in (("DELETE FROM candidates", "only SELECT"),
+                         ("SELECT * FROM read_text('/etc/passwd')", "outside the store")):
+        assert main(["query", sql, "--db", str(db)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0]
+    assert main(["export-poscar", "--query", "SELECT id FROM candidates", "--out", "x", "--db", str(db)]) == 2
+    assert "selected no candidates" in capsys.readouterr().err
