@@ -49,4 +49,5 @@ CMD ["streamlit", "run", "webapp/app.py", \
      "--server.headless", "true", \
      "--server.address", "0.0.0.0", \
      "--server.port", "8501", \
+     "--server.enableStaticServing", "true", \
      "--browser.gatherUsageStats", "false"]

@@ -29,7 +29,7 @@ $(STAMP): requirements-torch.txt requirements.txt pyproject.toml
 
 app: venv
 	$(VENV)/bin/streamlit run webapp/app.py --server.headless true \
-		--server.port $(PORT) --browser.gatherUsageStats false
+		--server.port $(PORT) --browser.gatherUsageStats false --server.enableStaticServing true
 
 test: venv
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)

@@ -21,6 +21,7 @@ Design around DuckDB's rules (environment.md):
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import os
 import re
@@ -91,6 +92,19 @@ def open_store(path: Path | None = None) -> Store:
             store._close_stale_runs()
             _OPEN[path] = store
         return store
+
+
+@atexit.register
+def _close_all() -> None:
+    """Close every open store at exit (DuckDB checkpoints the file; no leaked handles)."""
+    with _OPEN_LOCK:
+        stores = list(_OPEN.values())
+        _OPEN.clear()
+    for store in stores:
+        try:
+            store.connection.close()
+        except duckdb.Error:
+            pass
 
 
 def close_store(path: Path | None = None) -> None:

@@ -29,6 +29,8 @@ navigation = st.navigation(
     [
         st.Page("pages/generate.py", title="Generate", icon=":material/auto_awesome:",
                 default=True),
+        st.Page("pages/candidates.py", title="Candidates", icon=":material/database:"),
+        st.Page("pages/model.py", title="Model", icon=":material/model_training:"),
         st.Page("pages/dataset.py", title="Dataset", icon=":material/table_chart:"),
     ]
 )

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pandas as pd
+from pymatgen.core import Composition, Structure
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -163,3 +164,46 @@ def test_dataset_page_on_the_committed_dataset(monkeypatch: pytest.MonkeyPatch) 
     assert not _infos(at)
     assert len(at.dataframe) == 2 and len(at.dataframe[1].value) > 0
     assert at.metric
+
+
+CANDIDATES_PAGE = "pages/candidates.py"
+MODEL_PAGE = "pages/model.py"
+
+
+def test_candidates_page_on_an_empty_store(empty_dirs: Path) -> None:
+    at = _run(CANDIDATES_PAGE)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics == {"Runs": "0", "Candidates": "0", "Valid": "0", "Novel": "0"}
+    assert at.text_area(key="candidates_sql").value.startswith("SELECT")
+    at.text_area(key="candidates_sql").set_value("SELECT * FROM read_text('/etc/passwd')")
+    at.button(key="candidates_run").click().run(timeout=30)
+    assert at.error and "outside the store" in at.error[0].value
+
+
+def test_generated_runs_are_stored_and_filtered_on_the_candidates_page(shipped: Path) -> None:
+    at = _run()
+    at.radio(key="generate_mode").set_value("formula").run(timeout=60)
+    at.number_input(key="generate_count").set_value(2)
+    at.number_input(key="generate_steps").set_value(1)
+    at.button(key="generate_run").click().run(timeout=120)
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("Stored as run 1" in s.value for s in at.success)
+
+    at.switch_page(CANDIDATES_PAGE).run(timeout=60)
+    assert not at.exception, [e.value for e in at.exception]
+    assert {m.label: m.value for m in at.metric}["Candidates"] == "2"
+    at.text_area(key="candidates_sql").set_value(
+        "SELECT id, formula, n_layers, valid FROM candidates WHERE formula = 'Ga2In2S2Se2' ORDER BY id DESC")
+    at.button(key="candidates_run").click().run(timeout=60)
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.dataframe[0].value["id"].tolist() == [2, 1]
+    at.selectbox(key="candidates_pick").select(1).run(timeout=60)
+    assert not at.exception, [e.value for e in at.exception]
+    picked = Structure.from_str(at.code[0].value, fmt="poscar")  # the POSCAR of the picked candidate
+    assert picked.composition == Composition("Ga2In2S2Se2")
+
+
+def test_model_page_shows_the_manifest(shipped: Path) -> None:
+    at = _run(MODEL_PAGE)
+    assert at.selectbox(key="model_pick").value.name in {"cdvae-baseline-janus", "cdvae-plus-janus"}
+    assert any(m.label == "Parameters" for m in at.metric)

@@ -3,8 +3,9 @@
 The page serves the exported artifacts under ``artifacts/`` (one folder per model, each
 with a ``manifest.json``) through :class:`export.runtime.Engine` -- the same call as
 ``vdwgen generate``. A conditional model (``both``) answers formation-energy and formula
-requests; the unconditional CDVAE baseline answers unconditional ones. Engines load once
-per process (``st.cache_resource``); the latest result stays in the session.
+requests; the unconditional CDVAE baseline answers unconditional ones. Every run is scored
+and stored in the candidate store (:func:`vdwgen.runs.generate_and_store`). Engines and the
+store load once per process (``st.cache_resource``); the latest result stays in the session.
 """
 
 from __future__ import annotations
@@ -19,8 +20,11 @@ import streamlit as st
 from export.manifest import ArtifactError, Manifest, read_manifest
 from export.request import SUPPORTED, GenerationRequest, RequestError
 from export.runtime import Engine, GenerationResult
+from store.database import StoreError
 from vdwgen.paths import artifacts_dir
+from vdwgen.runs import generate_and_store
 from vdwgen.scoring import compositionally_valid, min_distance, structurally_valid
+from webapp.resources import candidate_store
 
 MODES = {"formation_energy": "Formation energy", "formula": "Formula", "unconditional": "Unconditional"}
 
@@ -165,11 +169,22 @@ if st.button("Generate", type="primary", key="generate_run"):
     else:
         for warning in checked.warnings:
             st.warning(warning, icon=":material/warning:")
+        try:
+            store = candidate_store()
+        except StoreError as exc:
+            st.error(str(exc), icon=":material/error:")
+            st.stop()
         bar = st.progress(0.0, text="Sampling latents...")
-        result = engine.generate(request, lambda done, total: bar.progress(
-            done / total, text=f"Decoding crystals: {done}/{total}"))
+        stage_names = {"decoding": "Decoding crystals", "scoring": "Scoring (validity, layers, novelty, duplicates)"}
+        stored = generate_and_store(engine, request, store, lambda stage, done, total: bar.progress(
+            done / total, text=f"{stage_names[stage]}: {done}/{total}"))
         bar.empty()
-        st.session_state["generate_result"] = result
+        st.session_state["generate_result"] = stored.result
+        st.session_state["generate_run_id"] = stored.run_id
 
 if "generate_result" in st.session_state:
     show_result(st.session_state["generate_result"])
+    run_id = st.session_state.get("generate_run_id")
+    if run_id is not None:
+        st.success(f"Stored as run {run_id}; filter all stored candidates on the Candidates page.",
+                   icon=":material/database:")

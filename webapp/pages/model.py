@@ -1,0 +1,89 @@
+"""Model page: what each shipped model is, from its manifest (data, config, parity, metrics)."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import streamlit as st
+
+from export.manifest import ArtifactError, read_manifest
+from vdwgen.paths import artifacts_dir
+
+st.title("Models")
+root = artifacts_dir()
+folders = sorted(p.parent for p in root.glob("*/manifest.json")) if root.is_dir() else []
+if not folders:
+    st.info(f"No model artifacts found under `{root}`.", icon=":material/info:")
+    st.stop()
+
+folder = st.selectbox("Model", folders, format_func=lambda f: f.name, key="model_pick")
+try:
+    manifest = read_manifest(folder, verify=False)
+except ArtifactError as exc:
+    st.error(str(exc), icon=":material/error:")
+    st.stop()
+data = manifest.data
+model, training, sampling = data.get("model", {}), data.get("training", {}), data.get("sampling", {})
+prop = model.get("property", {})
+serves = {"both": "formation-energy and formula requests", "none": "unconditional requests (CDVAE baseline)",
+          "formation_energy": "formation-energy requests", "formula": "formula requests"}
+st.markdown(f"**{manifest.name}** — serves {serves.get(manifest.condition, manifest.condition)}; "
+            f"exported {data.get('created', '?')}.")
+
+a, b, c, d = st.columns(4)
+params = model.get("parameters", {})
+a.metric("Parameters", f"{sum(v for v in params.values() if isinstance(v, int)):,}")
+b.metric("Elements", len(manifest.vocabulary))
+c.metric("Cell sizes", ", ".join(map(str, manifest.cell_sizes)))
+low, high = manifest.property_range
+d.metric("Training E_f range (eV/atom)", f"{low:+.2f} .. {high:+.2f}")
+
+st.subheader("Training data")
+st.write(f"`{training.get('data', {}).get('id', '?')}` — {training.get('data', {}).get('rows', '?')} crystals "
+         f"(`{training.get('data', {}).get('table', '?')}`, sha256 `{str(training.get('data', {}).get('sha256', ''))[:12]}…`). "
+         f"Elements: {', '.join(manifest.vocabulary)}. Formation-energy percentiles 10/50/90: "
+         + " / ".join(f"{v:+.3f}" for v in prop.get("percentiles", {}).values()) + " eV/atom.")
+
+metrics = data.get("metrics", {})
+if metrics:
+    st.subheader("Measured figures (test split)")
+    rows = []
+    recon = metrics.get("reconstruction", {}).get("model")
+    if recon:
+        rows.append(("Reconstruction match rate", f"{100 * recon['match_rate']:.2f} %", "paper J2DH-8: 25.35 %"))
+        rows.append(("Reconstruction RMSE", f"{recon['rmse']:.4f}", "paper J2DH-8: 0.1842"))
+    validity = metrics.get("validity", {})
+    for key, label in (("conditioned", "Validity, conditioned"), ("unconditional", "Validity, unconditional baseline")):
+        if key in validity:
+            v = validity[key]
+            rows.append((label, f"{100 * v.get('both', 0):.1f} % (structure {100 * v.get('structural', 0):.1f} %, "
+                                f"SMACT {100 * v.get('compositional', 0):.1f} %)", "paper: 100 %"))
+    mae = metrics.get("property_head", {}).get("model")
+    if mae:
+        rows.append(("Property head MAE", f"{mae['mae']:.4f} eV/atom", f"label std {mae['label_std']:.3f}"))
+    for name, row in metrics.get("energy_targets", {}).items():
+        got = row.get("ratio_100", {})
+        if got:
+            rows.append((f"Target {name} ({row['target']:+.3f})", f"median {got.get('median', float('nan')):+.3f} eV/atom",
+                         "re-predicted by encoder + head, 100:1 screening"))
+    for formula, row in metrics.get("formula_hits", {}).items():
+        rows.append((f"Free-decoding hit rate {formula}", f"{100 * row['conditioned']:.0f} %",
+                     f"baseline {100 * row['unconditional_baseline']:.1f} %"))
+    if rows:
+        st.dataframe(pd.DataFrame(rows, columns=["figure", "value", "reference"]), hide_index=True,
+                     width="stretch", key="model_metrics")
+    with st.expander("All metrics (JSON)"):
+        st.json(metrics)
+
+st.subheader("Sampling defaults")
+st.write(f"{sampling.get('noise_levels', '?')} noise levels (σ {sampling.get('sigma_max', '?')} → "
+         f"{sampling.get('sigma_min', '?')}), {sampling.get('steps_per_level', '?')} Langevin steps per level, "
+         f"step size {sampling.get('step_lr', '?')}, screening {sampling.get('screening_ratio', '?')}:1, "
+         f"at most {sampling.get('max_count', '?')} crystals per request.")
+st.subheader("Export parity")
+st.write({k: v for k, v in data.get("parity", {}).items()})
+with st.expander("Training configuration"):
+    st.code(json.dumps(training.get("config", {}), indent=2), language="json")
+with st.expander("Package versions"):
+    st.write(data.get("packages", {}))
