@@ -29,6 +29,7 @@ def viewer_html(structure: Structure, repeat: int = 3, width: int = 640, height:
     view.setStyle({"sphere": {"scale": 0.3, "colorscheme": "Jmol"}, "stick": {"radius": 0.12}})
     view.addUnitCell()
     view.zoomTo()
+    view.rotate(-75, "x")  # look along the layers: c points up the screen, the stacking shows
     return view._make_html()
 
 
