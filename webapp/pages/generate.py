@@ -21,6 +21,7 @@ from export.manifest import ArtifactError, Manifest, read_manifest
 from export.request import SUPPORTED, GenerationRequest, RequestError
 from export.runtime import Engine, GenerationResult
 from store.database import StoreError
+from vdwgen.layers import analyse_layers
 from vdwgen.paths import artifacts_dir
 from vdwgen.runs import generate_and_store
 from vdwgen.scoring import compositionally_valid, min_distance, structurally_valid
@@ -56,17 +57,27 @@ def load_engine(folder: str) -> Engine:
     return Engine.load(Path(folder))
 
 
+def verdict(structural: bool, compositional: bool, dmin: float) -> str:
+    """A short validity badge (text: renders with any font)."""
+    if structural and compositional:
+        return "valid"
+    reasons = [] if structural else [f"atoms {dmin:.2f} Å apart"]
+    reasons += [] if compositional else ["not charge-neutral (SMACT)"]
+    return "invalid: " + ", ".join(reasons)
+
+
 def results_table(result: GenerationResult) -> pd.DataFrame:
     rows = []
     for c in result.candidates:
         s = c.structure
         structural, compositional = structurally_valid(s), compositionally_valid(s.composition)
-        rows.append({"#": c.index, "formula": c.formula, "atoms": len(s),
+        dmin = min_distance(s)
+        layers = analyse_layers(s)
+        rows.append({"#": c.index, "formula": c.formula, "validity": verdict(structural, compositional, dmin),
                      "predicted E_f (eV/atom)": round(c.predicted_formation_energy, 4),
-                     "min distance (Å)": round(min_distance(s), 3),
-                     "a (Å)": round(s.lattice.a, 3), "c (Å)": round(s.lattice.c, 3),
-                     "structure valid": structural, "SMACT valid": compositional,
-                     "valid": "✅" if structural and compositional else "❌"})
+                     "layers": layers.n_layers, "interlayer gap (Å)": round(layers.interlayer_gap, 3),
+                     "min distance (Å)": round(dmin, 3), "a (Å)": round(s.lattice.a, 3), "c (Å)": round(s.lattice.c, 3),
+                     "atoms": len(s)})
     return pd.DataFrame(rows)
 
 
@@ -118,7 +129,7 @@ def request_form(mode: str, manifest: Manifest) -> GenerationRequest:
 
 def show_result(result: GenerationResult) -> None:
     table = results_table(result)
-    valid = int((table["valid"] == "✅").sum())
+    valid = int((table["validity"] == "valid").sum())
     st.subheader(f"{len(table)} crystals from {result.model}")
     st.caption(f"{valid}/{len(table)} valid (all distances ≥ 0.5 Å and SMACT charge-neutral) · "
                f"{result.seconds:.1f} s · {result.steps_per_level} Langevin steps per level"
