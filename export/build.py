@@ -18,6 +18,7 @@ import contextlib
 import datetime as dt
 import io
 import json
+import logging
 import platform
 import shutil
 import warnings
@@ -47,6 +48,7 @@ class ExportError(VdwgenError):
 def _quiet_export(module: torch.nn.Module, args: tuple, names: list[str], outputs: list[str], path: Path) -> None:
     """``torch.onnx.export`` with a dynamic batch axis on every input, weights inside the file."""
     batch = torch.export.Dim("batch", min=1)
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)  # e.g. "torchvision is not installed"
     with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         program = torch.onnx.export(module, args, dynamic_shapes={"args": tuple({0: batch} for _ in args)},
