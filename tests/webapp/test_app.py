@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import gc
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 from pymatgen.core import Composition, Structure
 import pytest
+import streamlit as st
 from streamlit.testing.v1 import AppTest
+
+from store.database import close_store
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "webapp" / "app.py"
@@ -16,14 +21,18 @@ DATASET_PAGE = "pages/dataset.py"
 
 
 @pytest.fixture
-def empty_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Point the app at empty artifacts, dataset and data folders."""
+def empty_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Point the app at empty artifacts, dataset and data folders; close the app's store after."""
     for name in ("artifacts", "dataset", "var"):
         (tmp_path / name).mkdir()
     monkeypatch.setenv("VDWGEN_ARTIFACTS_DIR", str(tmp_path / "artifacts"))
     monkeypatch.setenv("VDWGEN_DATASET_DIR", str(tmp_path / "dataset"))
     monkeypatch.setenv("VDWGEN_DATA_DIR", str(tmp_path / "var"))
-    return tmp_path
+    yield tmp_path
+    # The app caches its store (st.cache_resource); drop it so no DuckDB handle outlives the test.
+    st.cache_resource.clear()
+    close_store(tmp_path / "var" / "candidates.duckdb")
+    gc.collect()
 
 
 def _run(page: str | None = None) -> AppTest:
