@@ -167,12 +167,12 @@ class Engine:
         wanted = {i.name for i in session.get_inputs()}
         return session.run(None, {k: v for k, v in feeds.items() if k in wanted})
 
-    def condition(self, n: int, target: float | None, counts: tuple[int, ...] | None) -> np.ndarray:
-        """Condition vectors (n, C) for a formation-energy target or a cell's element counts."""
+    def condition(self, n: int, target: float | np.ndarray | None, counts: tuple[int, ...] | None) -> np.ndarray:
+        """Condition vectors (n, C) for a formation-energy target (one, or one per row) or a cell's element counts."""
         v = len(self.vocabulary)
         return self._run(
             "condition",
-            property=np.full(n, 0.0 if target is None else target, dtype=np.float32),
+            property=np.broadcast_to(np.asarray(0.0 if target is None else target, dtype=np.float32), (n,)).copy(),
             counts=np.tile(np.asarray(counts if counts is not None else [0] * v, dtype=np.float32), (n, 1)),
             keep_property=np.full(n, 0.0 if target is None else 1.0, dtype=np.float32),
             keep_formula=np.full(n, 0.0 if counts is None else 1.0, dtype=np.float32),
@@ -197,6 +197,33 @@ class Engine:
         cond = self.condition(n, None, checked.counts)
         z = self._run("generator", noise=torch.randn(n, noise_dim, generator=rng).numpy(), cond=cond)[0]
         return z, cond, self.heads(z, cond, np.zeros(n, dtype=np.int64))[4]
+
+    def screened_latents(self, targets: np.ndarray, ratio: int, seed: int, chunk: int = 64
+                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One latent per formation-energy target, each the best of ``ratio`` draws (the 100:1 screening).
+
+        The same screening as a formation-energy request, for many different targets at once
+        (evaluation draws one crystal per target); ``chunk`` targets share one pass.
+
+        Returns:
+            z' (n, D), condition vectors (n, C) and predicted formation energies (n,).
+        """
+        if ratio < 1:
+            raise ValueError(f"the screening ratio must be at least 1 (got {ratio})")
+        rng = torch.Generator().manual_seed(seed)
+        noise_dim = int(self.manifest.data["model"]["noise_dim"])
+        targets = np.asarray(targets, dtype=np.float32).reshape(-1)
+        zs, conds, preds = [], [], []
+        for start in range(0, targets.size, chunk):
+            pool = np.repeat(targets[start:start + chunk], ratio)
+            cond = self.condition(pool.size, pool, None)
+            z = self._run("generator", noise=torch.randn(pool.size, noise_dim, generator=rng).numpy(), cond=cond)[0]
+            predicted = self.heads(z, cond, np.zeros(pool.size, dtype=np.int64))[4]
+            best = np.abs(predicted - pool).reshape(-1, ratio).argmin(axis=1) + np.arange(0, pool.size, ratio)
+            zs.append(z[best])
+            conds.append(cond[best])
+            preds.append(predicted[best])
+        return np.concatenate(zs), np.concatenate(conds), np.concatenate(preds)
 
     def heads(self, z: np.ndarray, cond: np.ndarray | None, override: np.ndarray) -> list[np.ndarray]:
         """z_c, atom counts, lattices (B, 3, 3), composition, predicted formation energy."""

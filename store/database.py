@@ -17,23 +17,30 @@ Design around DuckDB's rules (environment.md):
   writes all of a run's candidates and the final status in one transaction. A process
   killed mid-run leaves its row ``running``; the next open marks such rows ``interrupted``
   (only one process can hold the file, so they cannot belong to a live run).
+- **Oracle checks** (:meth:`Store.record_oracle`) update one candidate's ``oracle_*``
+  columns in one transaction; a later check of the same candidate replaces the earlier one.
 """
 
 from __future__ import annotations
 
 import atexit
 import datetime as dt
+import math
 import os
 import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 
 from store.schema import MIGRATIONS, SCHEMA_VERSION
 from vdwgen.errors import VdwgenError
 from vdwgen.paths import data_dir
+
+if TYPE_CHECKING:
+    from vdwgen.verify import OracleCheck
 
 DB_FILE = "candidates.duckdb"
 LOCKED_DOWN = {
@@ -63,6 +70,11 @@ _OPEN_LOCK = threading.Lock()
 
 def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+def _finite(value: float | None) -> float | None:
+    """``value`` as a float, or None when it is missing, NaN or infinite (stored as NULL)."""
+    return None if value is None or not math.isfinite(value) else float(value)
 
 
 def _connect(path: Path) -> duckdb.DuckDBPyConnection:
@@ -233,7 +245,47 @@ class Store:
                 raise
             return ids
 
+    # -- oracle checks -----------------------------------------------------------------------
+    def record_oracle(self, candidate_id: int, check: OracleCheck, oracle_version: str) -> None:
+        """Store the oracle's check of one candidate (its ``oracle_*`` columns) in one transaction.
+
+        Replaces an earlier check of the same candidate. Non-finite numbers are stored as NULL.
+
+        Raises:
+            StoreError: no candidate has this id.
+        """
+        values = [_finite(check.formation_energy), _finite(check.energy_drop_per_atom),
+                  _finite(check.interlayer_gap), _finite(check.rmsd), int(check.steps), bool(check.converged),
+                  check.relaxed.to(fmt="poscar"), _utcnow(), str(oracle_version)]
+        with self.write_lock:
+            cur = self.cursor()
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                if cur.execute("SELECT 1 FROM candidates WHERE id = ?", [int(candidate_id)]).fetchone() is None:
+                    raise StoreError(f"no candidate with id {int(candidate_id)}")
+                cur.execute(
+                    "UPDATE candidates SET oracle_formation_energy = ?, oracle_energy_drop_per_atom = ?, "
+                    "oracle_interlayer_gap = ?, oracle_rmsd = ?, oracle_steps = ?, oracle_converged = ?, "
+                    "oracle_relaxed_poscar = ?, oracle_checked_at = ?, oracle_version = ? WHERE id = ?",
+                    [*values, int(candidate_id)])
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+
     # -- reads -----------------------------------------------------------------------------
+    def candidate(self, candidate_id: int) -> dict:
+        """Every column of one candidate, by name.
+
+        Raises:
+            StoreError: no candidate has this id.
+        """
+        cur = self.cursor()
+        row = cur.execute("SELECT * FROM candidates WHERE id = ?", [int(candidate_id)]).fetchone()
+        if row is None:
+            raise StoreError(f"no candidate with id {int(candidate_id)}")
+        return dict(zip([d[0] for d in cur.description], row))
+
     def same_formula(self, reduced_formula: str) -> list[tuple[int, str]]:
         """(id, POSCAR) of stored candidates with this reduced formula, oldest first."""
         return self.cursor().execute("SELECT id, poscar FROM candidates WHERE reduced_formula = ? ORDER BY id",

@@ -46,6 +46,11 @@ EXAMPLES: dict[str, str] = {
         "FROM candidates\n"
         "WHERE n_layers = 2 AND NOT interlayer_too_short AND interlayer_gap BETWEEN 2.5 AND 4.5\n"
         "  AND vacuum > 10\nORDER BY predicted_formation_energy"),
+    "Checked by the oracle (CHGNet + D3)": (
+        "SELECT id, formula, predicted_formation_energy, oracle_formation_energy,\n"
+        "       oracle_formation_energy - predicted_formation_energy AS difference,\n"
+        "       oracle_interlayer_gap, oracle_rmsd, oracle_steps, oracle_converged\n"
+        "FROM candidates\nWHERE oracle_checked_at IS NOT NULL\nORDER BY oracle_formation_energy"),
 }
 
 

@@ -2,9 +2,12 @@
 
 ``runs``: one row per generation request (what was asked, which model, settings, timings,
 status). ``candidates``: one row per generated crystal with its formula, cell, derived
-properties, the model's predictions, every score, and the POSCAR and CIF text.
+properties, the model's predictions, every score, and the POSCAR and CIF text; the
+``oracle_*`` columns (migration 2) hold the latest check of the crystal with the physics
+oracle (:mod:`vdwgen.verify`: fixed-cell CHGNet + D3 relaxation), NULL until checked.
 ``schema_version`` records the migrations applied; :func:`store.database.open_store`
-applies the missing ones in order, each in its own transaction.
+applies the missing ones in order, each in its own transaction, so a file written by an
+older vdwgen is brought up to date when it is opened (its rows are kept).
 """
 
 from __future__ import annotations
@@ -59,6 +62,18 @@ MIGRATIONS: tuple[str, ...] = (
         cif                 VARCHAR NOT NULL,
         UNIQUE (run_id, index_in_run)
     );
+    """,
+    # 2: the physics oracle's check of a candidate (vdwgen verify / the app's button)
+    """
+    ALTER TABLE candidates ADD COLUMN oracle_formation_energy DOUBLE;      -- eV/atom, relaxed, dataset convention
+    ALTER TABLE candidates ADD COLUMN oracle_energy_drop_per_atom DOUBLE;  -- eV/atom, as generated - relaxed
+    ALTER TABLE candidates ADD COLUMN oracle_interlayer_gap DOUBLE;        -- Å, relaxed; NULL unless two layers
+    ALTER TABLE candidates ADD COLUMN oracle_rmsd DOUBLE;                  -- Å, displacement during relaxation
+    ALTER TABLE candidates ADD COLUMN oracle_steps INTEGER;                -- FIRE steps
+    ALTER TABLE candidates ADD COLUMN oracle_converged BOOLEAN;            -- max force < fmax in time
+    ALTER TABLE candidates ADD COLUMN oracle_relaxed_poscar VARCHAR;       -- the relaxed crystal
+    ALTER TABLE candidates ADD COLUMN oracle_checked_at TIMESTAMP;         -- UTC
+    ALTER TABLE candidates ADD COLUMN oracle_version VARCHAR;              -- e.g. CHGNet 0.3.0 + D3(zero, PBE)
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -150,7 +150,8 @@ def test_serving_code_never_imports_training(package: str) -> None:
 
 
 @pytest.mark.parametrize("module", ["export/runtime.py", "export/request.py", "export/manifest.py",
-                                    "vdwgen/generate_cli.py", "vdwgen/scoring.py", "vdwgen/chemistry.py"])
+                                    "vdwgen/generate_cli.py", "vdwgen/scoring.py", "vdwgen/chemistry.py",
+                                    "vdwgen/oracle.py", "vdwgen/verify.py", "vdwgen/verify_cli.py"])
 def test_runtime_modules_never_import_training(module: str) -> None:
     bad = sorted(m for m in _imported_modules(ROOT / module) if m == "training" or m.startswith("training."))
     assert not bad, f"{module} imports {bad}"

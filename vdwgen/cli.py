@@ -102,6 +102,31 @@ def _build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--db", type=Path, default=None,
                      help="store the run and its scored candidates in this DuckDB file")
 
+    ev = sub.add_parser(
+        "evaluate", help="measure a served model as the paper does (Tables 1-3, Figs. 3-4), checked by the oracle",
+        description="Reconstruction, validity/COV/EMD, formation-energy and formula requests checked with "
+        "CHGNet + D3, relaxation of novel crystals, latent t-SNE; writes report.md, metrics.json and PNGs. "
+        "Finished stages and chunks are kept: run the same command again to resume.",
+    )
+    ev.add_argument("artifacts", type=Path, help="artifact folder of the model (e.g. artifacts/cdvae-plus-janus)")
+    ev.add_argument("--data", type=Path, default=None, help="dataset folder (default: data/janus_iii_vi)")
+    ev.add_argument("--split", default="test", help="part of the splits to evaluate on: test (default) or val")
+    ev.add_argument("--out", type=Path, required=True, help="report folder, e.g. reports/cdvae-plus-janus")
+    size = ev.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="tiny counts: checks every stage runs (minutes)")
+    size.add_argument("--full", action="store_true", help="paper-comparable counts (9,600 samples; hours)")
+    ev.add_argument("--baseline", type=Path, default=None,
+                    help="artifact folder of the unconditional CDVAE baseline (default: cdvae-baseline-janus beside)")
+    ev.add_argument("--checkpoint", type=Path, default=None,
+                    help="model weights for reconstruction/latents (default: models/NAME/model.pt)")
+    ev.add_argument("--baseline-checkpoint", type=Path, default=None)
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--steps-per-level", type=int, default=None, help="default: the manifest's")
+    ev.add_argument("--workers", type=int, default=2, help="processes for structure fingerprints (default 2)")
+    ev.add_argument("--stage", action="append", default=None, dest="stages",
+                    help="run only this stage (repeatable): reconstruction, samples, generation, "
+                         "energy_targets, formulas, relaxation, latent")
+
     query = sub.add_parser("query", help="run one read-only SELECT over the candidate store",
                            description="Tables: candidates, runs. One SELECT statement; no file access; "
                            "at most --max-rows rows; stopped after 10 s.")
@@ -115,6 +140,15 @@ def _build_parser() -> argparse.ArgumentParser:
     poscar.add_argument("--query", required=True, help='e.g. "SELECT id FROM candidates WHERE valid"')
     poscar.add_argument("--out", type=Path, required=True, help="folder, or FILE.zip")
     poscar.add_argument("--db", type=Path, default=None, help="DuckDB file (default: VDWGEN_DB or var/candidates.duckdb)")
+
+    verify = sub.add_parser("verify", help="check stored candidates with the physics oracle (CHGNet + D3)",
+                            description="Relax each candidate at fixed cell (all positions) with CHGNet + D3, the "
+                            "physics that labelled the dataset, and store its formation energy, energy drop, "
+                            "interlayer gap, RMSD and relaxed POSCAR in the candidate's oracle_* columns.")
+    verify.add_argument("ids", type=int, nargs="+", metavar="ID", help="candidate id(s)")
+    verify.add_argument("--db", type=Path, default=None, help="DuckDB file (default: VDWGEN_DB or var/candidates.duckdb)")
+    verify.add_argument("--fmax", type=float, default=0.05, help="force threshold in eV/Å (default 0.05)")
+    verify.add_argument("--max-steps", type=int, default=500, help="FIRE steps at most (default 500)")
     return parser
 
 
@@ -206,6 +240,22 @@ def _dataset_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluate(args: argparse.Namespace) -> int:
+    from training.evaluation.evaluate import evaluate
+    from vdwgen.paths import dataset_dir
+
+    if args.workers < 1:
+        raise UsageError(f"--workers must be at least 1 (got {args.workers})")
+    if args.steps_per_level is not None and args.steps_per_level < 1:
+        raise UsageError(f"--steps-per-level must be at least 1 (got {args.steps_per_level})")
+    preset = "quick" if args.quick else "full" if args.full else "default"
+    evaluate(args.artifacts, args.out, args.data or dataset_dir(), args.split, preset, args.baseline,
+             args.checkpoint, args.baseline_checkpoint, args.seed, args.steps_per_level, args.workers,
+             tuple(args.stages) if args.stages else None)
+    print(f"report: {args.out / 'report.md'}")
+    return 0
+
+
 def _query(args: argparse.Namespace) -> int:
     from vdwgen.store_cli import run_query_command
 
@@ -220,6 +270,12 @@ def _export_poscar(args: argparse.Namespace) -> int:
     return run_export_poscar(args)
 
 
+def _verify(args: argparse.Namespace) -> int:
+    from vdwgen.verify_cli import run_verify
+
+    return run_verify(args)
+
+
 _COMMANDS = {
     ("dataset", "build"): _dataset_build,
     ("dataset", "import"): _dataset_import,
@@ -227,8 +283,10 @@ _COMMANDS = {
     ("train", None): _train,
     ("export", None): _export,
     ("generate", None): _generate,
+    ("evaluate", None): _evaluate,
     ("query", None): _query,
     ("export-poscar", None): _export_poscar,
+    ("verify", None): _verify,
 }
 
 

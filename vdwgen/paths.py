@@ -67,6 +67,12 @@ def artifacts_dir() -> Path:
     return _env_path("VDWGEN_ARTIFACTS_DIR") or repo_root() / "artifacts"
 
 
+def reports_dir() -> Path:
+    """The folder of evaluation reports, one sub-folder per model name (``report.md``, PNGs):
+    ``VDWGEN_REPORTS_DIR`` or ``<repo>/reports``."""
+    return _env_path("VDWGEN_REPORTS_DIR") or repo_root() / "reports"
+
+
 def dataset_dir() -> Path:
     """The folder of the Janus III-VI bilayer dataset (``bilayers.parquet`` and friends):
     ``VDWGEN_DATASET_DIR`` or ``<repo>/data/janus_iii_vi``."""

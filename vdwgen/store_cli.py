@@ -49,7 +49,8 @@ def write_poscars(store: Store, ids: list[int], out: Path) -> int:
 def zip_bytes(store: Store, files: list[tuple[int, str, str, str]]) -> bytes:
     """A ZIP of POSCARs named by id and formula plus ``summary.csv`` of their rows."""
     ids = [f[0] for f in files]
-    summary = run_query(store, "SELECT * EXCLUDE (poscar, cif) FROM candidates ORDER BY id", row_cap=1_000_000).frame
+    summary = run_query(store, "SELECT * EXCLUDE (poscar, cif, oracle_relaxed_poscar) FROM candidates ORDER BY id",
+                        row_cap=1_000_000).frame
     summary = summary[summary["id"].isin(ids)].set_index("id").loc[ids].reset_index() if ids else summary.iloc[:0]
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:

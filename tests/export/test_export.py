@@ -222,3 +222,20 @@ def test_cli_writes_poscars_that_pymatgen_reads(artifacts: dict[str, Path], tmp_
     assert len(err) == 1 and "allowed elements" in err[0]
     assert main(["generate", "--unconditional", "--n", "0", "--artifacts", str(artifacts["baseline"])]) == 2
     assert "from 1 to" in capsys.readouterr().err
+
+
+def test_screened_latents_for_many_targets_equal_one_request_per_target() -> None:
+    engine = Engine.load(SHIPPED["model"])
+    targets = np.array([-0.83, -0.69, -0.57])
+    z, cond, predicted = engine.screened_latents(targets, 100, seed=7, chunk=1)
+    for k, target in enumerate(targets):
+        # one target per chunk draws exactly the noise a one-crystal request with that seed draws ...
+        one = engine.screened_latents(targets[k:k + 1], 100, seed=7)
+        request = engine.check(GenerationRequest("formation_energy", 1, float(target), seed=7))
+        z1, cond1, pred1 = engine.latents(request)
+        assert np.allclose(one[0], z1, atol=1e-6) and np.allclose(one[2], pred1, atol=1e-6)
+    # ... and the screening keeps, per target, the draw closest to it
+    assert np.all(np.abs(predicted - targets) < 0.05)
+    assert z.shape == (3, 256) and cond.shape[0] == 3
+    with pytest.raises(ValueError, match="at least 1"):
+        engine.screened_latents(targets, 0, seed=0)

@@ -1,4 +1,5 @@
-"""The DuckDB candidate store: schema, atomic runs, hostile SQL, threads, a killed writer."""
+"""The DuckDB candidate store: schema and its migration, atomic runs, hostile SQL, threads, a killed writer,
+oracle checks."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 from pymatgen.core import Lattice, Structure
 
-from store.database import RunInfo, StoreError, close_store, open_store
+from store.database import CANDIDATE_COLUMNS, RunInfo, StoreError, close_store, open_store
 from store.query import EXAMPLES, QueryRefused, run_query
 from store.records import candidate_record
 from store.schema import SCHEMA_VERSION
@@ -185,3 +186,84 @@ def test_another_process_holding_the_file_is_named(tmp_path: Path) -> None:
     finally:
         holder.kill()
         holder.wait()
+
+
+def _version_1_file(path: Path) -> None:
+    """A store file as vdwgen wrote it before the oracle columns (schema version 1), with one candidate."""
+    import datetime as dt
+
+    import duckdb
+
+    from store.schema import MIGRATIONS
+
+    record = candidate_record(0, bilayer(), -0.7)
+    now = dt.datetime(2026, 1, 1)
+    con = duckdb.connect(str(path))
+    try:
+        con.execute("CREATE TABLE schema_version (version INTEGER NOT NULL, applied TIMESTAMP NOT NULL)")
+        con.execute(MIGRATIONS[0])
+        con.execute("INSERT INTO schema_version VALUES (1, ?)", [now])
+        con.execute("INSERT INTO runs (id, created, finished, status, mode, formula_request, count_requested, "
+                    "count_stored, seed, model_name, manifest_sha256) "
+                    "VALUES (1, ?, ?, 'completed', 'formula', 'GaS', 1, 1, 0, 'demo', ?)", [now, now, "0" * 64])
+        columns = ("id", "run_id", "index_in_run", "created", *CANDIDATE_COLUMNS)
+        con.execute(f"INSERT INTO candidates ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})",
+                    [1, 1, 0, now, *(record[c] for c in CANDIDATE_COLUMNS)])
+    finally:
+        con.close()
+
+
+def _fake_check(formation_energy: float = -0.75):  # noqa: ANN202 - an OracleCheck
+    from vdwgen.verify import OracleCheck
+
+    return OracleCheck(formation_energy=formation_energy, initial_formation_energy=formation_energy + 0.01,
+                       energy_drop_per_atom=0.01, energy_drop=0.08, steps=12, converged=True, max_force=0.03,
+                       interlayer_gap=3.1, rmsd=0.05, relaxed=bilayer(0.1))
+
+
+def test_a_version_1_file_migrates_and_keeps_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "old.duckdb"
+    _version_1_file(path)
+    store = open_store(path)
+    try:
+        assert store.schema_version == SCHEMA_VERSION >= 2
+        frame = run_query(store, "SELECT id, formula, predicted_formation_energy, oracle_formation_energy, "
+                                 "oracle_checked_at FROM candidates").frame
+        assert frame["id"].tolist() == [1] and frame["formula"].tolist() == ["Ga4S4"]
+        assert frame["predicted_formation_energy"].tolist() == [-0.7]
+        assert frame["oracle_formation_energy"].isna().all() and frame["oracle_checked_at"].isna().all()
+        assert store.run(1)["status"] == "completed"
+        store.record_oracle(1, _fake_check(), "CHGNet 0.3.0 + D3(zero, PBE)")  # the new columns work
+    finally:
+        close_store(path)
+    store = open_store(path)  # reopening applies nothing twice
+    try:
+        assert run_query(store, "SELECT count(*) AS n FROM schema_version").frame["n"].tolist() == [SCHEMA_VERSION]
+        assert run_query(store, "SELECT oracle_steps FROM candidates").frame["oracle_steps"].tolist() == [12]
+    finally:
+        close_store(path)
+
+
+def test_record_oracle_is_visible_in_sql_and_refuses_unknown_ids(store) -> None:
+    _run(store, 2)
+    store.record_oracle(2, _fake_check(), "CHGNet 0.3.0 + D3(zero, PBE)")
+    frame = run_query(store, "SELECT id, oracle_formation_energy, oracle_energy_drop_per_atom, oracle_interlayer_gap, "
+                             "oracle_rmsd, oracle_steps, oracle_converged, oracle_relaxed_poscar, oracle_version, "
+                             "oracle_checked_at FROM candidates ORDER BY id").frame
+    checked = frame.iloc[1]
+    assert frame.iloc[0].drop("id").isna().all()  # candidate 1 was not checked
+    assert checked["oracle_formation_energy"] == -0.75 and checked["oracle_energy_drop_per_atom"] == 0.01
+    assert checked["oracle_interlayer_gap"] == 3.1 and checked["oracle_rmsd"] == 0.05
+    assert checked["oracle_steps"] == 12 and bool(checked["oracle_converged"])
+    assert checked["oracle_version"] == "CHGNet 0.3.0 + D3(zero, PBE)" and checked["oracle_checked_at"] is not None
+    assert Structure.from_str(checked["oracle_relaxed_poscar"], fmt="poscar").matches(bilayer(0.1))
+
+    store.record_oracle(2, _fake_check(float("nan")), "CHGNet 0.3.0 + D3(zero, PBE)")  # replaced; NaN -> NULL
+    again = run_query(store, "SELECT oracle_formation_energy FROM candidates WHERE id = 2").frame
+    assert again["oracle_formation_energy"].isna().all()
+
+    with pytest.raises(StoreError, match=r"^no candidate with id 99$"):
+        store.record_oracle(99, _fake_check(), "CHGNet 0.3.0 + D3(zero, PBE)")
+    with pytest.raises(StoreError, match=r"^no candidate with id 99$"):
+        store.candidate(99)
+    assert store.candidate(2)["oracle_steps"] == 12

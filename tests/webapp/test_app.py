@@ -216,3 +216,70 @@ def test_model_page_shows_the_manifest(shipped: Path) -> None:
     at = _run(MODEL_PAGE)
     assert at.selectbox(key="model_pick").value.name in {"cdvae-baseline-janus", "cdvae-plus-janus"}
     assert any(m.label == "Parameters" for m in at.metric)
+
+
+def test_model_page_shows_the_evaluation_report(shipped: Path, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    reports = tmp_path / "reports"
+    monkeypatch.setenv("VDWGEN_REPORTS_DIR", str(reports))
+    at = _run(MODEL_PAGE)
+    name = at.selectbox(key="model_pick").value.name
+    assert "No evaluation report for this model yet" in _infos(at)
+    folder = reports / name
+    folder.mkdir(parents=True)
+    (folder / "report.md").write_text(f"# Evaluation of `{name}`\n\n## Reconstruction (Table 1)\n\n"
+                                      "| model | match |\n|---|---|\n| ours | 4.00 |\n\n## Figures\n\n![x](x.png)\n")
+    at = _run(MODEL_PAGE)
+    text = "\n".join(str(m.value) for m in at.markdown)
+    assert "Reconstruction (Table 1)" in text and "![x]" not in text
+
+
+def _store_candidate(var: Path, structure: Structure, predicted: float) -> int:
+    """One stored candidate (a run of one) in the app's store under ``var``."""
+    from store.database import RunInfo, open_store
+    from store.records import candidate_record
+
+    store = open_store(var / "candidates.duckdb")
+    run = store.start_run(RunInfo("formula", 1, 0, "demo", "0" * 64))
+    (cid,) = store.finish_run(run, [candidate_record(0, structure, predicted)])
+    return cid
+
+
+def test_candidates_page_without_dataset_offers_no_oracle_check(empty_dirs: Path) -> None:
+    from tests.store.test_store import bilayer
+
+    _store_candidate(empty_dirs / "var", bilayer(), -0.7)
+    at = _run(CANDIDATES_PAGE)
+    assert "oracle check is not available" in _infos(at) and "references.json" in _infos(at)
+    assert not [b for b in at.button if b.key == "candidates_oracle_check"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (ROOT / "data" / "janus_iii_vi" / "bilayers.parquet").is_file(),
+                    reason="the committed dataset is not in this checkout")
+def test_candidates_page_checks_a_candidate_with_the_oracle(empty_dirs: Path) -> None:
+    import shutil
+
+    from store.database import open_store
+    from tests.store.test_verify_cli import _candidate
+    from webapp.oracle_check import BUTTON_LABEL
+
+    shutil.copy(ROOT / "data" / "janus_iii_vi" / "references.json", empty_dirs / "dataset")
+    structure, label = _candidate()  # a dataset bilayer with its atoms moved a little
+    cid = _store_candidate(empty_dirs / "var", structure, label + 0.02)
+    at = _run(CANDIDATES_PAGE)
+    assert at.button(key="candidates_oracle_check").label == BUTTON_LABEL
+    assert any("Not checked by the oracle yet" in c.value for c in at.caption)
+    at.button(key="candidates_oracle_check").click().run(timeout=120)
+    assert not at.exception, [e.value for e in at.exception]
+
+    stored = open_store(empty_dirs / "var" / "candidates.duckdb").candidate(cid)
+    assert abs(stored["oracle_formation_energy"] - label) < 0.005 and stored["oracle_converged"]
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Oracle E_f (eV/atom)"] == f"{stored['oracle_formation_energy']:.3f}"
+    assert metrics["Predicted E_f (eV/atom)"] == f"{label + 0.02:.3f}" and metrics["Converged"] == "yes"
+    assert metrics["Steps"] == str(stored["oracle_steps"])
+
+    later = _run(CANDIDATES_PAGE)  # a new session: the stored verdict shows without a click
+    assert {m.label: m.value for m in later.metric}["Oracle E_f (eV/atom)"] == metrics["Oracle E_f (eV/atom)"]
+    assert any(d.proto.label == "Relaxed POSCAR" for d in later.get("download_button"))

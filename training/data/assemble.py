@@ -1,6 +1,6 @@
 """Turn the stored build results into the dataset table: structures, identifiers, labels, splits.
 
-Labels (energies from CHGNet + D3, see :mod:`training.data.oracle`):
+Labels (energies from CHGNet + D3, see :mod:`vdwgen.oracle`):
 
 - ``formation_energy_per_atom`` (eV/atom): ``(E - sum_i n_i mu_i) / N`` against the relaxed
   elemental references; MP2020-compatible (CHGNet's native convention, anion corrections

@@ -85,7 +85,7 @@ def _init_worker(threads: int) -> None:
 
     warnings.filterwarnings("ignore")
     torch.set_num_threads(threads)
-    from training.data.oracle import Oracle
+    from vdwgen.oracle import Oracle
 
     _ORACLE = Oracle()
 
@@ -93,7 +93,7 @@ def _init_worker(threads: int) -> None:
 def _oracle():
     global _ORACLE
     if _ORACLE is None:  # in-process run (one worker): keep the caller's threads and warnings
-        from training.data.oracle import Oracle
+        from vdwgen.oracle import Oracle
 
         _ORACLE = Oracle()
     return _ORACLE

@@ -30,7 +30,7 @@ from training.data.geometry import (
     interlayer_gap,
     monolayer_structure,
 )
-from training.data.oracle import Oracle
+from vdwgen.oracle import Oracle
 from training.data.recipe import BilayerConfig, Monolayer
 
 

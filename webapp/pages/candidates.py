@@ -1,4 +1,5 @@
-"""Candidates page: filter every stored candidate with SQL, view one in 3D, download POSCARs.
+"""Candidates page: filter every stored candidate with SQL, view one in 3D, download POSCARs,
+check one with the physics oracle (CHGNet + D3, :mod:`webapp.oracle_check`).
 
 Queries go through :func:`store.query.run_query` (one read-only SELECT, row cap, timeout).
 The 3D viewer is py3Dmol's HTML pointed at the vendored ``webapp/static/3Dmol-min.js``
@@ -15,6 +16,7 @@ from pymatgen.core import Structure
 from store.database import StoreError
 from store.query import EXAMPLES, QueryRefused, run_query
 from vdwgen.store_cli import poscar_name, zip_bytes
+from webapp.oracle_check import oracle_panel
 from webapp.resources import candidate_store
 
 VIEWER_JS = "/app/static/3Dmol-min.js"
@@ -61,7 +63,9 @@ sql = st.text_area("SQL: one SELECT over the tables `candidates` and `runs`", ke
                         "formula, reduced_formula, elements (list), num_atoms, a, b, c, alpha, beta, gamma, volume, "
                         "density, predicted_formation_energy, min_distance, structure_valid, composition_valid, "
                         "valid, n_layers, vacuum, interlayer_gap, interlayer_distance, interlayer_too_short, "
-                        "novel, duplicate_of, run_id, created, poscar, cif.")
+                        "novel, duplicate_of, run_id, created, poscar, cif; after an oracle check: "
+                        "oracle_formation_energy, oracle_energy_drop_per_atom, oracle_interlayer_gap, oracle_rmsd, "
+                        "oracle_steps, oracle_converged, oracle_relaxed_poscar, oracle_checked_at, oracle_version.")
 if st.button("Run query", type="primary", key="candidates_run") or "candidates_result" not in st.session_state:
     try:
         st.session_state["candidates_result"] = run_query(store, sql)
@@ -75,7 +79,7 @@ if "candidates_error" in st.session_state:
 result = st.session_state.get("candidates_result")
 if result is not None:
     frame: pd.DataFrame = result.frame
-    shown = frame.drop(columns=[c for c in ("poscar", "cif") if c in frame.columns])
+    shown = frame.drop(columns=[c for c in ("poscar", "cif", "oracle_relaxed_poscar") if c in frame.columns])
     st.caption(f"{len(frame)} rows in {result.seconds:.2f} s" + (" (row cap reached)" if result.truncated else ""))
     st.dataframe(shown, hide_index=True, width="stretch", key="candidates_table")
     if "id" in frame.columns and not frame.empty and pd.api.types.is_integer_dtype(frame["id"]):
@@ -91,11 +95,14 @@ if result is not None:
         with left:
             st.iframe(viewer_html(structure), height=440)
         with right:
-            row = run_query(store, f"SELECT * EXCLUDE (poscar, cif) FROM candidates WHERE id = {cid}").frame
-            st.dataframe(row.T.rename(columns={0: f"#{cid}"}).astype(str), width="stretch", key="candidates_row")
+            row_slot = st.empty()  # filled after the oracle panel, so a check just made shows in the row too
             a, b = st.columns(2)
             a.download_button("POSCAR", poscar, poscar_name(cid, formula), key="candidates_poscar")
             b.download_button("CIF", cif, poscar_name(cid, formula).replace(".vasp", ".cif"), key="candidates_cif")
+        oracle_panel(store, cid, structure)
+        row = run_query(store, "SELECT * EXCLUDE (poscar, cif, oracle_relaxed_poscar) FROM candidates "
+                               f"WHERE id = {cid}").frame
+        row_slot.dataframe(row.T.rename(columns={0: f"#{cid}"}).astype(str), width="stretch", key="candidates_row")
         with st.expander(f"POSCAR of #{cid}"):
             st.code(poscar, language=None)
     elif not frame.empty:

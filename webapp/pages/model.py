@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from export.manifest import ArtifactError, read_manifest
-from vdwgen.paths import artifacts_dir
+from vdwgen.paths import artifacts_dir, reports_dir
 
 st.title("Models")
 root = artifacts_dir()
@@ -87,3 +87,23 @@ with st.expander("Training configuration"):
     st.code(json.dumps(training.get("config", {}), indent=2), language="json")
 with st.expander("Package versions"):
     st.write(data.get("packages", {}))
+
+st.subheader("Evaluation report")
+report = reports_dir() / data.get("name", "") / "report.md"
+if not report.is_file():
+    st.info(f"No evaluation report for this model yet. Run `vdwgen evaluate artifacts/{data.get('name', 'NAME')} "
+            f"--out reports/{data.get('name', 'NAME')}` to measure it (Tables 1-3, oracle checks, latent maps).")
+else:
+    text = report.read_text()
+    body, _, _ = text.partition("## Figures")
+    # the title line repeats the page's header; the figures are shown as images below
+    st.markdown(body.split("\n", 1)[1] if body.startswith("# ") else body)
+    for name, caption in (
+        ("energy_targets.png", "Oracle formation energies for three targets vs unconditional samples"),
+        ("predicted_vs_oracle.png", "Predicted vs oracle formation energy"),
+        ("property_distributions.png", "Density and number of elements: generated vs test"),
+        ("latent_tsne.png", "t-SNE of latents without and with fusion"),
+    ):
+        image = report.parent / name
+        if image.is_file():
+            st.image(str(image), caption=caption)

@@ -1,26 +1,36 @@
-"""The physics oracle that labels the dataset: CHGNet (weights shipped in its wheel) + DFT-D3.
+"""The physics oracle: CHGNet (weights shipped in its wheel) + DFT-D3.
+
+It labels the dataset (``training.data``) and checks generated crystals
+(:mod:`vdwgen.verify`), so it lives on the serving side, which must never import
+``training``. Heavy packages (CHGNet, torch, dftd3) are imported only when an
+:class:`Oracle` is built.
 
 Energies are CHGNet 0.3.0 total energies plus the D3 dispersion energy with zero
 damping and PBE parameters, no three-body term.  CHGNet was fitted to Materials
 Project energies that carry the MP2020 anion corrections, so energies of compounds
-computed here include those corrections (see :mod:`training.data.references`).
+computed here include those corrections (the dataset's elemental references and
+formation energies follow the same convention).
 
 Slabs (monolayers, bilayers) are periodic in-plane only for D3 (``periodic=[T, T, F]``),
 so the vacuum along c never matters; bulk references are periodic in 3D.
 
 :class:`Oracle` evaluates many structures in CHGNet batches and relaxes atomic
 positions at fixed cell with a batched FIRE optimiser (the ASE FIRE algorithm applied
-to every structure of the batch at once).  :class:`OracleCalculator` wraps the same
+to every structure of the batch at once).  :func:`make_ase_calculator` wraps the same
 physics as an ASE calculator with stress, used for the bulk references' cell relaxation.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from pymatgen.core import Structure
+
+if TYPE_CHECKING:
+    from ase.calculators.calculator import Calculator
 
 BOHR = 0.529177210903  # angstrom
 HARTREE = 27.211386245988  # eV
@@ -57,10 +67,11 @@ class RelaxResult:
     """Outcome of one fixed-cell relaxation."""
 
     structure: Structure
-    energy: float  # eV, total
+    energy: float  # eV, total, of the relaxed structure
     steps: int
     converged: bool
     max_force: float  # eV/angstrom at the end
+    initial_energy: float  # eV, total, of the starting structure (the first step's evaluation)
 
 
 class Oracle:
@@ -86,6 +97,14 @@ class Oracle:
     @property
     def chgnet_version(self) -> str:
         return str(self.model.version)
+
+    @property
+    def label(self) -> str:
+        """The physics in words, e.g. ``CHGNet 0.3.0 + D3(zero, PBE)`` (stored with every check)."""
+        d3 = "D3(zero, PBE)" if self.d3 == D3Parameters() else (
+            f"D3(zero, s6={self.d3.s6}, rs6={self.d3.rs6}, s8={self.d3.s8}, rs8={self.d3.rs8}, "
+            f"alp={self.d3.alp}, s9={self.d3.s9})")
+        return f"CHGNet {self.chgnet_version} + {d3}"
 
     # -- single points -------------------------------------------------------------
     def energies(self, structures: Sequence[Structure], slab: bool = True) -> np.ndarray:
@@ -146,6 +165,7 @@ class Oracle:
         max_steps: int = 300,
         vertical_only: bool = True,
         fire: FireSettings = FireSettings(),
+        progress: Callable[[int, int], None] | None = None,
     ) -> list[RelaxResult]:
         """Relax atomic positions at fixed cell, all structures batched together.
 
@@ -156,6 +176,11 @@ class Oracle:
             max_steps: FIRE steps before giving up (the result says not converged).
             vertical_only: move atoms along z only (keeps the layers' high-symmetry
                 in-plane sites exactly; in-plane forces vanish there by symmetry anyway).
+                Generated crystals are not on such sites: relax them with ``False``.
+            progress: called after every batched step with (structures finished, total).
+
+        Each result carries the energy of its starting structure too, taken from the
+        first step's evaluation (no extra pass).
         """
         n = len(structures)
         pos = [s.cart_coords.copy() for s in structures]
@@ -165,6 +190,7 @@ class Oracle:
         n_pos = np.zeros(n, dtype=int)
         steps = np.zeros(n, dtype=int)
         energy = np.zeros(n)
+        initial = np.full(n, np.nan)
         fmax_now = np.full(n, np.inf)
         active = list(range(n))
         current = [s.copy() for s in structures]
@@ -178,6 +204,8 @@ class Oracle:
                     force = force.copy()
                     force[:, :2] = 0.0
                 energy[i] = e[k]
+                if steps[i] == 0:
+                    initial[i] = e[k]
                 fmax_now[i] = float(np.linalg.norm(force, axis=1).max())
                 if fmax_now[i] < fmax or steps[i] >= max_steps:
                     continue
@@ -208,14 +236,16 @@ class Oracle:
                 )
                 still.append(i)
             active = still
+            if progress is not None:
+                progress(n - len(active), n)
         return [
             RelaxResult(current[i], float(energy[i]), int(steps[i]), bool(fmax_now[i] < fmax),
-                        float(fmax_now[i]))
+                        float(fmax_now[i]), float(initial[i]))
             for i in range(n)
         ]
 
 
-def make_ase_calculator(oracle: Oracle, slab: bool = False):
+def make_ase_calculator(oracle: Oracle, slab: bool = False) -> Calculator:
     """An ASE calculator with energy, forces and stress from the same CHGNet + D3 physics."""
     from ase.calculators.calculator import Calculator, all_changes
     from pymatgen.io.ase import AseAtomsAdaptor

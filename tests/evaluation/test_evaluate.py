@@ -1,0 +1,89 @@
+"""`vdwgen evaluate --quick` on the shipped model: every stage runs and every figure comes from real samples."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pymatgen.core import Structure
+
+from vdwgen.cli import main
+from vdwgen.scoring import compositionally_valid, structurally_valid
+
+ROOT = Path(__file__).resolve().parents[2]
+STAGES = ("reconstruction", "samples", "generation", "energy_targets", "formulas", "relaxation", "latent")
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("report")
+    assert main(["evaluate", str(ROOT / "artifacts" / "cdvae-plus-janus"), "--quick", "--out", str(out),
+                 "--steps-per-level", "1", "--workers", "1"]) == 0
+    return out
+
+
+def _poscars(path: Path) -> list[Structure]:
+    return [Structure.from_str(p, fmt="poscar") for p in json.loads(path.read_text())["poscars"]]
+
+
+def test_every_stage_and_the_report_are_written(report: Path) -> None:
+    metrics = json.loads((report / "metrics.json").read_text())
+    assert all(stage in metrics for stage in STAGES)
+    text = (report / "report.md").read_text()
+    for heading in ("Reconstruction (Table 1)", "Generation (Table 2)", "checked by the oracle", "Table 3 analogue",
+                    "different data"):
+        assert heading in text
+    for png in ("energy_targets.png", "predicted_vs_oracle.png", "property_distributions.png", "latent_tsne.png"):
+        assert (report / png).stat().st_size > 5_000
+
+
+def test_generation_figures_are_those_of_the_stored_samples(report: Path) -> None:
+    metrics = json.loads((report / "metrics.json").read_text())
+    for label in ("model", "baseline"):
+        structures = _poscars(report / "_cache" / f"samples_{label}.json")
+        assert len(structures) == metrics["samples"]["count"]
+        validity = metrics["generation"][label]["validity"]
+        assert validity["structural"] == pytest.approx(np.mean([structurally_valid(s) for s in structures]))
+        assert validity["compositional"] == pytest.approx(
+            np.mean([compositionally_valid(s.composition) for s in structures]))
+        coverage = metrics["generation"][label]["coverage"]
+        assert 0.0 <= coverage["cov_p"] <= 1.0 and coverage["generated"] == len(structures)
+    # the model's crystals are not the baseline's
+    model, base = (_poscars(report / "_cache" / f"samples_{k}.json") for k in ("model", "baseline"))
+    assert any(not np.allclose(a.lattice.matrix, b.lattice.matrix) for a, b in zip(model, base))
+
+
+def test_oracle_figures_come_from_relaxed_crystals(report: Path) -> None:
+    metrics = json.loads((report / "metrics.json").read_text())
+    checks = json.loads((report / "_cache" / "oracle_target_p10.json").read_text())["checks"]
+    energies = [c["formation_energy"] for c in checks]
+    row = metrics["energy_targets"]["p10"]
+    assert row["relaxed"] == len(checks) and row["median"] == pytest.approx(np.median(energies))
+    assert -3.0 < row["median"] < 1.0  # a physical formation energy, eV/atom
+    relaxed = Structure.from_str(checks[0]["relaxed_poscar"], fmt="poscar")
+    assert relaxed.composition.num_atoms == 8
+    relaxation = metrics["relaxation"]["model"]
+    assert relaxation["count"] >= 1 and relaxation["mean_steps"] >= 1
+    formula = metrics["formulas"]["GaInSSe"]
+    assert formula["cell"] == "Ga2In2S2Se2" and formula["in_training_part"] > 0 and "data_best" in formula
+
+
+def test_a_second_run_keeps_every_finished_stage(report: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    before = (report / "metrics.json").read_text()
+    assert main(["evaluate", str(ROOT / "artifacts" / "cdvae-plus-janus"), "--quick", "--out", str(report),
+                 "--steps-per-level", "1", "--workers", "1"]) == 0
+    out = capsys.readouterr().out
+    assert all(f"{stage}: kept" in out for stage in STAGES)
+    assert json.loads((report / "metrics.json").read_text()) == json.loads(before)
+
+
+def test_bad_arguments_name_the_problem(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    artifacts = str(ROOT / "artifacts" / "cdvae-plus-janus")
+    assert main(["evaluate", artifacts, "--quick", "--out", str(tmp_path), "--stage", "tables"]) == 2
+    assert "unknown stage" in capsys.readouterr().err
+    assert main(["evaluate", artifacts, "--quick", "--out", str(tmp_path), "--split", "train"]) == 2
+    assert "'val' or 'test'" in capsys.readouterr().err
+    assert main(["evaluate", artifacts, "--quick", "--out", str(tmp_path), "--data", str(tmp_path)]) == 2
+    assert "no dataset table" in capsys.readouterr().err

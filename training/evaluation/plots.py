@@ -1,0 +1,109 @@
+"""The report's figures (matplotlib, Agg backend, small PNGs)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+DPI = 90
+
+
+def _save(fig: plt.Figure, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return path
+
+
+def target_histograms(conditioned: Mapping[str, tuple[float, Sequence[float]]], unconditional: Sequence[float],
+                      path: Path) -> Path:
+    """Oracle formation energies for each target (paper Fig. 3b analogue) over the unconditional ones.
+
+    Args:
+        conditioned: label -> (target, oracle energies of the crystals generated for it).
+        unconditional: oracle energies of unconditional samples.
+    """
+    n = len(conditioned)
+    fig, axes = plt.subplots(1, n, figsize=(4.0 * n, 3.2), sharey=False, squeeze=False)
+    every = np.concatenate([np.asarray(v, dtype=float) for _, v in conditioned.values()] + [np.asarray(unconditional)])
+    bins = np.linspace(np.quantile(every, 0.005) - 0.02, np.quantile(every, 0.995) + 0.02, 40)
+    for ax, (label, (target, values)) in zip(axes[0], conditioned.items()):
+        ax.hist(unconditional, bins=bins, density=True, color="0.75", label="unconditional")
+        ax.hist(values, bins=bins, density=True, alpha=0.75, color="tab:blue", label="conditioned")
+        ax.axvline(target, color="tab:red", lw=1.5, label=f"target {target:.3f}")
+        ax.axvspan(target - 0.05, target + 0.05, color="tab:red", alpha=0.08)
+        ax.set_title(f"{label}: oracle E_f")
+        ax.set_xlabel("formation energy (eV/atom, CHGNet + D3)")
+        ax.legend(fontsize=7)
+    axes[0][0].set_ylabel("density")
+    return _save(fig, path)
+
+
+def predicted_vs_oracle(predicted: Sequence[float], oracle: Sequence[float], path: Path) -> Path:
+    """The model's predicted formation energy against the oracle's, one point per crystal."""
+    p, o = np.asarray(predicted, dtype=float), np.asarray(oracle, dtype=float)
+    fig, ax = plt.subplots(figsize=(4.0, 3.8))
+    ax.scatter(o, p, s=6, alpha=0.6)
+    lo, hi = float(min(p.min(), o.min())), float(max(p.max(), o.max()))
+    ax.plot([lo, hi], [lo, hi], color="k", lw=0.8)
+    ax.set_xlabel("oracle E_f (eV/atom)")
+    ax.set_ylabel("predicted E_f (eV/atom)")
+    ax.set_title(f"prediction vs oracle (MAE {np.mean(np.abs(p - o)):.3f})")
+    return _save(fig, path)
+
+
+def latent_maps(maps: Mapping[str, np.ndarray], energy: np.ndarray, formulas: Sequence[str], path: Path,
+                top: int = 8) -> Path:
+    """t-SNE maps (one row per latent kind), coloured by formation energy and by formula.
+
+    Args:
+        maps: title -> (n, 2) embedding.
+        energy: (n,) formation energy labels.
+        formulas: (n,) reduced formulas; the ``top`` most frequent get a colour, others grey.
+    """
+    common = [f for f, _ in Counter(formulas).most_common(top)]
+    colour = {f: plt.cm.tab10(i) for i, f in enumerate(common)}
+    rows = len(maps)
+    fig, axes = plt.subplots(rows, 2, figsize=(9.0, 4.0 * rows), squeeze=False)
+    for r, (title, xy) in enumerate(maps.items()):
+        ax = axes[r][0]
+        sc = ax.scatter(xy[:, 0], xy[:, 1], c=energy, s=4, cmap="viridis")
+        fig.colorbar(sc, ax=ax, label="E_f (eV/atom)")
+        ax.set_title(f"{title}: formation energy")
+        ax = axes[r][1]
+        grey = np.array([f not in colour for f in formulas])
+        ax.scatter(xy[grey, 0], xy[grey, 1], s=3, color="0.85")
+        for f in common:
+            sel = np.array([g == f for g in formulas])
+            ax.scatter(xy[sel, 0], xy[sel, 1], s=6, color=colour[f], label=f)
+        ax.set_title(f"{title}: formula ({top} most common)")
+        ax.legend(fontsize=6, markerscale=2, loc="best")
+        for a in axes[r]:
+            a.set_xticks([])
+            a.set_yticks([])
+    return _save(fig, path)
+
+
+def property_histograms(values: Mapping[str, Mapping[str, Sequence[float]]], path: Path) -> Path:
+    """Density and number-of-elements distributions per set (the EMD inputs)."""
+    fig, axes = plt.subplots(1, 2, figsize=(8.0, 3.2))
+    for ax, key, unit in ((axes[0], "density", "g/cm^3"), (axes[1], "n_elements", "")):
+        data = {name: np.asarray(v[key], dtype=float) for name, v in values.items()}
+        if key == "n_elements":
+            bins = np.arange(0.5, max(max(d.max() for d in data.values()), 4) + 1.5)
+        else:
+            every = np.concatenate(list(data.values()))
+            bins = np.linspace(np.quantile(every, 0.005), np.quantile(every, 0.995), 40)
+        for name, d in data.items():
+            ax.hist(d, bins=bins, density=True, histtype="step", lw=1.5, label=name)
+        ax.set_xlabel(f"{key} {unit}".strip())
+        ax.legend(fontsize=7)
+    return _save(fig, path)
