@@ -66,6 +66,9 @@ def test_oracle_figures_come_from_relaxed_crystals(report: Path) -> None:
     assert relaxed.composition.num_atoms == 8
     relaxation = metrics["relaxation"]["model"]
     assert relaxation["count"] >= 1 and relaxation["mean_steps"] >= 1
+    flags = json.loads((report / "_cache" / "novelty_model.json").read_text())["flags"]
+    assert relaxation["examined"] == len(flags)
+    assert relaxation["count"] == min(3, sum(f is True for f in flags))  # --quick relaxes 3 novel crystals
     formula = metrics["formulas"]["GaInSSe"]
     assert formula["cell"] == "Ga2In2S2Se2" and formula["in_training_part"] > 0 and "data_best" in formula
 
@@ -87,3 +90,33 @@ def test_bad_arguments_name_the_problem(tmp_path: Path, capsys: pytest.CaptureFi
     assert "'val' or 'test'" in capsys.readouterr().err
     assert main(["evaluate", artifacts, "--quick", "--out", str(tmp_path), "--data", str(tmp_path)]) == 2
     assert "no dataset table" in capsys.readouterr().err
+
+
+def test_novelty_scan_is_the_same_with_two_workers_and_resumes(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from training.evaluation.evaluate import novel_indices
+
+    table = ROOT / "data" / "janus_iii_vi" / "bilayers.parquet"
+    frame = pd.read_parquet(table)
+    train = frame[frame["split_random"] == "train"]
+    sizes = train.groupby("reduced_formula").size()
+    rare = train[train["reduced_formula"].isin(sizes[sizes <= 3].index)].head(2)  # few stackings: fast to match
+    known = [Structure(np.reshape(r.lattice, (3, 3)), list(r.species), np.reshape(r.frac_coords, (-1, 3)))
+             for r in rare.itertuples()]
+    overlapping = known[0].copy()
+    overlapping.translate_sites([1], overlapping[0].coords - overlapping[1].coords + 0.1, frac_coords=False)
+    shifted = known[1].copy()  # one layer slid by half a cell (the loose stol 0.5 may still match it)
+    top = [i for i, site in enumerate(shifted) if site.frac_coords[2] > np.mean(shifted.frac_coords[:, 2])]
+    shifted.translate_sites(top, [0.5, 0.0, 0.0])
+    poscars = [s.to(fmt="poscar") for s in (known[0], overlapping, known[1], shifted)]
+
+    one = novel_indices(poscars, 5, tmp_path / "one.json", "novelty", table, workers=1)
+    flags = json.loads((tmp_path / "one.json").read_text())["flags"]
+    assert flags[:3] == [False, None, False]  # training crystals are not novel; overlapping atoms are invalid
+    assert one == [i for i, f in enumerate(flags) if f]
+    two = novel_indices(poscars, 5, tmp_path / "two.json", "novelty", table, workers=2)
+    assert two == one and json.loads((tmp_path / "two.json").read_text())["flags"] == flags
+    # a rerun reads the verdicts instead of recomputing them (a wrong cached verdict shows through)
+    (tmp_path / "one.json").write_text(json.dumps({"flags": [True, None, False, flags[3]]}))
+    assert novel_indices(poscars, 5, tmp_path / "one.json", "novelty", table, workers=1)[0] == 0

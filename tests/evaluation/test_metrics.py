@@ -64,3 +64,12 @@ def test_shifted_and_broken_reconstructions() -> None:
     assert result.rmse == pytest.approx(np.mean([result.rms[0], result.rms[1]]))
     with pytest.raises(ValueError, match="reconstructions"):
         reconstruction_metrics([moved], truth)
+
+
+def test_plot_window_shows_the_bulk_and_leaves_far_outliers_off_scale() -> None:
+    from training.evaluation.plots import bulk_window
+
+    bulk = list(np.linspace(-0.9, -0.5, 97))
+    lo, hi = bulk_window(bulk + [3.2, 3.5, 4.1])
+    assert lo <= -0.9 and -0.5 <= hi < 3.0  # every bulk value inside, the three outliers outside
+    assert bulk_window(bulk) == pytest.approx((-0.95, -0.45))  # never wider than the data (+ padding)

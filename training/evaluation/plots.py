@@ -23,6 +23,23 @@ def _save(fig: plt.Figure, path: Path) -> Path:
     return path
 
 
+def bulk_window(values: Sequence[float], pad: float = 0.05) -> tuple[float, float]:
+    """An axis range that shows the bulk of ``values``: quartiles widened by three interquartile
+    ranges, never wider than the data. A few crystals the oracle finds far off (e.g. atoms
+    pressed together that a fixed-cell relaxation cannot separate) would otherwise squeeze
+    everything else into one bin; they are counted as off-scale instead."""
+    v = np.asarray(values, dtype=float)
+    q1, q3 = np.quantile(v, [0.25, 0.75])
+    spread = max(q3 - q1, pad)
+    return max(float(v.min()), q1 - 3 * spread) - pad, min(float(v.max()), q3 + 3 * spread) + pad
+
+
+def _off_scale(ax: plt.Axes, values: np.ndarray, window: tuple[float, float]) -> None:
+    outside = int(np.sum((values < window[0]) | (values > window[1])))
+    if outside:
+        ax.text(0.98, 0.5, f"{outside} off-scale", transform=ax.transAxes, ha="right", fontsize=7, color="0.3")
+
+
 def target_histograms(conditioned: Mapping[str, tuple[float, Sequence[float]]], unconditional: Sequence[float],
                       path: Path) -> Path:
     """Oracle formation energies for each target (paper Fig. 3b analogue) over the unconditional ones.
@@ -34,7 +51,8 @@ def target_histograms(conditioned: Mapping[str, tuple[float, Sequence[float]]], 
     n = len(conditioned)
     fig, axes = plt.subplots(1, n, figsize=(4.0 * n, 3.2), sharey=False, squeeze=False)
     every = np.concatenate([np.asarray(v, dtype=float) for _, v in conditioned.values()] + [np.asarray(unconditional)])
-    bins = np.linspace(np.quantile(every, 0.005) - 0.02, np.quantile(every, 0.995) + 0.02, 40)
+    window = bulk_window(every)
+    bins = np.linspace(*window, 40)
     for ax, (label, (target, values)) in zip(axes[0], conditioned.items()):
         ax.hist(unconditional, bins=bins, density=True, color="0.75", label="unconditional")
         ax.hist(values, bins=bins, density=True, alpha=0.75, color="tab:blue", label="conditioned")
@@ -42,6 +60,7 @@ def target_histograms(conditioned: Mapping[str, tuple[float, Sequence[float]]], 
         ax.axvspan(target - 0.05, target + 0.05, color="tab:red", alpha=0.08)
         ax.set_title(f"{label}: oracle E_f")
         ax.set_xlabel("formation energy (eV/atom, CHGNet + D3)")
+        _off_scale(ax, np.asarray(values, dtype=float), window)
         ax.legend(fontsize=7)
     axes[0][0].set_ylabel("density")
     return _save(fig, path)
@@ -52,11 +71,15 @@ def predicted_vs_oracle(predicted: Sequence[float], oracle: Sequence[float], pat
     p, o = np.asarray(predicted, dtype=float), np.asarray(oracle, dtype=float)
     fig, ax = plt.subplots(figsize=(4.0, 3.8))
     ax.scatter(o, p, s=6, alpha=0.6)
-    lo, hi = float(min(p.min(), o.min())), float(max(p.max(), o.max()))
+    lo, hi = bulk_window(np.concatenate([p, o]))
     ax.plot([lo, hi], [lo, hi], color="k", lw=0.8)
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
+    _off_scale(ax, o, (lo, hi))
     ax.set_xlabel("oracle E_f (eV/atom)")
     ax.set_ylabel("predicted E_f (eV/atom)")
-    ax.set_title(f"prediction vs oracle (MAE {np.mean(np.abs(p - o)):.3f})")
+    error = np.abs(p - o)
+    ax.set_title(f"prediction vs oracle\n(median |error| {np.median(error):.3f}, mean {np.mean(error):.3f})", fontsize=9)
     return _save(fig, path)
 
 

@@ -96,7 +96,10 @@ def _energy_targets(m: dict) -> list[str]:
                      f"{row['median_abs_error']:.3f} | {_pct(row['within_0.05'])} | "
                      f"{_pct(row['predicted']['within_0.05'])} | {_pct(u[f'within_0.05_of_{q}'])} |")
     lines += ["", f"Unconditional baseline samples: {u['count']} relaxed, oracle median {u['median']:.3f} eV/atom. "
-              f"Mean |predicted - oracle| over all conditioned crystals: {e['prediction_vs_oracle_mae']:.3f} eV/atom.", ""]
+              f"|predicted - oracle| over all conditioned crystals: median "
+              f"{e.get('prediction_vs_oracle_median_abs_error', float('nan')):.3f}, mean "
+              f"{e['prediction_vs_oracle_mae']:.3f} eV/atom; {e.get('oracle_above_zero', 'n/a')} of "
+              f"{e.get('oracle_count', 'n/a')} have a positive oracle formation energy.", ""]
     return lines
 
 
@@ -121,15 +124,17 @@ def _relaxation(m: dict) -> list[str]:
     lines = ["## Relaxation of novel crystals (Table 3 analogue)", "",
              "Generated crystals that are valid and match nothing in the training part, relaxed at fixed cell with "
              "CHGNet + D3 (the paper used VASP: a different oracle, and its energy difference is per structure).", "",
-             "| model | relaxed | converged (%) | mean steps | mean energy drop (eV/cell) | (eV/atom) | mean RMSD (A) | "
-             "paper converged / steps / energy diff |", "|---|---|---|---|---|---|---|---|"]
+             "| model | relaxed | novel share of valid (%) | converged (%) | mean steps | mean energy drop (eV/cell) | "
+             "(eV/atom) | mean RMSD (A) | paper converged / steps / energy diff |", "|---|---|---|---|---|---|---|---|---|"]
     for label, paper in (("model", "ConditionCDVAE+"), ("baseline", "CDVAE")):
         row = r[label]
         p = PAPER["relaxation"][paper]
         if not row.get("count"):
-            lines.append(f"| {paper} (ours) | 0 | | | | | | {p[0]} / {p[1]} / {p[2]} |")
+            lines.append(f"| {paper} (ours) | 0 | {_pct(row.get('novel_share_of_valid'))} | | | | | | "
+                         f"{p[0]} / {p[1]} / {p[2]} |")
             continue
-        lines.append(f"| {paper} (ours) | {row['count']} | {_pct(row['converged'])} | {row['mean_steps']:.1f} | "
+        lines.append(f"| {paper} (ours) | {row['count']} | {_pct(row.get('novel_share_of_valid'))} | "
+                     f"{_pct(row['converged'])} | {row['mean_steps']:.1f} | "
                      f"{row['mean_energy_drop_ev']:.3f} | {row['mean_energy_drop_ev_per_atom']:.4f} | "
                      f"{row['mean_rmsd']:.3f} | {p[0]} / {p[1]} / {p[2]} |")
     lines.append("")
