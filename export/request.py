@@ -39,7 +39,8 @@ class GenerationRequest:
         count: crystals wanted.
         target: formation energy per atom (eV/atom) for ``formation_energy``.
         formula: chemical formula for ``formula``.
-        seed: the same seed (and settings) gives the same crystals.
+        seed: the same seed (and settings) gives the same crystals on the same device and number
+            of CPU threads (the Langevin steps amplify rounding differences between thread counts).
         steps_per_level: Langevin steps at each of the noise levels (None: the model's default).
         screening_ratio: latents drawn per crystal kept, for ``formation_energy`` (None: 100).
     """

@@ -112,7 +112,9 @@ def request_form(mode: str, manifest: Manifest) -> GenerationRequest:
     cap = int(sampling.get("max_count", 1000))
     count = right.number_input("Number of crystals", 1, cap, 10, key="generate_count")
     seed = right.number_input("Seed", 0, 2**31 - 1, 0, key="generate_seed",
-                              help="The same seed and settings give the same crystals.")
+                              help="The same seed and settings give the same crystals on the same machine and "
+                                   "number of CPU threads (the Langevin steps amplify rounding differences "
+                                   "between thread counts).")
     with st.expander("Advanced settings"):
         steps = st.number_input("Langevin steps per noise level", 1, 100, int(sampling.get("steps_per_level", 5)),
                                 key="generate_steps",
