@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import streamlit as st
@@ -10,9 +11,19 @@ import streamlit as st
 from export.manifest import ArtifactError, read_manifest
 from vdwgen.paths import artifacts_dir, reports_dir
 
+
+def _unconditional(folder: Path) -> bool:
+    """Baselines (condition "none") go after the conditional models a user samples from."""
+    try:
+        return read_manifest(folder, verify=False).condition == "none"
+    except ArtifactError:
+        return True
+
+
 st.title("Models")
 root = artifacts_dir()
-folders = sorted(p.parent for p in root.glob("*/manifest.json")) if root.is_dir() else []
+folders = sorted((p.parent for p in root.glob("*/manifest.json")), key=lambda f: (_unconditional(f), f.name)) \
+    if root.is_dir() else []
 if not folders:
     st.info(f"No model artifacts found under `{root}`.", icon=":material/info:")
     st.stop()
@@ -77,8 +88,9 @@ if metrics:
         st.json(metrics)
 
 st.subheader("Sampling defaults")
-st.write(f"{sampling.get('noise_levels', '?')} noise levels (σ {sampling.get('sigma_max', '?')} → "
-         f"{sampling.get('sigma_min', '?')}), {sampling.get('steps_per_level', '?')} Langevin steps per level, "
+st.write(f"{sampling.get('noise_levels', '?')} noise levels (σ {sampling.get('sigma_max', float('nan')):.3g} → "
+         f"{sampling.get('sigma_min', float('nan')):.3g}), "
+         f"{sampling.get('steps_per_level', '?')} Langevin steps per level, "
          f"step size {sampling.get('step_lr', '?')}, screening {sampling.get('screening_ratio', '?')}:1, "
          f"at most {sampling.get('max_count', '?')} crystals per request.")
 st.subheader("Export parity")
