@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -33,11 +34,16 @@ def matcher() -> StructureMatcher:
 
 
 class Candidate:
-    """A structure with its matcher-reduced form and height profile, computed once."""
+    """A structure with its matcher-reduced form and height profile, computed on first use and
+    kept: one crystal is compared with many, so build it once and pass it around."""
 
     def __init__(self, structure: Structure, structure_matcher: StructureMatcher) -> None:
         self.structure = structure
-        self.profile: SlabProfile | None = slab_profile(structure, structure_matcher)
+        self._matcher = structure_matcher
+
+    @cached_property
+    def profile(self) -> SlabProfile | None:
+        return slab_profile(self.structure, self._matcher)
 
 
 def fits(m: StructureMatcher, a: Candidate, b: Candidate) -> bool:
@@ -49,7 +55,8 @@ def fits(m: StructureMatcher, a: Candidate, b: Candidate) -> bool:
     return bool(m.fit(a.structure, b.structure))
 
 
-def _structure(lattice: np.ndarray, species: Iterable[str], frac: np.ndarray) -> Structure:
+def table_structure(lattice: np.ndarray, species: Iterable[str], frac: np.ndarray) -> Structure:
+    """A crystal of the dataset table (its ``lattice``, ``species`` and ``frac_coords`` columns)."""
     return Structure(Lattice(np.asarray(lattice, dtype=float).reshape(3, 3)), list(species),
                      np.asarray(frac, dtype=float).reshape(-1, 3))
 
@@ -79,7 +86,7 @@ class TrainingSet:
     def _candidates(self, key: tuple[str, int]) -> list[Candidate]:
         if key not in self._built:
             rows = self._frame.iloc[self._rows.get(key, [])]
-            self._built[key] = [Candidate(_structure(r.lattice, r.species, r.frac_coords), self._matcher)
+            self._built[key] = [Candidate(table_structure(r.lattice, r.species, r.frac_coords), self._matcher)
                                 for r in rows.itertuples()]
         return self._built[key]
 
@@ -87,27 +94,19 @@ class TrainingSet:
         """Training crystals with the reduced formula and atom count of ``structure``."""
         return [c.structure for c in self._candidates((structure.composition.reduced_formula, len(structure)))]
 
-    def is_novel(self, structure: Structure) -> bool:
-        """True when no training crystal of the same formula and size matches ``structure``."""
-        key = (structure.composition.reduced_formula, len(structure))
-        known = self._candidates(key)
-        if not known:
-            return True
-        me = Candidate(structure, self._matcher)
+    def is_novel(self, crystal: Structure | Candidate) -> bool:
+        """True when no training crystal of the same formula and size matches ``crystal``."""
+        me = crystal if isinstance(crystal, Candidate) else Candidate(crystal, self._matcher)
+        known = self._candidates((me.structure.composition.reduced_formula, len(me.structure)))
         return not any(fits(self._matcher, me, k) for k in known)
 
 
-def first_duplicate(structure: Structure, stored: Iterable[tuple[int, Structure]],
+def first_duplicate(candidate: Candidate, stored: Iterable[tuple[int, Candidate]],
                     structure_matcher: StructureMatcher | None = None) -> int | None:
-    """Id of the first ``(id, structure)`` in ``stored`` that matches ``structure`` (None: none)."""
+    """Id of the first ``(id, candidate)`` in ``stored`` that matches ``candidate`` (None: none)."""
     m = structure_matcher or matcher()
-    me: Candidate | None = None
-    for cid, other in stored:
-        if len(other) == len(structure):
-            me = me or Candidate(structure, m)
-            if fits(m, me, Candidate(other, m)):
-                return cid
-    return None
+    n = len(candidate.structure)
+    return next((cid for cid, other in stored if len(other.structure) == n and fits(m, candidate, other)), None)
 
 
-__all__ = ["Candidate", "TrainingSet", "first_duplicate", "fits", "matcher"]
+__all__ = ["Candidate", "TrainingSet", "first_duplicate", "fits", "matcher", "table_structure"]

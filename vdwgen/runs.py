@@ -28,7 +28,7 @@ from export.request import GenerationRequest
 from export.runtime import Engine, GenerationInterrupted, GenerationResult
 from store.database import RunInfo, Store
 from store.records import candidate_record
-from vdwgen.novelty import TrainingSet, first_duplicate, matcher
+from vdwgen.novelty import Candidate, TrainingSet, first_duplicate, matcher
 from vdwgen.paths import dataset_dir
 
 MAX_DUPLICATE_CHECKS = 500
@@ -63,19 +63,20 @@ def score(result: GenerationResult, store: Store, reference: TrainingSet | None,
           progress: Progress | None = None) -> list[dict]:
     """One ``candidates`` record per crystal of ``result``."""
     m = matcher()
-    earlier: dict[str, list[tuple[int, Structure]]] = {}
+    earlier: dict[str, list[tuple[int, Candidate]]] = {}  # reduced once, compared with every later crystal
     records = []
     total = len(result.candidates)
     for done, c in enumerate(result.candidates, 1):
         s = c.structure
+        me = Candidate(s, m)
         formula = s.composition.reduced_formula
         if formula not in earlier:
             stored = store.same_formula(formula)[-MAX_DUPLICATE_CHECKS:]
-            earlier[formula] = [(cid, Structure.from_str(poscar, fmt="poscar")) for cid, poscar in stored]
-        duplicate = first_duplicate(s, earlier[formula], m)
-        novel = None if reference is None else reference.is_novel(s)
+            earlier[formula] = [(cid, Candidate(Structure.from_str(poscar, fmt="poscar"), m)) for cid, poscar in stored]
+        duplicate = first_duplicate(me, earlier[formula], m)
+        novel = None if reference is None else reference.is_novel(me)
         records.append(candidate_record(c.index, s, c.predicted_formation_energy, novel, duplicate))
-        earlier[formula].append((-(c.index + 1), s))  # same run: -(index + 1), resolved by the store
+        earlier[formula].append((-(c.index + 1), me))  # same run: -(index + 1), resolved by the store
         if progress is not None:
             progress("scoring", done, total)
     return records
