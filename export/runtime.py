@@ -186,23 +186,27 @@ class Engine:
         if request.mode == "unconditional":
             z = torch.randn(n, int(self.manifest.data["model"]["latent_dim"]), generator=rng).numpy()
             return z, None, self.heads(z, None, np.zeros(n, dtype=np.int64))[4]
-        noise_dim = int(self.manifest.data["model"]["noise_dim"])
         if request.mode == "formation_energy":
-            pool = n * checked.screening_ratio
-            cond = self.condition(pool, float(request.target), None)  # type: ignore[arg-type]
-            z = self._run("generator", noise=torch.randn(pool, noise_dim, generator=rng).numpy(), cond=cond)[0]
-            predicted = self.heads(z, cond, np.zeros(pool, dtype=np.int64))[4]
+            cond = self.condition(n * checked.screening_ratio, float(request.target), None)  # type: ignore[arg-type]
+            z, predicted = self._draw(cond, rng)
             keep = np.argsort(np.abs(predicted - float(request.target)), kind="stable")[:n]
             return z[keep], cond[keep], predicted[keep]
         cond = self.condition(n, None, checked.counts)
-        z = self._run("generator", noise=torch.randn(n, noise_dim, generator=rng).numpy(), cond=cond)[0]
-        return z, cond, self.heads(z, cond, np.zeros(n, dtype=np.int64))[4]
+        z, predicted = self._draw(cond, rng)
+        return z, cond, predicted
+
+    def _draw(self, cond: np.ndarray, rng: torch.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Generator latents z' for the condition rows ``cond`` (noise from ``rng``) and their
+        predicted formation energies."""
+        noise_dim = int(self.manifest.data["model"]["noise_dim"])
+        z = self._run("generator", noise=torch.randn(len(cond), noise_dim, generator=rng).numpy(), cond=cond)[0]
+        return z, self.heads(z, cond, np.zeros(len(cond), dtype=np.int64))[4]
 
     def screened_latents(self, targets: np.ndarray, ratio: int, seed: int, chunk: int = 64
                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """One latent per formation-energy target, each the best of ``ratio`` draws (the 100:1 screening).
 
-        The same screening as a formation-energy request, for many different targets at once
+        What a one-crystal formation-energy request does, for many different targets at once
         (evaluation draws one crystal per target); ``chunk`` targets share one pass.
 
         Returns:
@@ -211,14 +215,12 @@ class Engine:
         if ratio < 1:
             raise ValueError(f"the screening ratio must be at least 1 (got {ratio})")
         rng = torch.Generator().manual_seed(seed)
-        noise_dim = int(self.manifest.data["model"]["noise_dim"])
         targets = np.asarray(targets, dtype=np.float32).reshape(-1)
         zs, conds, preds = [], [], []
         for start in range(0, targets.size, chunk):
             pool = np.repeat(targets[start:start + chunk], ratio)
             cond = self.condition(pool.size, pool, None)
-            z = self._run("generator", noise=torch.randn(pool.size, noise_dim, generator=rng).numpy(), cond=cond)[0]
-            predicted = self.heads(z, cond, np.zeros(pool.size, dtype=np.int64))[4]
+            z, predicted = self._draw(cond, rng)
             best = np.abs(predicted - pool).reshape(-1, ratio).argmin(axis=1) + np.arange(0, pool.size, ratio)
             zs.append(z[best])
             conds.append(cond[best])

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from pymatgen.core import Lattice, Structure
 
-from vdwgen.novelty import Candidate, TrainingSet, fits, matcher
+from vdwgen.novelty import Candidate, TrainingSet, fits, matcher, table_structure
 from vdwgen.slab_filter import cannot_match, slab_profile
 
 TABLE = Path(__file__).resolve().parents[1] / "data" / "janus_iii_vi" / "bilayers.parquet"
@@ -21,8 +21,7 @@ def table() -> pd.DataFrame:
 
 
 def _structure(row: pd.Series) -> Structure:
-    return Structure(Lattice(np.reshape(row["lattice"], (3, 3))), list(row["species"]),
-                     np.reshape(row["frac_coords"], (-1, 3)))
+    return table_structure(row["lattice"], row["species"], row["frac_coords"])
 
 
 def _bilayer(table: pd.DataFrame, index: int = 0) -> Structure:

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 from pymatgen.core import Lattice, Structure
 
+from vdwgen.novelty import table_structure
 from vdwgen.verify import (OracleCheckError, check_with_oracle, displacement_rmsd, get_oracle, input_problem,
                            load_references)
 
@@ -26,9 +27,8 @@ needs_dataset = pytest.mark.skipif(not TABLE.is_file(), reason="the committed da
 
 
 def row_structure(row: pd.Series) -> Structure:
-    """A dataset row as a pymatgen Structure (as :mod:`vdwgen.novelty` builds them)."""
-    return Structure(Lattice(np.asarray(row["lattice"], dtype=float).reshape(3, 3)), list(row["species"]),
-                     np.asarray(row["frac_coords"], dtype=float).reshape(-1, 3))
+    """A dataset row as a pymatgen Structure."""
+    return table_structure(row["lattice"], row["species"], row["frac_coords"])
 
 
 @pytest.fixture(scope="module")

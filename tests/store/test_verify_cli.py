@@ -13,12 +13,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from pymatgen.core import Lattice, Structure
+from pymatgen.core import Structure
 
 from store.database import RunInfo, close_store, open_store
 from store.query import run_query
 from store.records import candidate_record
 from vdwgen.cli import main
+from vdwgen.novelty import table_structure
 
 ROOT = Path(__file__).resolve().parents[2]
 TABLE = ROOT / "data" / "janus_iii_vi" / "bilayers.parquet"  # the committed dataset (the CLI's default)
@@ -27,8 +28,7 @@ ROW = "jb-06002"  # a relaxed AlGa2InTe4 bilayer
 
 def _candidate() -> tuple[Structure, float]:
     row = pd.read_parquet(TABLE).set_index("id").loc[ROW]
-    s = Structure(Lattice(np.asarray(row["lattice"]).reshape(3, 3)), list(row["species"]),
-                  np.asarray(row["frac_coords"]).reshape(-1, 3))
+    s = table_structure(row["lattice"], row["species"], row["frac_coords"])
     moved = s.cart_coords + np.random.default_rng(7).normal(scale=0.04, size=(len(s), 3))
     return Structure(s.lattice, s.species, moved, coords_are_cartesian=True), float(row["formation_energy_per_atom"])
 

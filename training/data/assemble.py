@@ -29,6 +29,7 @@ from training.data.recipe import BilayerConfig
 from training.data.references import anion_corrections
 from training.data.splits import grouped_split, random_split
 from training.data.stages import Protocol, stacked_heights
+from vdwgen.verify import formation_energy
 
 TABLE_NAME = "bilayers.parquet"
 
@@ -68,7 +69,7 @@ def assemble_table(
         comp = Composition("".join(species))
         e_layers = pair["bottom_energy"] + pair["top_energy"]
         area = float(np.linalg.norm(np.cross(structure.lattice.matrix[0], structure.lattice.matrix[1])))
-        e_form = (energy - sum(mu[el] for el in species)) / n
+        e_form = formation_energy(energy, structure, mu)
         correction = sum(corrections.get(el, 0.0) for el in species) / n
         fc = cfg.flip_class
         dup = duplicates.get(cfg.index)

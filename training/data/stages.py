@@ -30,8 +30,8 @@ from training.data.geometry import (
     interlayer_gap,
     monolayer_structure,
 )
-from vdwgen.oracle import Oracle
 from training.data.recipe import BilayerConfig, Monolayer
+from vdwgen.oracle import Oracle
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,7 @@ from training.evaluation import oracle_stats, plots
 from training.evaluation.generation import validity_rates
 from training.evaluation.report import write_report
 from vdwgen.errors import VdwgenError
-from vdwgen.novelty import TrainingSet
+from vdwgen.novelty import TrainingSet, table_structure
 from vdwgen.scoring import compositionally_valid, structurally_valid
 
 PROPERTY = "formation_energy_per_atom"
@@ -156,11 +156,6 @@ def _table(ctx: Context) -> pd.DataFrame:
     if not path.is_file():
         raise EvaluationError(f"no dataset table at {path}; pass --data DIR holding bilayers.parquet")
     return pd.read_parquet(path)
-
-
-def _row_structure(row) -> Structure:  # noqa: ANN001
-    return Structure(np.asarray(row.lattice, dtype=float).reshape(3, 3), list(row.species),
-                     np.asarray(row.frac_coords, dtype=float).reshape(-1, 3))
 
 
 # -- generation through the served artifacts, chunked and cached ----------------------------------------
@@ -299,10 +294,9 @@ def stage_samples(ctx: Context, engine: Engine, baseline: Engine, train_labels: 
     rng = np.random.default_rng(ctx.seed)
     targets = rng.choice(train_labels, size=n)
     t0 = time.perf_counter()
-    model, predicted = conditioned_samples(engine, targets, ctx.seed, ctx.steps_per_level,
-                                           ctx.cache / "samples_model.json")
+    _, predicted = conditioned_samples(engine, targets, ctx.seed, ctx.steps_per_level, ctx.cache / "samples_model.json")
     t1 = time.perf_counter()
-    base = unconditional_samples(baseline, n, ctx.seed, ctx.steps_per_level, ctx.cache / "samples_baseline.json")
+    unconditional_samples(baseline, n, ctx.seed, ctx.steps_per_level, ctx.cache / "samples_baseline.json")
     t2 = time.perf_counter()
     _write_json(ctx.cache / "samples_model_targets.json", {"targets": targets.tolist(),
                                                            "predicted": predicted.tolist()})
@@ -328,7 +322,7 @@ def stage_generation(ctx: Context, table: pd.DataFrame) -> dict:
     part = ctx.split_part
     test = table[table["split_random"] == part]
     test = test.iloc[_evenly(len(test), ctx.budget.reference)]
-    ref_structures = [_row_structure(r) for r in test.itertuples()]
+    ref_structures = [table_structure(r.lattice, r.species, r.frac_coords) for r in test.itertuples()]
     train = table[table["split_random"] == "train"]
     scaler = cov.CompositionScaler.fit(cov.composition_fingerprints(list(train["reduced_formula"])))
     ref_struc = _fingerprints(ref_structures, ctx.cache / f"fp_reference_{len(test)}.npz",
