@@ -31,14 +31,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from export.request import GenerationRequest
-from export.runtime import Engine
+from serving.request import GenerationRequest
+from serving.engine import Engine
 from training.data.janus import load_janus_dataset
 from training.evaluation.reconstruction import reconstruction_metrics
 from training.model.langevin import AnnealedLangevin, CrystalDecoder, LangevinSettings
 from training.sample import Sampler
 from training.train.weights import load_trained
-from vdwgen.scoring import compositionally_valid, structurally_valid
+from scoring.validity import compositionally_valid, structurally_valid
 
 
 def _reset_peak_memory() -> bool:
@@ -61,17 +61,17 @@ def _pass(engine: Engine, request: GenerationRequest) -> dict:
     reset = _reset_peak_memory()
     t0 = time.perf_counter()
     result = engine.generate(request)
-    structural = [structurally_valid(c.structure) for c in result.candidates]
-    compositional = [compositionally_valid(c.structure.composition) for c in result.candidates]
+    structural = [structurally_valid(c.structure) for c in result.crystals]
+    compositional = [compositionally_valid(c.structure.composition) for c in result.crystals]
     seconds = time.perf_counter() - t0
-    n = len(result.candidates)
+    n = len(result.crystals)
     valid = sum(s and c for s, c in zip(structural, compositional))
     return {"crystals": n, "seconds": round(seconds, 2), "crystals_per_s": round(n / seconds, 3),
             "structural_validity": round(sum(structural) / n, 4),
             "compositional_validity": round(sum(compositional) / n, 4),
             "valid_crystals_per_s": round(valid / seconds, 3),
             "median_predicted_formation_energy": round(float(np.median([c.predicted_formation_energy
-                                                                          for c in result.candidates])), 4),
+                                                                          for c in result.crystals])), 4),
             "peak_rss_mib": round(_peak_memory_mib(), 1), "peak_reset": reset}
 
 
@@ -102,18 +102,17 @@ def main(argv: list[str] | None = None) -> int:
     scripted = engine.decoder
     trained = load_trained(args.weights)
     model = trained.model.to(engine.device).eval()
-    target = float(engine.manifest.data["model"]["property"]["percentiles"]["50"])
+    target = engine.manifest.property.percentile("50")
     results = []
     for steps in args.steps:
         request = GenerationRequest("formation_energy", args.n, target=target, seed=0, steps_per_level=steps)
         engine.generate(GenerationRequest("formation_energy", 2, target=target, seed=1, steps_per_level=1))  # warm-up
-        row: dict = {"steps_per_level": steps, "decoder_calls": steps * int(engine.manifest.data["sampling"]
-                                                                            ["noise_levels"])}
+        row: dict = {"steps_per_level": steps, "decoder_calls": steps * engine.manifest.sampling.noise_levels}
         engine.decoder = scripted
         row["torchscript"] = _pass(engine, request)
         if not args.skip_eager:
             settings = LangevinSettings(steps_per_level=steps,
-                                        step_lr=float(engine.manifest.data["sampling"]["step_lr"]))
+                                        step_lr=engine.manifest.sampling.step_lr)
             engine.decoder = CrystalDecoder(AnnealedLangevin(model.decoder, model.coord_sigmas, settings),
                                             model.vocab.size).eval()
             row["eager"] = _pass(engine, request)

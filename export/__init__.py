@@ -5,5 +5,5 @@ into a self-contained folder under ``artifacts/<model>/`` with a ``manifest.json
 (model name, version, training data, metrics, file hashes) and the exported network
 files, plus the runtime engine that loads such a folder and generates candidate
 crystals without importing ``training``. The web app discovers models by looking for
-``manifest.json`` files under :func:`vdwgen.paths.artifacts_dir`.
+``manifest.json`` files under :func:`core.paths.artifacts_dir`.
 """

@@ -28,11 +28,11 @@ import numpy as np
 import torch
 
 from export.graphs import ConditionGraph, FusionHeadsGraph, HalfStored, UnconditionalHeadsGraph
-from export.manifest import MANIFEST, write_manifest
+from core.manifest import MANIFEST, write_manifest
 from training.data.janus import load_janus_dataset
 from training.model.langevin import AnnealedLangevin, CrystalDecoder, LangevinSettings
 from training.train.weights import TrainedModel, load_trained
-from vdwgen.errors import VdwgenError
+from core.errors import VdwgenError
 
 ONNX_TOLERANCE = 1e-5
 DECODER_TOLERANCE_A = 1e-4
@@ -129,8 +129,8 @@ def _versions() -> dict[str, str]:
 
 
 def _training_data(trained: TrainedModel) -> tuple[dict, dict]:
-    from export.manifest import sha256
-    from vdwgen.paths import dataset_dir
+    from core.manifest import sha256
+    from core.paths import dataset_dir
 
     split = trained.config.train.split
     table = dataset_dir() / "bilayers.parquet"

@@ -36,11 +36,14 @@ from typing import TYPE_CHECKING
 import duckdb
 
 from store.schema import MIGRATIONS, SCHEMA_VERSION
-from vdwgen.errors import VdwgenError
-from vdwgen.paths import data_dir
+from core.errors import VdwgenError
+from core.paths import data_dir
 
 if TYPE_CHECKING:
-    from vdwgen.verify import OracleCheck
+    from collections.abc import Sequence
+
+    from scoring.oracle_check import OracleCheck
+    from scoring.record import CandidateRecord
 
 DB_FILE = "candidates.duckdb"
 LOCKED_DOWN = {
@@ -207,7 +210,7 @@ class Store:
                  info.manifest_sha256])
             return run_id
 
-    def finish_run(self, run_id: int, records: list[dict], status: str = "completed",
+    def finish_run(self, run_id: int, records: Sequence[CandidateRecord], status: str = "completed",
                    seconds: float | None = None, message: str | None = None) -> list[int]:
         """Store a run's candidates and its final status in one transaction; returns the new ids.
 
@@ -228,13 +231,14 @@ class Store:
                 first = int(cur.execute("SELECT coalesce(max(id), 0) + 1 FROM candidates").fetchone()[0])
                 now = _utcnow()
                 ids = list(range(first, first + len(records)))
-                by_index = {int(rec["index_in_run"]): cid for cid, rec in zip(ids, records)}
+                by_index = {int(rec.index_in_run): cid for cid, rec in zip(ids, records)}
                 rows = []
                 for cid, rec in zip(ids, records):
-                    values = {c: rec[c] for c in CANDIDATE_COLUMNS}
+                    row = rec.row()
+                    values = {c: row[c] for c in CANDIDATE_COLUMNS}
                     if values["duplicate_of"] is not None and values["duplicate_of"] < 0:
                         values["duplicate_of"] = by_index.get(-int(values["duplicate_of"]) - 1)
-                    rows.append([cid, run_id, int(rec["index_in_run"]), now, *values.values()])
+                    rows.append([cid, run_id, int(rec.index_in_run), now, *values.values()])
                 if rows:
                     cur.executemany(f"INSERT INTO candidates ({', '.join(columns)}) VALUES ({placeholders})", rows)
                 cur.execute("UPDATE runs SET status = ?, finished = ?, count_stored = ?, seconds = ?, message = ? "

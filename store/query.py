@@ -25,7 +25,7 @@ import duckdb
 import pandas as pd
 
 from store.database import Store
-from vdwgen.errors import VdwgenError
+from core.errors import VdwgenError
 
 ROW_CAP = 10_000
 TIMEOUT_S = 10.0

@@ -4,7 +4,7 @@
 status). ``candidates``: one row per generated crystal with its formula, cell, derived
 properties, the model's predictions, every score, and the POSCAR and CIF text; the
 ``oracle_*`` columns (migration 2) hold the latest check of the crystal with the physics
-oracle (:mod:`vdwgen.verify`: fixed-cell CHGNet + D3 relaxation), NULL until checked.
+oracle (:mod:`scoring.oracle_check`: fixed-cell CHGNet + D3 relaxation), NULL until checked.
 ``schema_version`` records the migrations applied; :func:`store.database.open_store`
 applies the missing ones in order, each in its own transaction, so a file written by an
 older vdwgen is brought up to date when it is opened (its rows are kept).

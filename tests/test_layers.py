@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from pymatgen.core import Lattice, Structure
 
-from vdwgen.layers import analyse_layers
+from scoring.layers import analyse_layers
 
 ROOT = Path(__file__).resolve().parents[1]
 

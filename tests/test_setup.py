@@ -139,19 +139,62 @@ def _imported_modules(path: Path) -> set[str]:
     return modules
 
 
-@pytest.mark.parametrize("package", ["webapp", "store"])
-def test_serving_code_never_imports_training(package: str) -> None:
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("core",),
+    ("oracle",),
+    ("scoring",),
+    ("serving",),
+    ("store",),
+    ("training",),
+    ("export",),
+    ("services",),
+    ("vdwgen", "webapp"),
+)
+"""The data flow, bottom first: a package may import its own modules and those of lower rows only
+(two packages on one row never import each other). Scripts under ``bench/`` may import anything."""
+RANK = {package: rank for rank, row in enumerate(LAYERS) for package in row}
+SERVING_SIDE = ("core", "oracle", "scoring", "serving", "store", "services", "vdwgen", "webapp")
+"""Packages of the app and the CLI's serving commands: never ``training`` (and, below it, nothing imports
+``training`` by position anyway; ``vdwgen`` imports it lazily, only in training commands)."""
+
+
+def _top(module: str) -> str:
+    return module.split(".", 1)[0]
+
+
+def test_every_project_package_has_a_layer() -> None:
+    packages = {p.parent.name for p in ROOT.glob("*/__init__.py")}
+    assert packages == set(RANK), f"packages without a layer or layers without a package: {packages ^ set(RANK)}"
+
+
+@pytest.mark.parametrize("package", [p for row in LAYERS for p in row])
+def test_imports_point_down(package: str) -> None:
     sources = sorted((ROOT / package).rglob("*.py"))
     assert sources, f"no Python source under {package}/"
     for path in sources:
-        bad = sorted(m for m in _imported_modules(path)
-                     if m == "training" or m.startswith("training."))
+        for module in sorted(_imported_modules(path)):
+            other = _top(module)
+            if other == package or other not in RANK:
+                continue
+            assert RANK[other] < RANK[package], (
+                f"{path.relative_to(ROOT)} imports {module}: {other}/ is not below {package}/ in the data flow "
+                f"({' < '.join('/'.join(row) for row in LAYERS)})")
+
+
+@pytest.mark.parametrize("package", [p for p in SERVING_SIDE if p != "vdwgen"])
+def test_serving_side_never_imports_training(package: str) -> None:
+    for path in sorted((ROOT / package).rglob("*.py")):
+        bad = sorted(m for m in _imported_modules(path) if _top(m) == "training")
         assert not bad, f"{path.relative_to(ROOT)} imports {bad}"
 
 
-@pytest.mark.parametrize("module", ["export/runtime.py", "export/request.py", "export/manifest.py",
-                                    "vdwgen/generate_cli.py", "vdwgen/scoring.py", "vdwgen/chemistry.py",
-                                    "vdwgen/oracle.py", "vdwgen/verify.py", "vdwgen/verify_cli.py"])
-def test_runtime_modules_never_import_training(module: str) -> None:
-    bad = sorted(m for m in _imported_modules(ROOT / module) if m == "training" or m.startswith("training."))
-    assert not bad, f"{module} imports {bad}"
+def test_no_test_imports_another_test_file() -> None:
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        bad = sorted(m for m in _imported_modules(path) if _top(m) == "tests")
+        assert not bad, f"{path.relative_to(ROOT)} imports {bad}: shared helpers belong in tests/conftest.py"
+
+
+def test_tests_mirror_the_code_layout() -> None:
+    for folder in sorted(p for p in (ROOT / "tests").rglob("*") if p.is_dir() and p.name != "__pycache__"):
+        relative = folder.relative_to(ROOT / "tests")
+        assert (ROOT / relative).is_dir(), f"tests/{relative} has no code folder {relative}/ to mirror"

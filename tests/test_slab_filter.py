@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from pymatgen.core import Lattice, Structure
 
-from vdwgen.novelty import Candidate, TrainingSet, fits, matcher, table_structure
-from vdwgen.slab_filter import cannot_match, slab_profile
+from scoring.novelty import ReducedCrystal, TrainingSet, fits, matcher, table_structure
+from scoring.slab_filter import cannot_match, slab_profile
 
 TABLE = Path(__file__).resolve().parents[1] / "data" / "janus_iii_vi" / "bilayers.parquet"
 
@@ -50,7 +50,7 @@ def test_the_same_crystal_presented_differently_is_never_ruled_out(table: pd.Dat
     s = _bilayer(table)
     for other in _same_crystal_presented_differently(s):
         assert not cannot_match(slab_profile(s, m), slab_profile(other, m), m)
-        assert fits(m, Candidate(s, m), Candidate(other, m))
+        assert fits(m, ReducedCrystal(s, m), ReducedCrystal(other, m))
 
 
 def test_a_wider_interlayer_gap_is_ruled_out(table: pd.DataFrame) -> None:
@@ -76,7 +76,7 @@ def test_no_verdict_changes_on_dataset_pairs(table: pd.DataFrame) -> None:
     for _, row in chosen.iterrows():
         s = _structure(row)
         s.perturb(0.05, min_distance=0.0)  # jiggled, so not trivially identical to a stored crystal
-        me = Candidate(s, m)
+        me = ReducedCrystal(s, m)
         known = reference.same_formula(s)
         for k in known:
             compared += 1

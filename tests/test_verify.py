@@ -1,4 +1,4 @@
-"""The oracle check of generated crystals (:mod:`vdwgen.verify`): physics against the dataset's labels.
+"""The oracle check of generated crystals (:mod:`scoring.oracle_check`): physics against the dataset's labels.
 
 The dataset's relaxed bilayers are minima of the same oracle, so a check must find them at
 rest with their labelled formation energy and gap; a randomly displaced copy must relax
@@ -16,9 +16,10 @@ import pandas as pd
 import pytest
 from pymatgen.core import Lattice, Structure
 
-from vdwgen.novelty import table_structure
-from vdwgen.verify import (OracleCheckError, check_with_oracle, displacement_rmsd, get_oracle, input_problem,
-                           load_references)
+from scoring.novelty import table_structure
+from scoring.oracle_check import check_with_oracle, displacement_rmsd, input_problem
+from oracle.convention import load_references
+from oracle.shared import OracleError, get_oracle
 
 DATASET = Path(__file__).resolve().parents[1] / "data" / "janus_iii_vi"  # the committed dataset
 TABLE = DATASET / "bilayers.parquet"
@@ -88,7 +89,7 @@ def test_a_displaced_copy_relaxes_back(rows: pd.DataFrame, references: dict[str,
 @needs_dataset
 def test_unknown_elements_and_overlaps_are_refused_before_any_work(references: dict[str, float]) -> None:
     fe = Structure(Lattice.hexagonal(3.6, 25.0), ["Fe", "S"], [[0, 0, 0.4], [1 / 3, 2 / 3, 0.45]])
-    with pytest.raises(OracleCheckError, match=r"no elemental reference for Fe \(known: Al, Ga, In, S, Se, Te\)"):
+    with pytest.raises(OracleError, match=r"no elemental reference for Fe \(known: Al, Ga, In, S, Se, Te\)"):
         check_with_oracle([fe], references, oracle=object())  # type: ignore[arg-type]  # never reached
     overlap = Structure(Lattice.hexagonal(3.6, 25.0), ["Ga", "S"], [[0, 0, 0.4], [0, 0, 0.401]])
     assert "closer than 0.5" in str(input_problem(overlap, references))
@@ -98,10 +99,10 @@ def test_unknown_elements_and_overlaps_are_refused_before_any_work(references: d
 
 
 def test_missing_references_are_named(tmp_path: Path) -> None:
-    with pytest.raises(OracleCheckError, match="no elemental references at .*references.json"):
+    with pytest.raises(OracleError, match="no elemental references at .*references.json"):
         load_references(tmp_path)
     (tmp_path / "references.json").write_text("{not json")
-    with pytest.raises(OracleCheckError, match="cannot read the elemental references"):
+    with pytest.raises(OracleError, match="cannot read the elemental references"):
         load_references(tmp_path)
 
 

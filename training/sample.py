@@ -32,7 +32,7 @@ from training.model.gan import Generator
 from training.model.generation import GenerationHeads
 from training.model.langevin import AnnealedLangevin, CrystalDecoder, LangevinSettings
 from training.train.weights import TrainedModel
-from vdwgen import chemistry
+from core import chemistry
 
 DEFAULT_RATIO = 100
 
@@ -55,7 +55,7 @@ def formula_counts(text: str, trained: TrainedModel) -> Tensor:
     """Element counts (V,) of a formula, scaled to a cell size the model was trained on.
 
     "GaInSSe" (4 atoms) becomes the 8-atom cell Ga2In2S2Se2 for a model trained on 8-atom
-    bilayers (:func:`vdwgen.chemistry.scale_to_cell`).
+    bilayers (:func:`core.chemistry.scale_to_cell`).
 
     Raises:
         ValueError: unreadable formula, element outside the vocabulary (lists it), or no

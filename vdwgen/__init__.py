@@ -1,9 +1,11 @@
-"""vdwgen: inverse design of van der Waals heterostructures (bilayers).
+"""The ``vdwgen`` command line: a thin layer of subcommands over typed library functions.
 
-The package holds what every part of the product shares: the version, the folder
-layout (:mod:`vdwgen.paths`), user-facing errors and the ``vdwgen`` command line.
-Model training lives in ``training/``, export in ``export/``, the web app in ``webapp/``
-and the candidate store in ``store/``.
+:mod:`vdwgen.cli` parses the arguments and dispatches; each ``*_cli`` module turns parsed
+arguments into one call of a library function (``services``, ``store``, ``training``, ``export``)
+and prints its result. Nothing in the product imports this package: it sits at the top, next to
+``webapp/``.
 """
 
-__version__ = "0.1.0"
+from core import __version__
+
+__all__ = ["__version__"]

@@ -8,11 +8,12 @@ one-line reason; interrupted long operations exit with status 130.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
 
-from vdwgen.errors import VdwgenError
+from core.errors import VdwgenError
 
 
 class UsageError(VdwgenError):
@@ -164,9 +165,17 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from vdwgen.generate_cli import run_generate
+    from vdwgen.generate_cli import GenerateOptions, run_generate
 
-    return run_generate(args)
+    if args.formation_energy is not None:
+        if not math.isfinite(args.formation_energy):
+            raise UsageError(f"--formation-energy must be a finite number of eV/atom (got {args.formation_energy})")
+        mode = "formation_energy"
+    else:
+        mode = "formula" if args.formula is not None else "unconditional"
+    return run_generate(GenerateOptions(mode, args.n, args.formation_energy, args.formula, args.seed,
+                                        args.steps_per_level, args.screening_ratio, args.artifacts, args.out,
+                                        args.db, args.device))
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -181,7 +190,7 @@ def _train(args: argparse.Namespace) -> int:
 
 def _dataset_build(args: argparse.Namespace) -> int:
     from training.data.build import BuildOptions, build_dataset
-    from vdwgen.paths import dataset_dir
+    from core.paths import dataset_dir
 
     if args.workers < 1:
         raise UsageError(f"--workers must be at least 1 (got {args.workers})")
@@ -219,7 +228,7 @@ def _dataset_import(args: argparse.Namespace) -> int:
 def _dataset_info(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from vdwgen.paths import dataset_dir
+    from core.paths import dataset_dir
 
     folder = args.path or dataset_dir()
     table = Path(folder) / "bilayers.parquet"
@@ -242,7 +251,7 @@ def _dataset_info(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from training.evaluation.evaluate import evaluate
-    from vdwgen.paths import dataset_dir
+    from core.paths import dataset_dir
 
     if args.workers < 1:
         raise UsageError(f"--workers must be at least 1 (got {args.workers})")
@@ -261,19 +270,19 @@ def _query(args: argparse.Namespace) -> int:
 
     if args.max_rows < 1:
         raise UsageError(f"--max-rows must be at least 1 (got {args.max_rows})")
-    return run_query_command(args)
+    return run_query_command(args.sql, args.db, args.max_rows)
 
 
 def _export_poscar(args: argparse.Namespace) -> int:
     from vdwgen.store_cli import run_export_poscar
 
-    return run_export_poscar(args)
+    return run_export_poscar(args.query, args.out, args.db)
 
 
 def _verify(args: argparse.Namespace) -> int:
     from vdwgen.verify_cli import run_verify
 
-    return run_verify(args)
+    return run_verify(args.ids, args.db, args.fmax, args.max_steps)
 
 
 _COMMANDS = {

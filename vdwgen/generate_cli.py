@@ -1,96 +1,114 @@
-"""`vdwgen generate`: request -> engine -> POSCAR/CIF files and a summary table.
+"""`vdwgen generate`: request -> checked once -> generated and scored (and stored with ``--db``) -> files + table.
 
-Serving side: imports ``export.runtime`` and never ``training``.
+The table shows the records that :mod:`services.generation` scored (and stored): validity,
+layers, novelty against the model's training part and duplicates; nothing is scored twice.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
-from vdwgen.errors import VdwgenError
-from vdwgen.paths import artifacts_dir
+from core.errors import VdwgenError
 
 
-def find_artifact(mode: str, root: Path | None = None) -> Path:
-    """The first artifact folder (by name) under ``root`` whose model serves ``mode``."""
-    from export.manifest import ArtifactError, read_manifest
-    from export.request import SUPPORTED
+@dataclass(frozen=True)
+class GenerateOptions:
+    """What ``vdwgen generate`` was asked for, parsed."""
 
-    root = root or artifacts_dir()
-    folders = sorted(p.parent for p in root.glob("*/manifest.json")) if root.is_dir() else []
-    for folder in folders:
-        try:
-            manifest = read_manifest(folder, verify=False)
-        except ArtifactError:
-            continue
-        if mode in SUPPORTED[manifest.condition]:
-            return folder
-    raise VdwgenError(f"no model under {root} serves {mode} requests; export one with `vdwgen export`")
+    mode: str
+    count: int
+    target: float | None = None
+    formula: str | None = None
+    seed: int = 0
+    steps_per_level: int | None = None
+    screening_ratio: int | None = None
+    artifacts: Path | None = None
+    out: Path | None = None
+    db: Path | None = None
+    device: str | None = None
 
 
 def _progress_bar(total: int):  # noqa: ANN202
     from tqdm import tqdm
 
     bar = tqdm(total=total, desc="decoding", unit="crystal", dynamic_ncols=True, file=sys.stderr)
-    return bar, lambda done, _total: bar.update(done - bar.n)
+
+    def update(stage: str, done: int, total: int) -> None:
+        if bar.desc != stage:
+            bar.set_description(stage)
+            bar.reset(total)
+        bar.update(done - bar.n)
+
+    return bar, update
 
 
-def run_generate(args: argparse.Namespace) -> int:
-    from export.request import GenerationRequest
-    from export.runtime import Engine
-    from vdwgen.scoring import compositionally_valid, min_distance, structurally_valid
-
-    if args.formation_energy is not None:
-        request = GenerationRequest("formation_energy", args.n, target=args.formation_energy, seed=args.seed,
-                                    steps_per_level=args.steps_per_level, screening_ratio=args.screening_ratio)
-    elif args.formula is not None:
-        request = GenerationRequest("formula", args.n, formula=args.formula, seed=args.seed,
-                                    steps_per_level=args.steps_per_level)
-    else:
-        request = GenerationRequest("unconditional", args.n, seed=args.seed, steps_per_level=args.steps_per_level)
-    folder = args.artifacts or find_artifact(request.mode)
-    engine = Engine.load(folder, device=args.device)
-    engine.check(request)  # bad requests fail before any work
-    bar, callback = _progress_bar(request.count)
-    stored = None
+def writable_folder(out: Path) -> Path:
+    """``out`` created if needed; a folder nothing can be written to is refused in one line."""
     try:
-        if args.db is not None:
-            from store.database import open_store
-            from vdwgen.runs import generate_and_store
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".vdwgen-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise VdwgenError(f"cannot write to --out {out}: {exc.strerror or exc}") from None
+    return out
 
-            store = open_store(args.db)
-            stored = generate_and_store(engine, request, store,
-                                        lambda stage, done, total: callback(done, total) if stage == "decoding" else None)
-            result = stored.result
+
+def _yes_no(value: bool | None) -> str:
+    return "-" if value is None else ("yes" if value else "no")
+
+
+def run_generate(options: GenerateOptions) -> int:
+    from serving.artifacts import find_artifact
+    from serving.engine import Engine
+    from serving.request import GenerationRequest
+    from services.generation import generate_and_score, generate_and_store
+
+    request = GenerationRequest(options.mode, options.count, target=options.target, formula=options.formula,  # type: ignore[arg-type]
+                                seed=options.seed, steps_per_level=options.steps_per_level,
+                                screening_ratio=options.screening_ratio)
+    out = writable_folder(options.out) if options.out is not None else None
+    folder = options.artifacts or find_artifact(request.mode)
+    engine = Engine.load(folder, device=options.device)
+    checked = engine.check(request)  # bad requests fail before any work
+    store = None
+    if options.db is not None:
+        from store.database import open_store
+
+        store = open_store(options.db)
+    bar, progress = _progress_bar(request.count)
+    try:
+        if store is not None:
+            done = generate_and_store(engine, checked, store, progress)
         else:
-            result = engine.generate(request, callback)
+            done = generate_and_score(engine, checked, progress)
     finally:
         bar.close()
+    result, records = done.result, done.records
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for c in result.candidates:
-        s = c.structure
-        structural, compositional = structurally_valid(s), compositionally_valid(s.composition)
-        rows.append((c.index, c.formula, c.predicted_formation_energy, min_distance(s), structural, compositional))
-        if args.out is not None:
-            stem = f"{c.index:04d}_{c.formula}"
-            (args.out / f"{stem}.vasp").write_text(s.to(fmt="poscar"))
-            (args.out / f"{stem}.cif").write_text(s.to(fmt="cif"))
-    print(f"model {result.model}: {len(rows)} crystals in {result.seconds:.1f} s "
+    for record in records:
+        if out is not None:
+            stem = f"{record.index_in_run:04d}_{record.formula}"
+            (out / f"{stem}.vasp").write_text(record.poscar)
+            (out / f"{stem}.cif").write_text(record.cif)
+    print(f"model {result.model}: {len(records)} crystals in {result.seconds:.1f} s "
           f"({result.steps_per_level} Langevin steps per level, screening {result.screening_ratio}:1)")
-    print(f"{'#':>4}  {'formula':<16} {'E_f pred (eV/atom)':>18} {'d_min (Å)':>9}  valid")
-    for index, formula, energy, dmin, structural, compositional in rows:
-        flag = "yes" if structural and compositional else ("no (structure)" if not structural else "no (SMACT)")
-        print(f"{index:>4}  {formula:<16} {energy:>18.3f} {dmin:>9.2f}  {flag}")
-    valid = sum(1 for r in rows if r[4] and r[5])
-    if stored is not None:
-        ids = stored.candidate_ids
+    print(f"{'#':>4}  {'formula':<16} {'E_f pred (eV/atom)':>18} {'d_min (Å)':>9} {'layers':>6} {'novel':>5} "
+          f"{'dup. of':>7}  validity")
+    for r in records:
+        energy = "-" if r.predicted_formation_energy is None else f"{r.predicted_formation_energy:.3f}"
+        dmin = "-" if r.min_distance is None else f"{r.min_distance:.2f}"
+        duplicate = "-" if r.duplicate_of is None else (f"#{-r.duplicate_of - 1}" if r.duplicate_of < 0
+                                                         else str(r.duplicate_of))
+        print(f"{r.index_in_run:>4}  {r.formula:<16} {energy:>18} {dmin:>9} {r.n_layers:>6} {_yes_no(r.novel):>5} "
+              f"{duplicate:>7}  {r.verdict}")
+    valid = sum(1 for r in records if r.valid)
+    if store is not None:
+        ids = done.candidate_ids
         span = f"candidates {ids[0]}..{ids[-1]}" if ids else "no candidates"
-        print(f"stored as run {stored.run_id} ({stored.status}), {span}, in {args.db}")
-    print(f"valid: {valid}/{len(rows)}" + (f"; files in {args.out}" if args.out is not None else ""))
+        print(f"stored as run {done.run_id} ({done.status}), {span}, in {store.path}")
+    print(f"valid: {valid}/{len(records)}" + (f"; files in {out}" if out is not None else ""))
     return 0

@@ -15,11 +15,11 @@ import streamlit as st
 # `streamlit run` puts webapp/ on sys.path, not the checkout: make `vdwgen` importable
 # when the project was not installed (`make app` installs it; a bare checkout may not).
 try:
-    import vdwgen  # noqa: F401
+    import core  # noqa: F401
 except ModuleNotFoundError:  # pragma: no cover - depends on how the app is started
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from vdwgen import __version__
+from core import __version__
 
 st.set_page_config(
     page_title="vdwgen - van der Waals bilayer design", page_icon=":material/layers:", layout="wide"

@@ -1,10 +1,10 @@
 """The candidates page's oracle panel: check one stored crystal with CHGNet + D3, show the verdict.
 
 A click relaxes the crystal at fixed cell with the physics that labelled the dataset
-(:func:`vdwgen.verify.check_with_oracle`: all positions, fmax 0.05 eV/Å, at most 500 FIRE
+(:func:`scoring.oracle_check.check_with_oracle`: all positions, fmax 0.05 eV/Å, at most 500 FIRE
 steps) and stores the result in the candidate's ``oracle_*`` columns, so it shows again on
 every later visit and in SQL. The formation energy needs the dataset's elemental
-references (``references.json`` under :func:`vdwgen.paths.dataset_dir`); without them the
+references (``references.json`` under :func:`core.paths.dataset_dir`); without them the
 panel says so instead of offering the button.
 """
 
@@ -16,33 +16,33 @@ import streamlit as st
 from pymatgen.core import Structure
 
 from store.database import Store
-from vdwgen.errors import VdwgenError
-from vdwgen.paths import dataset_dir
-from vdwgen.store_cli import poscar_name
-from vdwgen.verify import FMAX, MAX_STEPS, check_with_oracle, get_oracle, input_problem, load_references
+from core.errors import VdwgenError
+from core.paths import dataset_dir
+from store.files import poscar_name
+from scoring.oracle_check import FMAX, MAX_STEPS, input_problem
+from oracle.convention import load_references
+from services.verification import verify_candidates
 
 BUTTON_LABEL = "Check with the oracle (CHGNet + D3)"
 
 
-def _run_check(store: Store, cid: int, structure: Structure, references: dict[str, float]) -> None:
+def _run_check(store: Store, cid: int) -> None:
     """Relax with the oracle under a status box with progress, and store the verdict."""
     with st.status("Checking with the oracle...", expanded=True) as status:
         try:
             start = time.perf_counter()
             st.write("Loading CHGNet (the first check only, a few seconds)...")
-            oracle = get_oracle()
             st.write(f"Relaxing at fixed cell: all atoms move until every force is below {FMAX} eV/Å "
                      f"(at most {MAX_STEPS} FIRE steps)...")
             bar = st.progress(0.0, text="relaxing")
-            check, = check_with_oracle([structure], references, oracle,
-                                       progress=lambda done, total: bar.progress(done / total, text="relaxing"))
-            store.record_oracle(cid, check, oracle.label)
+            verified, = verify_candidates(store, [cid],
+                                          progress=lambda done, total: bar.progress(done / total, text="relaxing"))
         except VdwgenError as exc:
             status.update(label="The oracle check failed", state="error", expanded=True)
             st.error(str(exc), icon=":material/error:")
             return
-        status.update(label=f"Checked in {time.perf_counter() - start:.1f} s ({check.steps} FIRE steps); stored",
-                      state="complete", expanded=False)
+        status.update(label=f"Checked in {time.perf_counter() - start:.1f} s ({verified.check.steps} FIRE steps); "
+                            "stored", state="complete", expanded=False)
 
 
 def _show_stored(row: dict) -> None:
@@ -87,7 +87,7 @@ def oracle_panel(store: Store, cid: int, structure: Structure) -> None:
         elif st.button(BUTTON_LABEL, key="candidates_oracle_check",
                        help=f"Relax the crystal at fixed cell with CHGNet 0.3.0 + D3 (fmax {FMAX} eV/Å, at most "
                             f"{MAX_STEPS} steps), the physics that labelled the dataset; takes seconds"):
-            _run_check(store, cid, structure, references)
+            _run_check(store, cid)
     row = store.candidate(cid)
     if row["oracle_checked_at"] is not None:
         _show_stored(row)

@@ -8,7 +8,7 @@ import pytest
 
 from training.data.janus import LABELS, load_janus_dataset
 from training.data.recipe import enumerate_bilayers
-from vdwgen.paths import dataset_dir
+from core.paths import dataset_dir
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import pytest
 from pymatgen.core import Structure
 
 from vdwgen.cli import main
-from vdwgen.scoring import compositionally_valid, structurally_valid
+from scoring.validity import compositionally_valid, structurally_valid
 
 ROOT = Path(__file__).resolve().parents[2]
 STAGES = ("reconstruction", "samples", "generation", "energy_targets", "formulas", "relaxation", "latent")

@@ -9,7 +9,7 @@ from pymatgen.core import Lattice, Structure
 from training.data.crystal import Crystal
 from training.data.janus import load_janus_dataset
 from training.evaluation.reconstruction import reconstruction_metrics
-from vdwgen.scoring import compositionally_valid, min_distance, structurally_valid
+from scoring.validity import compositionally_valid, min_distance, structurally_valid
 
 
 def _pair(distance: float) -> Structure:

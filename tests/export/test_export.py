@@ -21,9 +21,9 @@ import torch
 from pymatgen.core import Composition, Structure
 
 from export.build import export_artifact
-from export.manifest import ArtifactError, read_manifest
-from export.request import GenerationRequest, RequestError
-from export.runtime import Engine
+from core.manifest import ArtifactError, read_manifest
+from serving.request import GenerationRequest, RequestError
+from serving.engine import Engine
 from tests.test_train_cli import _argv
 from training.model.langevin import AnnealedLangevin, CrystalDecoder, LangevinSettings
 from training.sample import Sampler
@@ -51,15 +51,15 @@ def artifacts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 def test_manifest_lists_hashed_files_and_parity(artifacts: dict[str, Path]) -> None:
     manifest = read_manifest(artifacts["model"])
-    assert set(manifest.data["files"]) == {"condition.onnx", "generator.onnx", "fusion_heads.onnx", "decoder.pt"}
+    assert set(manifest.files) == {"condition.onnx", "generator.onnx", "fusion_heads.onnx", "decoder.pt"}
     assert manifest.vocabulary == ("Al", "S", "Ga", "Se", "In", "Te") and manifest.cell_sizes == {8: 6}
-    parity = manifest.data["parity"]
+    parity = manifest.parity
     assert all(parity[f] <= 1e-5 for f in ("condition.onnx", "generator.onnx", "fusion_heads.onnx"))
     assert parity["decoder.pt"] <= 1e-4
     low, high = manifest.property_range
     assert -1.1 < low < high < -0.4
-    assert manifest.data["training"]["data"]["id"] == "janus_iii_vi:random:train"
-    assert set(read_manifest(artifacts["baseline"]).data["files"]) == {"fusion_heads.onnx", "decoder.pt"}
+    assert manifest.training_data.id == "janus_iii_vi:random:train"
+    assert set(read_manifest(artifacts["baseline"]).files) == {"fusion_heads.onnx", "decoder.pt"}
 
 
 SHIPPED = {"model": ROOT / "artifacts" / "cdvae-plus-janus", "weights": ROOT / "models" / "cdvae-plus-janus" / "model.pt"}
@@ -125,11 +125,11 @@ class Block(importlib.abc.MetaPathFinder):
         if name == "training" or name.startswith("training."):
             raise ImportError("training is not importable here")
 sys.meta_path.insert(0, Block())
-from export.runtime import Engine
-from export.request import GenerationRequest
+from serving.engine import Engine
+from serving.request import GenerationRequest
 engine = Engine.load({str(artifacts["model"])!r})
 result = engine.generate(GenerationRequest("formula", 2, formula="GaInSSe", seed=1))
-print(sorted(c.formula for c in result.candidates))
+print(sorted(c.formula for c in result.crystals))
 assert not any(m == "training" or m.startswith("training.") for m in sys.modules)
 """
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300)
@@ -180,7 +180,7 @@ def test_target_outside_training_range_is_allowed_but_warned(artifacts: dict[str
     engine = Engine.load(artifacts["model"])
     low, high = engine.manifest.property_range
     result = engine.generate(GenerationRequest("formation_energy", 2, target=high + 0.5, screening_ratio=3))
-    assert len(result.candidates) == 2
+    assert len(result.crystals) == 2
     assert len(result.warnings) == 1 and f"{low:+.3f} .. {high:+.3f}" in result.warnings[0]
     inside = engine.check(GenerationRequest("formation_energy", 2, target=(low + high) / 2))
     assert inside.warnings == ()
@@ -193,13 +193,13 @@ def test_formula_request_composition_and_seeding(artifacts: dict[str, Path]) -> 
     b = engine.generate(GenerationRequest("formula", 3, formula="InSe", seed=4))
     c = engine.generate(GenerationRequest("formula", 3, formula="InSe", seed=5))
     assert calls[-1] == (3, 3)
-    for cand in a.candidates:
+    for cand in a.crystals:
         assert Counter(str(s.specie) for s in cand.structure) == {"In": 4, "Se": 4}
-    coords = lambda r: np.concatenate([c.structure.frac_coords for c in r.candidates])  # noqa: E731
+    coords = lambda r: np.concatenate([c.structure.frac_coords for c in r.crystals])  # noqa: E731
     assert np.array_equal(coords(a), coords(b)) and not np.array_equal(coords(a), coords(c))
     base = Engine.load(artifacts["baseline"])
     free = base.generate(GenerationRequest("unconditional", 2, seed=0))
-    assert len(free.candidates) == 2 and all(len(c.structure) == 8 for c in free.candidates)
+    assert len(free.crystals) == 2 and all(len(c.structure) == 8 for c in free.crystals)
 
 
 def test_cli_writes_poscars_that_pymatgen_reads(artifacts: dict[str, Path], tmp_path: Path,

@@ -3,19 +3,21 @@ oracle checks."""
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 import textwrap
 import threading
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pytest
 from pymatgen.core import Lattice, Structure
 
 from store.database import CANDIDATE_COLUMNS, RunInfo, StoreError, close_store, open_store
 from store.query import EXAMPLES, QueryRefused, run_query
-from store.records import candidate_record
+from scoring.record import candidate_record
 from store.schema import SCHEMA_VERSION
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -136,8 +138,9 @@ def test_concurrent_runs_lose_and_duplicate_nothing(store) -> None:
 
 def test_a_run_rolled_back_leaves_nothing(store) -> None:
     run_id = store.start_run(RunInfo("formula", 2, 0, "demo", "0" * 64))
-    bad = [candidate_record(0, bilayer(), -0.7), {"index_in_run": 1}]  # second record is incomplete
-    with pytest.raises(KeyError):
+    good = candidate_record(0, bilayer(), -0.7)
+    bad = [good, dataclasses.replace(good, index_in_run=1, poscar=None)]  # second record is incomplete
+    with pytest.raises(duckdb.ConstraintException):
         store.finish_run(run_id, bad)
     assert store.count() == 0 and store.run(run_id)["status"] == "running"
     store.finish_run(run_id, bad[:1], "interrupted", message="stopped by the user; 1 of 2 kept")
@@ -151,7 +154,7 @@ def test_killed_writer_leaves_completed_runs_and_marks_its_run(tmp_path: Path) -
         sys.path.insert(0, {str(ROOT)!r})
         from tests.store.test_store import bilayer
         from store.database import RunInfo, open_store
-        from store.records import candidate_record
+        from scoring.record import candidate_record
         store = open_store({str(path)!r})
         for k in range(2):
             run = store.start_run(RunInfo("formula", 2, k, "demo", "0" * 64))
@@ -208,13 +211,13 @@ def _version_1_file(path: Path) -> None:
                     "VALUES (1, ?, ?, 'completed', 'formula', 'GaS', 1, 1, 0, 'demo', ?)", [now, now, "0" * 64])
         columns = ("id", "run_id", "index_in_run", "created", *CANDIDATE_COLUMNS)
         con.execute(f"INSERT INTO candidates ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})",
-                    [1, 1, 0, now, *(record[c] for c in CANDIDATE_COLUMNS)])
+                    [1, 1, 0, now, *(record.row()[c] for c in CANDIDATE_COLUMNS)])
     finally:
         con.close()
 
 
 def _fake_check(formation_energy: float = -0.75):  # noqa: ANN202 - an OracleCheck
-    from vdwgen.verify import OracleCheck
+    from scoring.oracle_check import OracleCheck
 
     return OracleCheck(formation_energy=formation_energy, initial_formation_energy=formation_energy + 0.01,
                        energy_drop_per_atom=0.01, energy_drop=0.08, steps=12, converged=True, max_force=0.03,

@@ -17,9 +17,9 @@ from pymatgen.core import Structure
 
 from store.database import RunInfo, close_store, open_store
 from store.query import run_query
-from store.records import candidate_record
+from scoring.record import candidate_record
 from vdwgen.cli import main
-from vdwgen.novelty import table_structure
+from scoring.novelty import table_structure
 
 ROOT = Path(__file__).resolve().parents[2]
 TABLE = ROOT / "data" / "janus_iii_vi" / "bilayers.parquet"  # the committed dataset (the CLI's default)
@@ -94,7 +94,7 @@ class Block(importlib.abc.MetaPathFinder):
         if name == "training" or name.startswith("training."):
             raise ImportError("training is not importable here")
 sys.meta_path.insert(0, Block())
-import vdwgen.oracle, vdwgen.verify, vdwgen.verify_cli, webapp.oracle_check
+import oracle.calculator, scoring.oracle_check, vdwgen.verify_cli, webapp.oracle_check
 from vdwgen.cli import main
 try:
     main(["verify", "--help"])

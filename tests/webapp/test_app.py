@@ -238,7 +238,7 @@ def test_model_page_shows_the_evaluation_report(shipped: Path, tmp_path: Path,
 def _store_candidate(var: Path, structure: Structure, predicted: float) -> int:
     """One stored candidate (a run of one) in the app's store under ``var``."""
     from store.database import RunInfo, open_store
-    from store.records import candidate_record
+    from scoring.record import candidate_record
 
     store = open_store(var / "candidates.duckdb")
     run = store.start_run(RunInfo("formula", 1, 0, "demo", "0" * 64))

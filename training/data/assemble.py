@@ -1,6 +1,6 @@
 """Turn the stored build results into the dataset table: structures, identifiers, labels, splits.
 
-Labels (energies from CHGNet + D3, see :mod:`vdwgen.oracle`):
+Labels (energies from CHGNet + D3, see :mod:`oracle.calculator`):
 
 - ``formation_energy_per_atom`` (eV/atom): ``(E - sum_i n_i mu_i) / N`` against the relaxed
   elemental references; MP2020-compatible (CHGNet's native convention, anion corrections
@@ -29,7 +29,7 @@ from training.data.recipe import BilayerConfig
 from training.data.references import anion_corrections
 from training.data.splits import grouped_split, random_split
 from training.data.stages import Protocol, stacked_heights
-from vdwgen.verify import formation_energy
+from oracle.convention import formation_energy
 
 TABLE_NAME = "bilayers.parquet"
 

@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from training.data.recipe import BilayerConfig, Monolayer, enumerate_bilayers, enumerate_monolayers
 from training.data.stages import Protocol
-from vdwgen.errors import VdwgenError
+from core.errors import VdwgenError
 
 _ORACLE: Any = None  # one per worker process
 
@@ -85,7 +85,7 @@ def _init_worker(threads: int) -> None:
 
     warnings.filterwarnings("ignore")
     torch.set_num_threads(threads)
-    from vdwgen.oracle import Oracle
+    from oracle.calculator import Oracle
 
     _ORACLE = Oracle()
 
@@ -93,7 +93,7 @@ def _init_worker(threads: int) -> None:
 def _oracle():
     global _ORACLE
     if _ORACLE is None:  # in-process run (one worker): keep the caller's threads and warnings
-        from vdwgen.oracle import Oracle
+        from oracle.calculator import Oracle
 
         _ORACLE = Oracle()
     return _ORACLE

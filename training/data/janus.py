@@ -24,7 +24,7 @@ LABELS = (
 
 def default_dataset_dir() -> Path:
     """``data/janus_iii_vi`` of the checkout (overridable with ``VDWGEN_DATASET_DIR``)."""
-    from vdwgen.paths import dataset_dir
+    from core.paths import dataset_dir
 
     return dataset_dir()
 

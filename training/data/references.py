@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from pymatgen.core import Lattice, Structure
 
-from vdwgen.oracle import Oracle, make_ase_calculator
+from oracle.calculator import Oracle, make_ase_calculator
 
 ANIONS = ("S", "Se", "Te")
 

@@ -31,7 +31,7 @@ from training.data.geometry import (
     monolayer_structure,
 )
 from training.data.recipe import BilayerConfig, Monolayer
-from vdwgen.oracle import Oracle
+from oracle.calculator import Oracle
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ import time
 import warnings
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+import dataclasses
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -45,16 +46,16 @@ import pandas as pd
 from pymatgen.core import Structure
 from tqdm import tqdm
 
-from export.manifest import Manifest, read_manifest
-from export.request import GenerationRequest
-from export.runtime import DECODE_BATCH, Engine
+from core.manifest import Manifest, read_manifest
+from serving.request import GenerationRequest
+from serving.engine import DECODE_BATCH, Engine
 from training.evaluation import coverage as cov
 from training.evaluation import oracle_stats, plots
 from training.evaluation.generation import validity_rates
 from training.evaluation.report import write_report
-from vdwgen.errors import VdwgenError
-from vdwgen.novelty import TrainingSet, table_structure
-from vdwgen.scoring import compositionally_valid, structurally_valid
+from core.errors import VdwgenError
+from scoring.novelty import TrainingSet, table_structure
+from scoring.validity import compositionally_valid, structurally_valid
 
 PROPERTY = "formation_energy_per_atom"
 TRAINING_FORMULAS = ("GaInSSe", "AlGaIn2S2SeTe", "In2SeTe")
@@ -186,7 +187,7 @@ def _cached_decode(engine: Engine, z: np.ndarray, cond: np.ndarray | None, templ
 def conditioned_samples(engine: Engine, targets: np.ndarray, seed: int, steps: int | None, path: Path
                         ) -> tuple[list[Structure], np.ndarray]:
     """One screened crystal per formation-energy target (the app's 100:1 screening each), decoded together."""
-    ratio = int(engine.manifest.data["sampling"]["screening_ratio"])
+    ratio = engine.manifest.sampling.screening_ratio
     z, cond, predicted = engine.screened_latents(targets, ratio, seed)
     template = GenerationRequest("formation_energy", 1, float(targets[0]), seed=seed, steps_per_level=steps)
     structures = _cached_decode(engine, z, cond, template, path, "conditioned samples")
@@ -213,11 +214,13 @@ ORACLE_CHUNK = 50
 
 
 def oracle_checks(structures: list[Structure], path: Path, desc: str, dataset: Path) -> list[dict]:
-    """Oracle check of every structure (see :func:`vdwgen.verify.check_with_oracle`), cached per chunk.
+    """Oracle check of every structure (see :func:`scoring.oracle_check.check_with_oracle`), cached per chunk.
 
     Returns one dict per structure: the :class:`OracleCheck` figures plus the relaxed POSCAR.
     """
-    from vdwgen.verify import check_with_oracle, get_oracle, load_references
+    from scoring.oracle_check import check_with_oracle
+    from oracle.convention import load_references
+    from oracle.shared import get_oracle
 
     done: list[dict] = _read_json(path).get("checks", []) if path.is_file() else []
     bar = _bar(desc, len(structures))
@@ -301,7 +304,7 @@ def stage_samples(ctx: Context, engine: Engine, baseline: Engine, train_labels: 
     _write_json(ctx.cache / "samples_model_targets.json", {"targets": targets.tolist(),
                                                            "predicted": predicted.tolist()})
     return {"count": n, "seconds_model": round(t1 - t0, 1), "seconds_baseline": round(t2 - t1, 1),
-            "steps_per_level": ctx.steps_per_level or engine.manifest.data["sampling"]["steps_per_level"],
+            "steps_per_level": ctx.steps_per_level or engine.manifest.sampling.steps_per_level,
             "targets": "formation energies drawn from the training labels, one screened crystal (100:1) each"}
 
 
@@ -397,7 +400,7 @@ def stage_energy_targets(ctx: Context, engine: Engine, train_labels: np.ndarray)
 
 
 def stage_formulas(ctx: Context, engine: Engine, table: pd.DataFrame) -> dict:
-    from vdwgen import chemistry
+    from core import chemistry
 
     out: dict = {}
     train = table[table["split_random"] == "train"]
@@ -523,7 +526,7 @@ def stage_latent(ctx: Context, table: pd.DataFrame) -> dict:
 # -- driver ---------------------------------------------------------------------------------------------
 def _model_paths(artifacts: Path, root: Path) -> tuple[Manifest, Path]:
     manifest = read_manifest(artifacts, verify=True)
-    checkpoint = root / "models" / manifest.name / str(manifest.data["training"]["weights"])
+    checkpoint = root / "models" / manifest.name / str(manifest.weights or "model.pt")
     return manifest, checkpoint
 
 
@@ -533,7 +536,7 @@ def evaluate(artifacts: Path, out: Path, data: Path, split: str = "test", preset
              workers: int = 2, stages: tuple[str, ...] | None = None, root: Path | None = None,
              log: Callable[[str], None] = print) -> dict:
     """Run the evaluation (see the module docstring); returns the metrics written to ``out/metrics.json``."""
-    from vdwgen.paths import repo_root
+    from core.paths import repo_root
 
     warnings.filterwarnings("ignore")
     if preset not in PRESETS:
@@ -545,9 +548,9 @@ def evaluate(artifacts: Path, out: Path, data: Path, split: str = "test", preset
     baseline_artifacts = Path(baseline_artifacts or artifacts.parent / "cdvae-baseline-janus")
     manifest, default_ckpt = _model_paths(artifacts, root)
     base_manifest, default_base_ckpt = _model_paths(baseline_artifacts, root)
-    if base_manifest.data["model"]["condition"] != "none":
+    if base_manifest.condition != "none":
         raise EvaluationError(f"{baseline_artifacts} is not an unconditional baseline (condition "
-                              f"{base_manifest.data['model']['condition']!r})")
+                              f"{base_manifest.condition!r})")
     ctx = Context(artifacts, baseline_artifacts, Path(checkpoint or default_ckpt),
                   Path(baseline_checkpoint or default_base_ckpt), Path(data), split, Path(out), PRESETS[preset],
                   seed, steps_per_level, workers)
@@ -558,9 +561,9 @@ def evaluate(artifacts: Path, out: Path, data: Path, split: str = "test", preset
     metrics_path = ctx.out / "metrics.json"
     metrics = _read_json(metrics_path)
     settings = {"preset": preset, "budget": asdict(ctx.budget), "seed": seed, "split": split,
-                "steps_per_level": steps_per_level or manifest.data["sampling"]["steps_per_level"],
+                "steps_per_level": steps_per_level or manifest.sampling.steps_per_level,
                 "model": manifest.name, "baseline": base_manifest.name,
-                "data": manifest.data["training"]["data"]}
+                "data": dataclasses.asdict(manifest.training_data)}
     if metrics.get("settings", {}).get("budget") not in (None, settings["budget"]):
         raise EvaluationError(f"{metrics_path} was written with another preset; use another --out or delete it")
     metrics["settings"] = settings

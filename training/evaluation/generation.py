@@ -1,7 +1,7 @@
 """Generation metrics: validity rates, property re-prediction, formula hit rates.
 
 - validity (paper Table 2): share of generated crystals that are structurally valid, that
-  are compositionally valid (SMACT), and both (:mod:`vdwgen.scoring`);
+  are compositionally valid (SMACT), and both (:mod:`scoring.validity`);
 - conditional accuracy: generated crystals are encoded again by the trained encoder and
   their property predicted by the property head (the issue's in-model check; the physics
   oracle check is the evaluation issue's);
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from training.data.crystal import Crystal
-from vdwgen.scoring import compositionally_valid, structurally_valid
+from scoring.validity import compositionally_valid, structurally_valid
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Summaries of oracle checks (CHGNet + D3 fixed-cell relaxations) of generated crystals.
 
-The checks themselves are :func:`vdwgen.verify.check_with_oracle`; this module turns lists
+The checks themselves are :func:`scoring.oracle_check.check_with_oracle`; this module turns lists
 of them into the figures of the report: accuracy against a formation-energy target, the
 Table-3 analogue of relaxation behaviour, and how many distinct stackings a set holds.
 """
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 from pymatgen.core import Structure
 
-from vdwgen.novelty import matcher
+from scoring.novelty import matcher
 
 WITHIN = 0.05
 """eV/atom: the tolerance of "on target" (the issue's and the model card's)."""
@@ -32,7 +32,7 @@ def target_accuracy(energies: Sequence[float], target: float) -> dict[str, float
 def relaxation_summary(checks: Sequence) -> dict[str, float | int]:
     """Table-3 analogue: convergence share, mean steps, mean energy drop, mean RMSD.
 
-    ``checks`` are :class:`vdwgen.verify.OracleCheck`. Energy drops are reported per cell
+    ``checks`` are :class:`scoring.oracle_check.OracleCheck`. Energy drops are reported per cell
     (eV, the paper's "Avg energy diff") and per atom.
     """
     if not checks:

@@ -16,7 +16,7 @@ from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Structure
 
 from training.data.crystal import Crystal
-from vdwgen.scoring import compositionally_valid, structurally_valid
+from scoring.validity import compositionally_valid, structurally_valid
 
 STOL, ANGLE_TOL, LTOL = 0.5, 10.0, 0.3
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from vdwgen import chemistry
+from core import chemistry
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from vdwgen.errors import VdwgenError
+from core.errors import VdwgenError
 
 
 class TrainingError(VdwgenError):

@@ -24,7 +24,7 @@ from training.model.conditions import ElementVocabulary
 from training.model.gan import Generator
 from training.model.heads import LatticeScaler
 from training.train.config import RunConfig, config_from_dict
-from vdwgen.errors import VdwgenError
+from core.errors import VdwgenError
 
 WEIGHTS_FORMAT = 1
 

@@ -15,7 +15,7 @@ from pymatgen.core import Structure
 
 from store.database import StoreError
 from store.query import EXAMPLES, QueryRefused, run_query
-from vdwgen.store_cli import poscar_name, zip_bytes
+from store.files import poscar_name, zip_bytes
 from webapp.oracle_check import oracle_panel
 from webapp.resources import candidate_store
 

@@ -12,7 +12,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import streamlit as st
 
-from vdwgen.paths import dataset_dir
+from core.paths import dataset_dir
 
 TABLE_NAME = "bilayers.parquet"
 # Shown in the table when present, in this order.

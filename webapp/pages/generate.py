@@ -1,10 +1,10 @@
 """Generate page: bilayers for a formation-energy target, a formula, or unconditionally.
 
 The page serves the exported artifacts under ``artifacts/`` (one folder per model, each
-with a ``manifest.json``) through :class:`export.runtime.Engine` -- the same call as
+with a ``manifest.json``) through :class:`serving.engine.Engine` -- the same call as
 ``vdwgen generate``. A conditional model (``both``) answers formation-energy and formula
 requests; the unconditional CDVAE baseline answers unconditional ones. Every run is scored
-and stored in the candidate store (:func:`vdwgen.runs.generate_and_store`). Engines and the
+and stored in the candidate store (:func:`services.generation.generate_and_store`). Engines and the
 store load once per process (``st.cache_resource``); the latest result stays in the session.
 """
 
@@ -17,39 +17,18 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from export.manifest import ArtifactError, Manifest, read_manifest
-from export.request import SUPPORTED, GenerationRequest, RequestError
-from export.runtime import Engine, GenerationResult
+from core.manifest import ArtifactError, Manifest, read_manifest
+from serving.artifacts import find_models, models_by_mode
+from serving.request import GenerationRequest, RequestError
+from serving.engine import Engine, GenerationResult
 from store.database import StoreError
-from vdwgen.layers import analyse_layers
-from vdwgen.paths import artifacts_dir
-from vdwgen.runs import generate_and_store
-from vdwgen.scoring import compositionally_valid, min_distance, structurally_valid
+from scoring.layers import analyse_layers
+from core.paths import artifacts_dir
+from services.generation import generate_and_store
+from scoring.validity import compositionally_valid, min_distance, structurally_valid
 from webapp.resources import candidate_store
 
 MODES = {"formation_energy": "Formation energy", "formula": "Formula", "unconditional": "Unconditional"}
-
-
-def find_models(root: Path) -> list[Path]:
-    """Model folders under ``root``: each holds a ``manifest.json``."""
-    if not root.is_dir():
-        return []
-    return sorted(manifest.parent for manifest in root.glob("*/manifest.json"))
-
-
-def models_by_mode(folders: list[Path]) -> tuple[dict[str, Path], list[str]]:
-    """The first model folder serving each mode, and a message per unreadable manifest."""
-    served: dict[str, Path] = {}
-    problems: list[str] = []
-    for folder in folders:
-        try:
-            manifest = read_manifest(folder, verify=False)
-        except ArtifactError as exc:
-            problems.append(str(exc))
-            continue
-        for mode in SUPPORTED.get(manifest.condition, ()):
-            served.setdefault(mode, folder)
-    return served, problems
 
 
 @st.cache_resource(show_spinner="Loading the model (checking every file's sha256)...")
@@ -68,7 +47,7 @@ def verdict(structural: bool, compositional: bool, dmin: float) -> str:
 
 def results_table(result: GenerationResult) -> pd.DataFrame:
     rows = []
-    for c in result.candidates:
+    for c in result.crystals:
         s = c.structure
         structural, compositional = structurally_valid(s), compositionally_valid(s.composition)
         dmin = min_distance(s)
@@ -84,19 +63,18 @@ def results_table(result: GenerationResult) -> pd.DataFrame:
 def poscar_zip(result: GenerationResult) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for c in result.candidates:
+        for c in result.crystals:
             archive.writestr(f"{c.index:04d}_{c.formula}.vasp", c.structure.to(fmt="poscar"))
     return buffer.getvalue()
 
 
 def request_form(mode: str, manifest: Manifest) -> GenerationRequest:
-    sampling = manifest.data.get("sampling", {})
-    prop = manifest.data["model"].get("property", {})
+    sampling, prop = manifest.sampling, manifest.property
     left, right = st.columns(2)
     target = formula = None
     if mode == "formation_energy":
         low, high = manifest.property_range
-        pct = prop.get("percentiles", {})
+        pct = {k: prop.percentile(k) for k in ("10", "50", "90")}
         target = left.number_input(
             "Target formation energy (eV/atom)", value=round(float(pct.get("50", (low + high) / 2)), 3),
             step=0.01, format="%.3f", key="generate_target",
@@ -109,19 +87,19 @@ def request_form(mode: str, manifest: Manifest) -> GenerationRequest:
                                   help=f"Elements: {', '.join(manifest.vocabulary)}. Scaled to the model's "
                                        f"cell ({', '.join(map(str, manifest.cell_sizes))} atoms).")
         left.caption(f"Elements: {', '.join(manifest.vocabulary)}")
-    cap = int(sampling.get("max_count", 1000))
+    cap = sampling.max_count
     count = right.number_input("Number of crystals", 1, cap, 10, key="generate_count")
     seed = right.number_input("Seed", 0, 2**31 - 1, 0, key="generate_seed",
                               help="The same seed and settings give the same crystals on the same machine and "
                                    "number of CPU threads (the Langevin steps amplify rounding differences "
                                    "between thread counts).")
     with st.expander("Advanced settings"):
-        steps = st.number_input("Langevin steps per noise level", 1, 100, int(sampling.get("steps_per_level", 5)),
+        steps = st.number_input("Langevin steps per noise level", 1, 100, sampling.steps_per_level,
                                 key="generate_steps",
-                                help=f"{sampling.get('noise_levels', 50)} noise levels; decoding time grows "
+                                help=f"{sampling.noise_levels} noise levels; decoding time grows "
                                      "linearly with the steps.")
         ratio = st.number_input("Screening ratio (latents drawn per crystal kept)", 1, 1000,
-                                int(sampling.get("screening_ratio", 100)), key="generate_ratio",
+                                sampling.screening_ratio, key="generate_ratio",
                                 disabled=mode != "formation_energy",
                                 help="Formation-energy requests: draw ratio x count latents and keep those "
                                      "whose predicted formation energy is closest to the target.")
@@ -138,8 +116,8 @@ def show_result(result: GenerationResult) -> None:
                + (f" · screening {result.screening_ratio}:1" if result.request.mode == "formation_energy" else ""))
     st.dataframe(table, hide_index=True, width="stretch", key="generate_table")
     pick = st.selectbox("Crystal to download", table["#"].tolist(),
-                        format_func=lambda i: f"#{i} {result.candidates[i].formula}", key="generate_pick")
-    chosen = result.candidates[int(pick)]
+                        format_func=lambda i: f"#{i} {result.crystals[i].formula}", key="generate_pick")
+    chosen = result.crystals[int(pick)]
     a, b, c = st.columns(3)
     a.download_button("POSCAR", chosen.structure.to(fmt="poscar"), f"{chosen.index:04d}_{chosen.formula}.vasp",
                       key="generate_poscar")
@@ -189,7 +167,7 @@ if st.button("Generate", type="primary", key="generate_run"):
             st.stop()
         bar = st.progress(0.0, text="Sampling latents...")
         stage_names = {"decoding": "Decoding crystals", "scoring": "Scoring (validity, layers, novelty, duplicates)"}
-        stored = generate_and_store(engine, request, store, lambda stage, done, total: bar.progress(
+        stored = generate_and_store(engine, checked, store, lambda stage, done, total: bar.progress(
             done / total, text=f"{stage_names[stage]}: {done}/{total}"))
         bar.empty()
         st.session_state["generate_result"] = stored.result

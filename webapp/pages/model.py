@@ -8,8 +8,9 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from export.manifest import ArtifactError, read_manifest
-from vdwgen.paths import artifacts_dir, reports_dir
+from core.manifest import ArtifactError, read_manifest
+from core.paths import artifacts_dir, reports_dir
+from serving.artifacts import find_models
 
 
 def _unconditional(folder: Path) -> bool:
@@ -22,8 +23,7 @@ def _unconditional(folder: Path) -> bool:
 
 st.title("Models")
 root = artifacts_dir()
-folders = sorted((p.parent for p in root.glob("*/manifest.json")), key=lambda f: (_unconditional(f), f.name)) \
-    if root.is_dir() else []
+folders = sorted(find_models(root), key=lambda f: (_unconditional(f), f.name))
 if not folders:
     st.info(f"No model artifacts found under `{root}`.", icon=":material/info:")
     st.stop()
@@ -34,29 +34,27 @@ try:
 except ArtifactError as exc:
     st.error(str(exc), icon=":material/error:")
     st.stop()
-data = manifest.data
-model, training, sampling = data.get("model", {}), data.get("training", {}), data.get("sampling", {})
-prop = model.get("property", {})
+prop, sampling, data_info = manifest.property, manifest.sampling, manifest.training_data
 serves = {"both": "formation-energy and formula requests", "none": "unconditional requests (CDVAE baseline)",
           "formation_energy": "formation-energy requests", "formula": "formula requests"}
 st.markdown(f"**{manifest.name}** — serves {serves.get(manifest.condition, manifest.condition)}; "
-            f"exported {data.get('created', '?')}.")
+            f"exported {manifest.created or '?'}.")
 
 a, b, c, d = st.columns(4)
-params = model.get("parameters", {})
-a.metric("Parameters", f"{sum(v for v in params.values() if isinstance(v, int)):,}")
+params = manifest.parameters
+a.metric("Parameters", f"{params.get('total', sum(v for k, v in params.items() if k != 'total')):,}",
+         help=", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in params.items() if k != "total"))
 b.metric("Elements", len(manifest.vocabulary))
 c.metric("Cell sizes", ", ".join(map(str, manifest.cell_sizes)))
 low, high = manifest.property_range
 d.metric("Training E_f range (eV/atom)", f"{low:+.2f} .. {high:+.2f}")
 
 st.subheader("Training data")
-st.write(f"`{training.get('data', {}).get('id', '?')}` — {training.get('data', {}).get('rows', '?')} crystals "
-         f"(`{training.get('data', {}).get('table', '?')}`, sha256 `{str(training.get('data', {}).get('sha256', ''))[:12]}…`). "
-         f"Elements: {', '.join(manifest.vocabulary)}. Formation-energy percentiles 10/50/90: "
-         + " / ".join(f"{v:+.3f}" for v in prop.get("percentiles", {}).values()) + " eV/atom.")
+st.write(f"`{data_info.id}` — {data_info.rows:,} crystals (`{data_info.table or '?'}`, sha256 "
+         f"`{data_info.sha256[:12]}…`). Elements: {', '.join(manifest.vocabulary)}. Property `{prop.name}` "
+         f"percentiles 10/50/90: " + " / ".join(f"{v:+.3f}" for v in prop.percentiles.values()) + f" {prop.unit}.")
 
-metrics = data.get("metrics", {})
+metrics = manifest.metrics
 if metrics:
     st.subheader("Measured figures (test split)")
     rows = []
@@ -88,23 +86,21 @@ if metrics:
         st.json(metrics)
 
 st.subheader("Sampling defaults")
-st.write(f"{sampling.get('noise_levels', '?')} noise levels (σ {sampling.get('sigma_max', float('nan')):.3g} → "
-         f"{sampling.get('sigma_min', float('nan')):.3g}), "
-         f"{sampling.get('steps_per_level', '?')} Langevin steps per level, "
-         f"step size {sampling.get('step_lr', '?')}, screening {sampling.get('screening_ratio', '?')}:1, "
-         f"at most {sampling.get('max_count', '?')} crystals per request.")
+st.write(f"{sampling.noise_levels} noise levels (σ {sampling.sigma_max:.3g} → {sampling.sigma_min:.3g}), "
+         f"{sampling.steps_per_level} Langevin steps per level, step size {sampling.step_lr}, "
+         f"screening {sampling.screening_ratio}:1, at most {sampling.max_count} crystals per request.")
 st.subheader("Export parity")
-st.write({k: v for k, v in data.get("parity", {}).items()})
+st.write(dict(manifest.parity))
 with st.expander("Training configuration"):
-    st.code(json.dumps(training.get("config", {}), indent=2), language="json")
+    st.code(json.dumps(manifest.training_config, indent=2), language="json")
 with st.expander("Package versions"):
-    st.write(data.get("packages", {}))
+    st.write(manifest.packages)
 
 st.subheader("Evaluation report")
-report = reports_dir() / data.get("name", "") / "report.md"
+report = reports_dir() / manifest.name / "report.md"
 if not report.is_file():
-    st.info(f"No evaluation report for this model yet. Run `vdwgen evaluate artifacts/{data.get('name', 'NAME')} "
-            f"--out reports/{data.get('name', 'NAME')}` to measure it (Tables 1-3, oracle checks, latent maps).")
+    st.info(f"No evaluation report for this model yet. Run `vdwgen evaluate artifacts/{manifest.name} "
+            f"--out reports/{manifest.name}` to measure it (Tables 1-3, oracle checks, latent maps).")
 else:
     text = report.read_text()
     body, _, _ = text.partition("## Figures")

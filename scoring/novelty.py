@@ -5,7 +5,7 @@ pre-filtered by reduced formula and atom count, so a candidate is compared with 
 hundred structures at most (the Janus data's training part has 53 stackings per formula
 on average, up to 274; a novel crystal costs 0.1 s per stacking on this CPU, because
 the matcher tries ~400 lattice mappings of a slab cell). Pairs whose atomic planes cannot
-line up are ruled out first by the height test of :mod:`vdwgen.slab_filter`, which never
+line up are ruled out first by the height test of :mod:`scoring.slab_filter`, which never
 changes a verdict and skips most fits. The training structures are read from the dataset
 table that the model manifest names (``bilayers.parquet``), rows of the training part only,
 and built (and reduced) lazily per formula.
@@ -23,7 +23,7 @@ import pandas as pd
 from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Lattice, Structure
 
-from vdwgen.slab_filter import SlabProfile, cannot_match, slab_profile
+from scoring.slab_filter import SlabProfile, cannot_match, slab_profile
 
 STOL, ANGLE_TOL, LTOL = 0.5, 10.0, 0.3
 
@@ -33,7 +33,7 @@ def matcher() -> StructureMatcher:
     return StructureMatcher(stol=STOL, angle_tol=ANGLE_TOL, ltol=LTOL)
 
 
-class Candidate:
+class ReducedCrystal:
     """A structure with its matcher-reduced form and height profile, computed on first use and
     kept: one crystal is compared with many, so build it once and pass it around."""
 
@@ -46,7 +46,7 @@ class Candidate:
         return slab_profile(self.structure, self._matcher)
 
 
-def fits(m: StructureMatcher, a: Candidate, b: Candidate) -> bool:
+def fits(m: StructureMatcher, a: ReducedCrystal, b: ReducedCrystal) -> bool:
     """``m.fit(a, b)``, skipping the fit when the height test proves it False."""
     if cannot_match(a.profile, b.profile, m):
         return False
@@ -69,7 +69,7 @@ class TrainingSet:
         self._frame = rows.reset_index(drop=True)
         for i, (formula, n) in enumerate(zip(self._frame["reduced_formula"], self._frame["num_atoms"])):
             self._rows[(str(formula), int(n))].append(i)
-        self._built: dict[tuple[str, int], list[Candidate]] = {}
+        self._built: dict[tuple[str, int], list[ReducedCrystal]] = {}
         self._matcher = matcher()
 
     @classmethod
@@ -83,25 +83,25 @@ class TrainingSet:
     def __len__(self) -> int:
         return len(self._frame)
 
-    def _candidates(self, key: tuple[str, int]) -> list[Candidate]:
+    def _reduced(self, key: tuple[str, int]) -> list[ReducedCrystal]:
         if key not in self._built:
             rows = self._frame.iloc[self._rows.get(key, [])]
-            self._built[key] = [Candidate(table_structure(r.lattice, r.species, r.frac_coords), self._matcher)
+            self._built[key] = [ReducedCrystal(table_structure(r.lattice, r.species, r.frac_coords), self._matcher)
                                 for r in rows.itertuples()]
         return self._built[key]
 
     def same_formula(self, structure: Structure) -> list[Structure]:
         """Training crystals with the reduced formula and atom count of ``structure``."""
-        return [c.structure for c in self._candidates((structure.composition.reduced_formula, len(structure)))]
+        return [c.structure for c in self._reduced((structure.composition.reduced_formula, len(structure)))]
 
-    def is_novel(self, crystal: Structure | Candidate) -> bool:
+    def is_novel(self, crystal: Structure | ReducedCrystal) -> bool:
         """True when no training crystal of the same formula and size matches ``crystal``."""
-        me = crystal if isinstance(crystal, Candidate) else Candidate(crystal, self._matcher)
-        known = self._candidates((me.structure.composition.reduced_formula, len(me.structure)))
+        me = crystal if isinstance(crystal, ReducedCrystal) else ReducedCrystal(crystal, self._matcher)
+        known = self._reduced((me.structure.composition.reduced_formula, len(me.structure)))
         return not any(fits(self._matcher, me, k) for k in known)
 
 
-def first_duplicate(candidate: Candidate, stored: Iterable[tuple[int, Candidate]],
+def first_duplicate(candidate: ReducedCrystal, stored: Iterable[tuple[int, ReducedCrystal]],
                     structure_matcher: StructureMatcher | None = None) -> int | None:
     """Id of the first ``(id, candidate)`` in ``stored`` that matches ``candidate`` (None: none)."""
     m = structure_matcher or matcher()
@@ -109,4 +109,4 @@ def first_duplicate(candidate: Candidate, stored: Iterable[tuple[int, Candidate]
     return next((cid for cid, other in stored if len(other.structure) == n and fits(m, candidate, other)), None)
 
 
-__all__ = ["Candidate", "TrainingSet", "first_duplicate", "fits", "matcher", "table_structure"]
+__all__ = ["ReducedCrystal", "TrainingSet", "first_duplicate", "fits", "matcher", "table_structure"]

@@ -4,7 +4,7 @@ The model predicts a formation energy; the oracle says what the physics of the d
 gives for the same crystal. The protocol is the paper's relaxation check as the issue
 states it: a fixed-cell relaxation of **all** atomic positions (a generated crystal does
 not sit on the layers' high-symmetry sites, so in-plane forces need not vanish) with
-CHGNet 0.3.0 + DFT-D3 (zero damping, PBE; :mod:`vdwgen.oracle`), D3 periodic in-plane
+CHGNet 0.3.0 + DFT-D3 (zero damping, PBE; :mod:`oracle.calculator`), D3 periodic in-plane
 only (a slab: the vacuum along c never matters), batched FIRE until the largest atomic
 force is below ``fmax = 0.05 eV/Å`` or ``500`` steps have passed.
 
@@ -20,7 +20,7 @@ What a check reports (:class:`OracleCheck`):
 - the root-mean-square displacement of the atoms during the relaxation (Å, minimum image
   under the fixed lattice): the paper's measure of how close to relaxed a generated
   crystal is;
-- the interlayer gap of the relaxed crystal (:mod:`vdwgen.layers`), when it has two layers.
+- the interlayer gap of the relaxed crystal (:mod:`scoring.layers`), when it has two layers.
 
 Serving side: imports neither ``training`` nor, until an oracle is built, torch or CHGNet.
 """
@@ -40,17 +40,17 @@ from pathlib import Path
 import numpy as np
 from pymatgen.core import Structure
 
-from vdwgen.errors import VdwgenError
-from vdwgen.layers import analyse_layers
-from vdwgen.oracle import Oracle, RelaxResult
-from vdwgen.scoring import MIN_DISTANCE, structurally_valid
+from core.errors import VdwgenError
+from scoring.layers import analyse_layers
+from oracle.calculator import Oracle, RelaxResult
+from oracle.convention import formation_energy
+from oracle.shared import OracleError, get_oracle, torch_threads
+from scoring.validity import MIN_DISTANCE, structurally_valid
 
 FMAX = 0.05
 """eV/Å: convergence threshold on the largest atomic force (the paper's/issue's protocol)."""
 MAX_STEPS = 500
 """FIRE steps before a relaxation is reported as not converged (the paper's/issue's protocol)."""
-REFERENCES_FILE = "references.json"
-"""The dataset's elemental references: element -> {"energy_per_atom": eV, ...}."""
 THREADS = 1
 """Torch intra-op threads during a check. An 8-atom cell is far too small to share between
 threads: on a 2-core machine busy with other work, one CHGNet + D3 step took 1.7 s with two
@@ -58,8 +58,8 @@ threads (each operation waits for a descheduled thread) and 0.017 s with one; on
 machine two threads were only about 20 % faster (a batch of 4 crystals: 1.06 s against 1.32 s)."""
 
 
-class OracleCheckError(VdwgenError):
-    """An oracle check that cannot be done as asked; the message names the problem."""
+_CHECK_LOCK = threading.Lock()
+"""One check at a time per process: the app's sessions share the oracle."""
 
 
 @dataclass(frozen=True)
@@ -91,43 +91,6 @@ class OracleCheck:
     interlayer_gap: float | None
     rmsd: float
     relaxed: Structure
-
-
-def load_references(dataset_dir: Path) -> dict[str, float]:
-    """Element -> energy per atom (eV) of its relaxed ground state, from the dataset's references.json."""
-    path = Path(dataset_dir) / REFERENCES_FILE
-    if not path.is_file():
-        raise OracleCheckError(
-            f"no elemental references at {path}: the oracle's formation energy needs the dataset's "
-            f"{REFERENCES_FILE} (build the dataset with `vdwgen dataset build`, or point VDWGEN_DATASET_DIR "
-            "at a built one)")
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-        references = {str(element): float(entry["energy_per_atom"]) for element, entry in raw.items()}
-    except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
-        raise OracleCheckError(f"cannot read the elemental references {path}: {exc!r}; expected "
-                               '{"Ga": {"energy_per_atom": ...}, ...}') from None
-    if not references:
-        raise OracleCheckError(f"the elemental references {path} list no elements")
-    return references
-
-
-_ORACLE: Oracle | None = None
-_ORACLE_LOCK = threading.Lock()
-_CHECK_LOCK = threading.Lock()
-
-
-def get_oracle() -> Oracle:
-    """The process's oracle, built on first use (loading CHGNet takes a few seconds)."""
-    global _ORACLE
-    with _ORACLE_LOCK:
-        if _ORACLE is None:
-            try:
-                with contextlib.redirect_stdout(io.StringIO()):  # CHGNet announces itself on stdout
-                    _ORACLE = Oracle()
-            except ImportError as exc:
-                raise OracleCheckError(f"the oracle needs the packages chgnet and dftd3: {exc}") from None
-        return _ORACLE
 
 
 def input_problem(structure: Structure, references: Mapping[str, float]) -> str | None:
@@ -168,12 +131,6 @@ def displacement_rmsd(start: Structure, end: Structure) -> float:
     return float(np.sqrt(shortest.mean()))
 
 
-def formation_energy(total_energy: float, structure: Structure, references: Mapping[str, float]) -> float:
-    """``(E_total - sum_i mu[el_i]) / N`` in eV/atom (the dataset's convention)."""
-    mu = sum(references[site.specie.symbol] for site in structure)
-    return (total_energy - mu) / len(structure)
-
-
 def _check(start: Structure, result: RelaxResult, references: Mapping[str, float]) -> OracleCheck:
     n = len(start)
     final = formation_energy(result.energy, start, references)
@@ -194,26 +151,6 @@ def _check(start: Structure, result: RelaxResult, references: Mapping[str, float
         rmsd=displacement_rmsd(start, moved),
         relaxed=relaxed,
     )
-
-
-@contextlib.contextmanager
-def torch_threads(threads: int | None) -> Iterator[None]:
-    """Run the block with at most ``threads`` torch intra-op threads (None: unchanged), then restore.
-
-    The setting is process-wide: other torch work in the process during the block gets the
-    same limit (it only runs slower, never differently).
-    """
-    import torch
-
-    before = torch.get_num_threads()
-    if threads is None or threads >= before:
-        yield
-        return
-    torch.set_num_threads(max(1, int(threads)))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def check_with_oracle(
@@ -241,7 +178,7 @@ def check_with_oracle(
         threads: torch threads during the relaxation (:data:`THREADS`; None leaves torch's).
 
     Raises:
-        OracleCheckError: a crystal has an element without a reference, or overlapping atoms
+        OracleError: a crystal has an element without a reference, or overlapping atoms
             (checked for all crystals before any work).
     """
     if not fmax > 0:
@@ -253,7 +190,7 @@ def check_with_oracle(
         problem = input_problem(structure, references)
         if problem is not None:
             formula = structure.composition.alphabetical_formula.replace(" ", "")
-            raise OracleCheckError(f"crystal {k} ({formula}): {problem}")
+            raise OracleError(f"crystal {k} ({formula}): {problem}")
     if not structures:
         return []
     oracle = oracle if oracle is not None else get_oracle()
@@ -261,7 +198,3 @@ def check_with_oracle(
         results = oracle.relax_positions(structures, slab=True, fmax=fmax, max_steps=max_steps,
                                          vertical_only=False, progress=progress)
     return [_check(s, r, references) for s, r in zip(structures, results)]
-
-
-__all__ = ["FMAX", "MAX_STEPS", "OracleCheck", "OracleCheckError", "check_with_oracle", "displacement_rmsd",
-           "formation_energy", "get_oracle", "input_problem", "load_references", "torch_threads"]

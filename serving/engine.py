@@ -19,15 +19,16 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 from pathlib import Path
 
 import numpy as np
 import torch
 from pymatgen.core import Lattice, Structure
 
-from export.manifest import ArtifactError, Manifest, read_manifest
-from export.request import CheckedRequest, GenerationRequest, check_request
-from vdwgen import chemistry
+from core.manifest import ArtifactError, Manifest, read_manifest
+from serving.request import CheckedRequest, GenerationRequest, check_request
+from core import chemistry
 
 DECODE_BATCH = 128
 """Crystals decoded together (the eager sampler uses the same, so seeds give the same crystals)."""
@@ -37,7 +38,7 @@ Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
-class Candidate:
+class GeneratedCrystal:
     """One generated crystal and what the model predicted for it."""
 
     index: int
@@ -53,11 +54,26 @@ class Candidate:
         return self.structure.composition.reduced_formula
 
 
+class HeadOutputs(NamedTuple):
+    """What ``fusion_heads.onnx`` returns for B latents."""
+
+    z_c: np.ndarray
+    """(B, D) fused latent the decoder is conditioned on."""
+    num_atoms: np.ndarray
+    """(B,) atoms per crystal."""
+    lattice: np.ndarray
+    """(B, 3, 3) lattice matrices, rows are vectors (Å)."""
+    composition: np.ndarray
+    """(B, V) element fractions over the vocabulary."""
+    property: np.ndarray
+    """(B,) predicted property (the manifest's ``property``, e.g. formation energy in eV/atom)."""
+
+
 class GenerationInterrupted(KeyboardInterrupt):
     """Raised instead of KeyboardInterrupt during decoding; ``result`` holds the crystals finished so far."""
 
     def __init__(self, result: GenerationResult) -> None:
-        super().__init__(f"interrupted after {len(result.candidates)} of {result.request.count} crystals")
+        super().__init__(f"interrupted after {len(result.crystals)} of {result.request.count} crystals")
         self.result = result
 
 
@@ -69,7 +85,7 @@ class GenerationResult:
     model: str
     steps_per_level: int
     screening_ratio: int
-    candidates: list[Candidate]
+    crystals: list[GeneratedCrystal]
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -96,7 +112,7 @@ def onnx_providers(device: str) -> list[str]:
 
 
 def _check_versions(manifest: Manifest) -> None:
-    exported = str(manifest.data.get("packages", {}).get("torch", ""))
+    exported = manifest.packages.get("torch", "")
     ours = torch.__version__
     if exported and exported.split(".")[0] != ours.split(".")[0]:
         raise ArtifactError(f"artifact {manifest.name}: decoder.pt was written by torch {exported}; this torch "
@@ -130,7 +146,7 @@ class Engine:
         sessions = {}
         for name in ("condition", "generator", "fusion_heads"):
             path = manifest.path(f"{name}.onnx")
-            if f"{name}.onnx" in manifest.data["files"]:
+            if f"{name}.onnx" in manifest.files:
                 try:
                     sessions[name] = ort.InferenceSession(str(path), options, providers=providers)
                 except Exception as exc:
@@ -139,7 +155,7 @@ class Engine:
         for name in required:
             if name not in sessions:
                 raise ArtifactError(f"artifact {manifest.name}: {name}.onnx is not listed in its manifest")
-        if "decoder.pt" not in manifest.data["files"]:
+        if "decoder.pt" not in manifest.files:
             raise ArtifactError(f"artifact {manifest.name}: decoder.pt is not listed in its manifest")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
@@ -158,7 +174,7 @@ class Engine:
         return self.manifest.vocabulary
 
     def check(self, request: GenerationRequest) -> CheckedRequest:
-        """Validate a request (raises :class:`export.request.RequestError`)."""
+        """Validate a request (raises :class:`serving.request.RequestError`)."""
         return check_request(request, self.manifest)
 
     # -- steps ---------------------------------------------------------------------------------
@@ -184,8 +200,8 @@ class Engine:
         n = request.count
         rng = torch.Generator().manual_seed(request.seed)
         if request.mode == "unconditional":
-            z = torch.randn(n, int(self.manifest.data["model"]["latent_dim"]), generator=rng).numpy()
-            return z, None, self.heads(z, None, np.zeros(n, dtype=np.int64))[4]
+            z = torch.randn(n, self.manifest.latent_dim, generator=rng).numpy()
+            return z, None, self.heads(z, None, np.zeros(n, dtype=np.int64)).property
         if request.mode == "formation_energy":
             cond = self.condition(n * checked.screening_ratio, float(request.target), None)  # type: ignore[arg-type]
             z, predicted = self._draw(cond, rng)
@@ -198,9 +214,9 @@ class Engine:
     def _draw(self, cond: np.ndarray, rng: torch.Generator) -> tuple[np.ndarray, np.ndarray]:
         """Generator latents z' for the condition rows ``cond`` (noise from ``rng``) and their
         predicted formation energies."""
-        noise_dim = int(self.manifest.data["model"]["noise_dim"])
+        noise_dim = self.manifest.noise_dim
         z = self._run("generator", noise=torch.randn(len(cond), noise_dim, generator=rng).numpy(), cond=cond)[0]
-        return z, self.heads(z, cond, np.zeros(len(cond), dtype=np.int64))[4]
+        return z, self.heads(z, cond, np.zeros(len(cond), dtype=np.int64)).property
 
     def screened_latents(self, targets: np.ndarray, ratio: int, seed: int, chunk: int = 64
                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -227,12 +243,12 @@ class Engine:
             preds.append(predicted[best])
         return np.concatenate(zs), np.concatenate(conds), np.concatenate(preds)
 
-    def heads(self, z: np.ndarray, cond: np.ndarray | None, override: np.ndarray) -> list[np.ndarray]:
-        """z_c, atom counts, lattices (B, 3, 3), composition, predicted formation energy."""
+    def heads(self, z: np.ndarray, cond: np.ndarray | None, override: np.ndarray) -> HeadOutputs:
+        """The fusion and head outputs for latents ``z`` (``override`` > 0 fixes a crystal's atom count)."""
         feeds = {"z": z.astype(np.float32), "num_atoms_override": override.astype(np.int64)}
         if cond is not None:
             feeds["cond"] = cond.astype(np.float32)
-        return self._run("fusion_heads", **feeds)
+        return HeadOutputs(*self._run("fusion_heads", **feeds))
 
     def decode(self, z: np.ndarray, cond: np.ndarray | None, checked: CheckedRequest,
                progress: Progress | None = None, structures: list[Structure] | None = None) -> list[Structure]:
@@ -271,25 +287,27 @@ class Engine:
                 progress(len(structures), total)
         return structures
 
-    def generate(self, request: GenerationRequest, progress: Progress | None = None) -> GenerationResult:
-        """Answer a request: checked, sampled, decoded. Raises RequestError on bad input."""
+    def generate(self, request: GenerationRequest | CheckedRequest, progress: Progress | None = None
+                 ) -> GenerationResult:
+        """Answer a request: checked (unless it already was, by :meth:`check`), sampled, decoded.
+
+        Raises:
+            RequestError: bad input (a :class:`GenerationRequest` is checked here, once).
+            GenerationInterrupted: Ctrl-C during decoding, carrying the crystals finished so far.
+        """
         t0 = time.perf_counter()
-        checked = self.check(request)
+        checked = request if isinstance(request, CheckedRequest) else self.check(request)
+        request = checked.request
         z, cond, predicted = self.latents(checked)
         structures: list[Structure] = []
 
         def result() -> GenerationResult:
-            candidates = [Candidate(i, s, float(p)) for i, (s, p) in enumerate(zip(structures, predicted))]
+            crystals = [GeneratedCrystal(i, s, float(p)) for i, (s, p) in enumerate(zip(structures, predicted))]
             return GenerationResult(request, self.name, checked.steps_per_level, checked.screening_ratio,
-                                    candidates, list(checked.warnings), time.perf_counter() - t0)
+                                    crystals, list(checked.warnings), time.perf_counter() - t0)
 
         try:
             self.decode(z, cond, checked, progress, structures)
         except KeyboardInterrupt:
             raise GenerationInterrupted(result()) from None
         return result()
-
-
-def cell_formula(counts: tuple[int, ...], vocabulary: tuple[str, ...]) -> str:
-    """The cell formula a formula request resolves to (e.g. ``Ga2In2S2Se2``)."""
-    return chemistry.cell_formula(counts, vocabulary)

@@ -10,19 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from export.manifest import Manifest
-from vdwgen import chemistry
-from vdwgen.errors import VdwgenError
+import math
+
+from core import chemistry
+from core.errors import VdwgenError
+from core.manifest import MODES, SUPPORTED, Manifest
 
 Mode = Literal["formation_energy", "formula", "unconditional"]
-MODES: tuple[str, ...] = ("formation_energy", "formula", "unconditional")
-SUPPORTED: dict[str, tuple[str, ...]] = {
-    "both": ("formation_energy", "formula"),
-    "formation_energy": ("formation_energy",),
-    "formula": ("formula",),
-    "none": ("unconditional",),
-}
-"""Request modes each kind of model serves."""
 
 
 class RequestError(VdwgenError):
@@ -83,23 +77,28 @@ def check_request(request: GenerationRequest, manifest: Manifest, max_count: int
     if request.mode not in served:
         raise RequestError(f"model {manifest.name} ({manifest.condition}-conditioned) does not serve "
                            f"{request.mode} requests; it serves: {', '.join(served)}")
-    cap = max_count if max_count is not None else int(manifest.data.get("sampling", {}).get("max_count", 1000))
+    cap = max_count if max_count is not None else manifest.sampling.max_count
     if isinstance(request.count, bool) or not isinstance(request.count, int) or not 1 <= request.count <= cap:
         raise RequestError(f"count must be a whole number from 1 to {cap}, got {request.count!r}")
     if not isinstance(request.seed, int) or request.seed < 0:
         raise RequestError(f"seed must be a whole number >= 0, got {request.seed!r}")
-    sampling = manifest.data.get("sampling", {})
-    steps = request.steps_per_level if request.steps_per_level is not None else int(sampling.get("steps_per_level", 5))
-    if not 1 <= steps <= MAX_STEPS_PER_LEVEL:
+    sampling = manifest.sampling
+    steps = request.steps_per_level if request.steps_per_level is not None else sampling.steps_per_level
+    if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= MAX_STEPS_PER_LEVEL:
         raise RequestError(f"steps per level must be from 1 to {MAX_STEPS_PER_LEVEL}, got {steps}")
-    ratio = request.screening_ratio if request.screening_ratio is not None else int(sampling.get("screening_ratio", 100))
-    if not 1 <= ratio <= MAX_SCREENING_RATIO:
-        raise RequestError(f"screening ratio must be from 1 to {MAX_SCREENING_RATIO}, got {ratio}")
+    ratio = request.screening_ratio if request.screening_ratio is not None else sampling.screening_ratio
+    if isinstance(ratio, bool) or not isinstance(ratio, int) or not 1 <= ratio <= MAX_SCREENING_RATIO:
+        raise RequestError(f"screening ratio must be from 1 to {MAX_SCREENING_RATIO} (a whole number), got {ratio}")
     warnings: list[str] = []
+    if request.screening_ratio is not None and request.mode != "formation_energy":
+        warnings.append(f"the screening ratio applies to formation-energy requests only; ignored for a "
+                        f"{request.mode} request")
     counts = None
     if request.mode == "formation_energy":
-        if request.target is None or not isinstance(request.target, (int, float)) or request.target != request.target:
+        if request.target is None or isinstance(request.target, bool) or not isinstance(request.target, (int, float)):
             raise RequestError("a formation-energy request needs a target in eV/atom, e.g. -0.8")
+        if not math.isfinite(request.target):
+            raise RequestError(f"the target must be a finite number of eV/atom, got {request.target}")
         low, high = manifest.property_range
         if not low <= request.target <= high:
             warnings.append(f"target {request.target:+.3f} eV/atom lies outside the training range "

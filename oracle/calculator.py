@@ -1,7 +1,7 @@
 """The physics oracle: CHGNet (weights shipped in its wheel) + DFT-D3.
 
 It labels the dataset (``training.data``) and checks generated crystals
-(:mod:`vdwgen.verify`), so it lives on the serving side, which must never import
+(:mod:`scoring.oracle_check`), so it lives on the serving side, which must never import
 ``training``. Heavy packages (CHGNet, torch, dftd3) are imported only when an
 :class:`Oracle` is built.
 
