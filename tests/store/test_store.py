@@ -23,15 +23,6 @@ from store.schema import SCHEMA_VERSION
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def bilayer(shift: float = 0.0) -> Structure:
-    """A GaS-like bilayer: two S-Ga-Ga-S layers 3.2 Å apart along z, 20 Å vacuum."""
-    a, c = 3.6, 2 * 4.6 + 3.2 + 20.0
-    z = np.array([0.0, 1.15, 3.60, 4.75, 7.95, 9.10, 11.55, 12.70]) + 5.0 + shift
-    site = {"A": (1 / 3, 2 / 3), "B": (2 / 3, 1 / 3)}  # Ga-Ga bonds are vertical, S sits off them
-    frac = [site[p] + (zk / c,) for p, zk in zip("ABBAABBA", z)]
-    return Structure(Lattice.hexagonal(a, c), ["S", "Ga", "Ga", "S", "S", "Ga", "Ga", "S"], frac)
-
-
 @pytest.fixture
 def store(tmp_path: Path):
     path = tmp_path / "c.duckdb"
@@ -39,15 +30,15 @@ def store(tmp_path: Path):
     close_store(path)
 
 
-def _run(store, n: int = 3, status: str = "completed") -> tuple[int, list[int]]:
+def _run(store, bilayer, n: int = 3, status: str = "completed") -> tuple[int, list[int]]:
     run_id = store.start_run(RunInfo("formula", n, 0, "demo", "0" * 64, formula_request="GaS"))
     records = [candidate_record(i, bilayer(0.01 * i), -0.7 - 0.01 * i) for i in range(n)]
     return run_id, store.finish_run(run_id, records, status, seconds=1.0)
 
 
-def test_schema_is_migrated_and_runs_are_stored(store) -> None:
+def test_schema_is_migrated_and_runs_are_stored(bilayer, store) -> None:
     assert store.schema_version == SCHEMA_VERSION
-    run_id, ids = _run(store)
+    run_id, ids = _run(store, bilayer)
     assert ids == [1, 2, 3]
     run = store.run(run_id)
     assert run["status"] == "completed" and run["count_stored"] == 3 and run["formula_request"] == "GaS"
@@ -56,8 +47,8 @@ def test_schema_is_migrated_and_runs_are_stored(store) -> None:
     assert frame["interlayer_gap"].round(6).tolist() == [3.2] * 3 and frame["valid"].all()
 
 
-def test_poscar_and_cif_round_trip(store) -> None:
-    _run(store, 1)
+def test_poscar_and_cif_round_trip(bilayer, store) -> None:
+    _run(store, bilayer, 1)
     (cid, formula, poscar, cif), = store.files([1])
     original = bilayer()
     for text, fmt in ((poscar, "poscar"), (cif, "cif")):
@@ -84,8 +75,8 @@ def test_poscar_and_cif_round_trip(store) -> None:
     ("SELEC * FROM candidates", "does not parse"),
     ("", "write one SELECT"),
 ])
-def test_hostile_sql_is_refused_and_changes_nothing(store, sql: str, message: str) -> None:
-    _run(store, 2)
+def test_hostile_sql_is_refused_and_changes_nothing(bilayer, store, sql: str, message: str) -> None:
+    _run(store, bilayer, 2)
     before = run_query(store, "SELECT * FROM candidates ORDER BY id").frame
     with pytest.raises(QueryRefused, match=message):
         run_query(store, sql)
@@ -108,19 +99,19 @@ def test_row_cap_and_messages_without_paths(store) -> None:
     assert "no_such_column" in str(err.value) and str(store.path) not in str(err.value)
 
 
-def test_example_queries_run(store) -> None:
-    _run(store, 2)
+def test_example_queries_run(bilayer, store) -> None:
+    _run(store, bilayer, 2)
     for sql in EXAMPLES.values():
         run_query(store, sql)
 
 
-def test_concurrent_runs_lose_and_duplicate_nothing(store) -> None:
+def test_concurrent_runs_lose_and_duplicate_nothing(bilayer, store) -> None:
     errors: list[BaseException] = []
 
     def worker() -> None:
         try:
             for _ in range(3):
-                _run(store, 4)
+                _run(store, bilayer, 4)
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
@@ -136,7 +127,7 @@ def test_concurrent_runs_lose_and_duplicate_nothing(store) -> None:
     assert frame.groupby("run_id").size().eq(4).all()
 
 
-def test_a_run_rolled_back_leaves_nothing(store) -> None:
+def test_a_run_rolled_back_leaves_nothing(bilayer, store) -> None:
     run_id = store.start_run(RunInfo("formula", 2, 0, "demo", "0" * 64))
     good = candidate_record(0, bilayer(), -0.7)
     bad = [good, dataclasses.replace(good, index_in_run=1, poscar=None)]  # second record is incomplete
@@ -147,12 +138,13 @@ def test_a_run_rolled_back_leaves_nothing(store) -> None:
     assert store.run(run_id)["status"] == "interrupted" and store.count() == 1
 
 
-def test_killed_writer_leaves_completed_runs_and_marks_its_run(tmp_path: Path) -> None:
+def test_killed_writer_leaves_completed_runs_and_marks_its_run(bilayer, tmp_path: Path) -> None:
     path = tmp_path / "killed.duckdb"
     script = textwrap.dedent(f"""
         import os, sys
         sys.path.insert(0, {str(ROOT)!r})
-        from tests.store.test_store import bilayer
+        from pymatgen.core import Structure
+        bilayer = lambda: Structure.from_str({bilayer().to(fmt='poscar')!r}, fmt='poscar')
         from store.database import RunInfo, open_store
         from scoring.record import candidate_record
         store = open_store({str(path)!r})
@@ -191,7 +183,7 @@ def test_another_process_holding_the_file_is_named(tmp_path: Path) -> None:
         holder.wait()
 
 
-def _version_1_file(path: Path) -> None:
+def _version_1_file(path: Path, bilayer) -> None:
     """A store file as vdwgen wrote it before the oracle columns (schema version 1), with one candidate."""
     import datetime as dt
 
@@ -216,7 +208,7 @@ def _version_1_file(path: Path) -> None:
         con.close()
 
 
-def _fake_check(formation_energy: float = -0.75):  # noqa: ANN202 - an OracleCheck
+def _fake_check(bilayer, formation_energy: float = -0.75):  # noqa: ANN202 - an OracleCheck
     from scoring.oracle_check import OracleCheck
 
     return OracleCheck(formation_energy=formation_energy, initial_formation_energy=formation_energy + 0.01,
@@ -224,9 +216,9 @@ def _fake_check(formation_energy: float = -0.75):  # noqa: ANN202 - an OracleChe
                        interlayer_gap=3.1, rmsd=0.05, relaxed=bilayer(0.1))
 
 
-def test_a_version_1_file_migrates_and_keeps_its_rows(tmp_path: Path) -> None:
+def test_a_version_1_file_migrates_and_keeps_its_rows(bilayer, tmp_path: Path) -> None:
     path = tmp_path / "old.duckdb"
-    _version_1_file(path)
+    _version_1_file(path, bilayer)
     store = open_store(path)
     try:
         assert store.schema_version == SCHEMA_VERSION >= 2
@@ -236,7 +228,7 @@ def test_a_version_1_file_migrates_and_keeps_its_rows(tmp_path: Path) -> None:
         assert frame["predicted_formation_energy"].tolist() == [-0.7]
         assert frame["oracle_formation_energy"].isna().all() and frame["oracle_checked_at"].isna().all()
         assert store.run(1)["status"] == "completed"
-        store.record_oracle(1, _fake_check(), "CHGNet 0.3.0 + D3(zero, PBE)")  # the new columns work
+        store.record_oracle(1, _fake_check(bilayer), "CHGNet 0.3.0 + D3(zero, PBE)")  # the new columns work
     finally:
         close_store(path)
     store = open_store(path)  # reopening applies nothing twice
@@ -247,9 +239,9 @@ def test_a_version_1_file_migrates_and_keeps_its_rows(tmp_path: Path) -> None:
         close_store(path)
 
 
-def test_record_oracle_is_visible_in_sql_and_refuses_unknown_ids(store) -> None:
-    _run(store, 2)
-    store.record_oracle(2, _fake_check(), "CHGNet 0.3.0 + D3(zero, PBE)")
+def test_record_oracle_is_visible_in_sql_and_refuses_unknown_ids(bilayer, store) -> None:
+    _run(store, bilayer, 2)
+    store.record_oracle(2, _fake_check(bilayer), "CHGNet 0.3.0 + D3(zero, PBE)")
     frame = run_query(store, "SELECT id, oracle_formation_energy, oracle_energy_drop_per_atom, oracle_interlayer_gap, "
                              "oracle_rmsd, oracle_steps, oracle_converged, oracle_relaxed_poscar, oracle_version, "
                              "oracle_checked_at FROM candidates ORDER BY id").frame
@@ -261,12 +253,12 @@ def test_record_oracle_is_visible_in_sql_and_refuses_unknown_ids(store) -> None:
     assert checked["oracle_version"] == "CHGNet 0.3.0 + D3(zero, PBE)" and checked["oracle_checked_at"] is not None
     assert Structure.from_str(checked["oracle_relaxed_poscar"], fmt="poscar").matches(bilayer(0.1))
 
-    store.record_oracle(2, _fake_check(float("nan")), "CHGNet 0.3.0 + D3(zero, PBE)")  # replaced; NaN -> NULL
+    store.record_oracle(2, _fake_check(bilayer, float("nan")), "CHGNet 0.3.0 + D3(zero, PBE)")  # replaced; NaN -> NULL
     again = run_query(store, "SELECT oracle_formation_energy FROM candidates WHERE id = 2").frame
     assert again["oracle_formation_energy"].isna().all()
 
     with pytest.raises(StoreError, match=r"^no candidate with id 99$"):
-        store.record_oracle(99, _fake_check(), "CHGNet 0.3.0 + D3(zero, PBE)")
+        store.record_oracle(99, _fake_check(bilayer), "CHGNet 0.3.0 + D3(zero, PBE)")
     with pytest.raises(StoreError, match=r"^no candidate with id 99$"):
         store.candidate(99)
     assert store.candidate(2)["oracle_steps"] == 12

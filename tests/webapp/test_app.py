@@ -246,9 +246,7 @@ def _store_candidate(var: Path, structure: Structure, predicted: float) -> int:
     return cid
 
 
-def test_candidates_page_without_dataset_offers_no_oracle_check(empty_dirs: Path) -> None:
-    from tests.store.test_store import bilayer
-
+def test_candidates_page_without_dataset_offers_no_oracle_check(bilayer, empty_dirs: Path) -> None:
     _store_candidate(empty_dirs / "var", bilayer(), -0.7)
     at = _run(CANDIDATES_PAGE)
     assert "oracle check is not available" in _infos(at) and "references.json" in _infos(at)
@@ -258,15 +256,14 @@ def test_candidates_page_without_dataset_offers_no_oracle_check(empty_dirs: Path
 @pytest.mark.slow
 @pytest.mark.skipif(not (ROOT / "data" / "janus_iii_vi" / "bilayers.parquet").is_file(),
                     reason="the committed dataset is not in this checkout")
-def test_candidates_page_checks_a_candidate_with_the_oracle(empty_dirs: Path) -> None:
+def test_candidates_page_checks_a_candidate_with_the_oracle(perturbed_dataset_bilayer, empty_dirs: Path) -> None:
     import shutil
 
     from store.database import open_store
-    from tests.store.test_verify_cli import _candidate
     from webapp.oracle_check import BUTTON_LABEL
 
     shutil.copy(ROOT / "data" / "janus_iii_vi" / "references.json", empty_dirs / "dataset")
-    structure, label = _candidate()  # a dataset bilayer with its atoms moved a little
+    structure, label = perturbed_dataset_bilayer()  # a dataset bilayer with its atoms moved a little
     cid = _store_candidate(empty_dirs / "var", structure, label + 0.02)
     at = _run(CANDIDATES_PAGE)
     assert at.button(key="candidates_oracle_check").label == BUTTON_LABEL

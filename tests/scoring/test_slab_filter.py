@@ -12,7 +12,7 @@ from pymatgen.core import Lattice, Structure
 from scoring.novelty import ReducedCrystal, TrainingSet, fits, matcher, table_structure
 from scoring.slab_filter import cannot_match, slab_profile
 
-TABLE = Path(__file__).resolve().parents[1] / "data" / "janus_iii_vi" / "bilayers.parquet"
+TABLE = Path(__file__).resolve().parents[2] / "data" / "janus_iii_vi" / "bilayers.parquet"
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from pymatgen.core import Lattice, Structure
 
 from scoring.layers import analyse_layers
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def stack(gap: float, vacuum: float = 20.0, second_site: str = "ABBA") -> Structure:

@@ -21,7 +21,7 @@ from scoring.oracle_check import check_with_oracle, displacement_rmsd, input_pro
 from oracle.convention import load_references
 from oracle.shared import OracleError, get_oracle
 
-DATASET = Path(__file__).resolve().parents[1] / "data" / "janus_iii_vi"  # the committed dataset
+DATASET = Path(__file__).resolve().parents[2] / "data" / "janus_iii_vi"  # the committed dataset
 TABLE = DATASET / "bilayers.parquet"
 ROWS = ("jb-06002", "jb-12004")  # relaxed, converged bilayers of two different formulas
 needs_dataset = pytest.mark.skipif(not TABLE.is_file(), reason="the committed dataset is not in this checkout")

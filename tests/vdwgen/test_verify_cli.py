@@ -23,14 +23,6 @@ from scoring.novelty import table_structure
 
 ROOT = Path(__file__).resolve().parents[2]
 TABLE = ROOT / "data" / "janus_iii_vi" / "bilayers.parquet"  # the committed dataset (the CLI's default)
-ROW = "jb-06002"  # a relaxed AlGa2InTe4 bilayer
-
-
-def _candidate() -> tuple[Structure, float]:
-    row = pd.read_parquet(TABLE).set_index("id").loc[ROW]
-    s = table_structure(row["lattice"], row["species"], row["frac_coords"])
-    moved = s.cart_coords + np.random.default_rng(7).normal(scale=0.04, size=(len(s), 3))
-    return Structure(s.lattice, s.species, moved, coords_are_cartesian=True), float(row["formation_energy_per_atom"])
 
 
 @pytest.fixture
@@ -49,8 +41,8 @@ def _store_one(db: Path, structure: Structure, predicted: float) -> int:
 
 @pytest.mark.slow
 @pytest.mark.skipif(not TABLE.is_file(), reason="the committed dataset is not in this checkout")
-def test_verify_stores_the_oracle_check(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    structure, label = _candidate()
+def test_verify_stores_the_oracle_check(perturbed_dataset_bilayer, db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    structure, label = perturbed_dataset_bilayer()
     cid = _store_one(db, structure, label + 0.02)
     assert main(["verify", str(cid), "--db", str(db)]) == 0
     out = capsys.readouterr().out
@@ -66,10 +58,8 @@ def test_verify_stores_the_oracle_check(db: Path, capsys: pytest.CaptureFixture[
     assert f"{frame['oracle_formation_energy']:.3f}" in table_row and table_row.endswith("yes")
 
 
-def test_bad_ids_and_options_exit_with_one_line(db: Path, capsys: pytest.CaptureFixture[str],
+def test_bad_ids_and_options_exit_with_one_line(bilayer, db: Path, capsys: pytest.CaptureFixture[str],
                                                monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from tests.store.test_store import bilayer
-
     _store_one(db, bilayer(), -0.7)
     for argv, message in ((["verify", "1", "7"], "no candidate with id 7 in"),
                           (["verify", "5", "6"], "no candidates with ids 5, 6 in"),

@@ -12,7 +12,7 @@ from pymatgen.core import Structure
 from vdwgen.cli import main
 from scoring.validity import compositionally_valid, structurally_valid
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 STAGES = ("reconstruction", "samples", "generation", "energy_targets", "formulas", "relaxation", "latent")
 
 

@@ -13,15 +13,14 @@ from training.sample import Sampler, formula_counts
 from training.train.config import load_config
 from training.train.stage1 import build_model
 from training.train.weights import TrainedModel, make_generator
-from tests.test_train_cli import TINY
 
 FAST = LangevinSettings(steps_per_level=1)
 
 
 @pytest.fixture(scope="module")
-def trained() -> TrainedModel:
+def trained(tiny_overrides: tuple[str, ...]) -> TrainedModel:
     torch.manual_seed(0)
-    config = load_config("cpu-small", [t for t in TINY if t.startswith("model.")] + ["gan.noise_dim=8"])
+    config = load_config("cpu-small", [t for t in tiny_overrides if t.startswith("model.")] + ["gan.noise_dim=8"])
     train = load_janus_dataset(split="random", part="train").subset(range(40))
     model = build_model(config, train)
     generator = make_generator(config, model)

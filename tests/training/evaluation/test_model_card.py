@@ -7,17 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_train_cli import _argv
 from training.evaluation import model_card
 from vdwgen.cli import main
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    root = tmp_path_factory.mktemp("runs")
-    assert main(_argv(root / "model", 1)) == 0
-    assert main(_argv(root / "baseline", 1, "--set", "model.condition=none", "--set", "model.condition_dropout=0")) == 0
-    return root / "model" / "model.pt", root / "baseline" / "model.pt"
+def runs(tiny_runs: dict[str, Path]) -> tuple[Path, Path]:
+    return tiny_runs["model"] / "model.pt", tiny_runs["baseline"] / "model.pt"
 
 
 def test_figures_from_real_samples(runs: tuple[Path, Path], tmp_path: Path) -> None:

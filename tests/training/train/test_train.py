@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -13,26 +14,9 @@ from training.train.config import load_config
 from training.train.weights import load_trained
 from vdwgen.cli import main
 
-TINY = [
-    "train.limit_train=6", "train.limit_val=3", "train.batch_size=3", "model.latent_dim=16",
-    "model.cond_dim=8", "model.heads.hidden_dim=16", "model.condition_dropout=0.3",
-    "gan.epochs=2", "gan.batch_size=3", "gan.noise_dim=8",
-    *[f"model.{part}.{k}={v}" for part in ("encoder", "decoder") for k, v in (
-        ("num_layers", 1), ("sphere_channels", 8), ("lmax", 1), ("mmax", 1), ("num_heads", 2),
-        ("attn_alpha_channels", 4), ("attn_value_channels", 4), ("attn_hidden_channels", 8),
-        ("ffn_hidden_channels", 8), ("edge_channels", 8), ("num_distance_basis", 8),
-        ("grid_resolution", 6), ("cutoff", 5.0), ("max_neighbors", 12))],
-]
-
-
-def _argv(out: Path, epochs: int, *extra: str) -> list[str]:
-    sets = [x for item in [*TINY, f"train.epochs={epochs}"] for x in ("--set", item)]
-    return ["train", "--out", str(out), *sets, *extra]
-
-
-def test_tiny_run_resumes_and_refuses_to_overwrite(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_tiny_run_resumes_and_refuses_to_overwrite(tiny_train_argv: Callable[..., list[str]], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "run"
-    assert main(_argv(out, 1)) == 0
+    assert main(tiny_train_argv(out, 1)) == 0
     state = torch.load(out / "checkpoint.pt", weights_only=False)
     assert state["epoch"] == 1 and state["batch"] == 0 and state["step"] == 2
     gan_rows = list(csv.DictReader((out / "gan_metrics.csv").open()))
@@ -41,9 +25,9 @@ def test_tiny_run_resumes_and_refuses_to_overwrite(tmp_path: Path, capsys: pytes
     trained = load_trained(out / "model.pt")
     assert trained.generator is not None and not trained.generator.training and not trained.model.training
     assert torch.equal(trained.model.encoder.mu.weight, state["model"]["encoder.mu.weight"])
-    assert main(_argv(out, 1)) == 2
+    assert main(tiny_train_argv(out, 1)) == 2
     assert "--resume" in capsys.readouterr().err
-    assert main(_argv(out, 2, "--resume")) == 0
+    assert main(tiny_train_argv(out, 2, "--resume")) == 0
     rows = list(csv.DictReader((out / "metrics.csv").open()))
     assert [r["epoch"] for r in rows] == ["1", "2"]
     assert all(float(r["train_loss"]) > 0 and float(r["val_loss"]) > 0 for r in rows)
@@ -70,7 +54,7 @@ def test_paper_config_is_the_paper_size() -> None:
     assert config.model.encoder == EquiformerConfig.paper() == config.model.decoder
 
 
-def test_interrupted_and_resumed_run_equals_uninterrupted_run(
+def test_interrupted_and_resumed_run_equals_uninterrupted_run(tiny_train_argv: Callable[..., list[str]],
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Kill the run during its second epoch's validation (after every batch was checkpointed:
@@ -79,7 +63,7 @@ def test_interrupted_and_resumed_run_equals_uninterrupted_run(
 
     straight, split = tmp_path / "straight", tmp_path / "split"
     every_batch = ("--set", "train.checkpoint_minutes=0")
-    assert main(_argv(straight, 2, *every_batch)) == 0
+    assert main(tiny_train_argv(straight, 2, *every_batch)) == 0
     real = stage1.validation_loss
     calls = {"n": 0}
 
@@ -90,11 +74,11 @@ def test_interrupted_and_resumed_run_equals_uninterrupted_run(
         return real(*args, **kwargs)
 
     monkeypatch.setattr(stage1, "validation_loss", interrupting)
-    assert main(_argv(split, 2, *every_batch)) == 130
+    assert main(tiny_train_argv(split, 2, *every_batch)) == 130
     state = torch.load(split / "checkpoint.pt", weights_only=False)
     assert (state["epoch"], state["batch"]) == (1, 2)  # both batches of epoch 2 done, epoch not closed
     monkeypatch.setattr(stage1, "validation_loss", real)
-    assert main(_argv(split, 2, "--resume", *every_batch)) == 0
+    assert main(tiny_train_argv(split, 2, "--resume", *every_batch)) == 0
     a = torch.load(straight / "checkpoint.pt", weights_only=False)
     b = torch.load(split / "checkpoint.pt", weights_only=False)
     assert (a["epoch"], a["step"]) == (b["epoch"], b["step"]) == (2, 4)
@@ -105,7 +89,7 @@ def test_interrupted_and_resumed_run_equals_uninterrupted_run(
     assert [r["val_loss"] for r in rows_a] == [r["val_loss"] for r in rows_b]
 
 
-def test_interrupted_stage2_resumes_exactly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_interrupted_stage2_resumes_exactly(tiny_train_argv: Callable[..., list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Cut stage 2 off after its second epoch is stored, resume, and get the same generator."""
     import training.train.runfiles as runfiles
     import training.train.stage2 as stage2
@@ -113,7 +97,7 @@ def test_interrupted_stage2_resumes_exactly(tmp_path: Path, monkeypatch: pytest.
     monkeypatch.setattr(stage2, "SAVE_SECONDS", 0.0)  # store every epoch
     straight, split = tmp_path / "straight", tmp_path / "split"
     extra = ("--set", "gan.epochs=3")
-    assert main(_argv(straight, 1, *extra)) == 0
+    assert main(tiny_train_argv(straight, 1, *extra)) == 0
     real = runfiles.append_row
     calls = {"n": 0}
 
@@ -125,10 +109,10 @@ def test_interrupted_stage2_resumes_exactly(tmp_path: Path, monkeypatch: pytest.
                 raise KeyboardInterrupt
 
     monkeypatch.setattr(stage2, "append_row", interrupting)
-    assert main(_argv(split, 1, *extra)) == 130
+    assert main(tiny_train_argv(split, 1, *extra)) == 130
     assert torch.load(split / "gan.pt", weights_only=False)["epoch"] == 1  # epoch 2 logged, not yet stored
     monkeypatch.setattr(stage2, "append_row", real)
-    assert main(_argv(split, 1, "--resume", *extra)) == 0
+    assert main(tiny_train_argv(split, 1, "--resume", *extra)) == 0
     a = torch.load(straight / "gan.pt", weights_only=False)
     b = torch.load(split / "gan.pt", weights_only=False)
     assert a["epoch"] == b["epoch"] == 3
@@ -138,10 +122,10 @@ def test_interrupted_stage2_resumes_exactly(tmp_path: Path, monkeypatch: pytest.
     assert [r["critic_loss"] for r in rows_a] == [r["critic_loss"] for r in rows_b]  # epoch 2 not repeated
 
 
-def test_gan_plateau_scheduler_really_steps(tmp_path: Path) -> None:
+def test_gan_plateau_scheduler_really_steps(tiny_train_argv: Callable[..., list[str]], tmp_path: Path) -> None:
     """With patience 0 every epoch whose Wasserstein estimate does not improve cuts both rates by 0.6."""
     out = tmp_path / "run"
-    assert main(_argv(out, 1, "--set", "gan.epochs=6", "--set", "gan.plateau_patience=0")) == 0
+    assert main(tiny_train_argv(out, 1, "--set", "gan.epochs=6", "--set", "gan.plateau_patience=0")) == 0
     rows = list(csv.DictReader((out / "gan_metrics.csv").open()))
     w = [float(r["wasserstein"]) for r in rows]
     lr = [float(r["lr_generator"]) for r in rows]
@@ -157,11 +141,11 @@ def test_gan_plateau_scheduler_really_steps(tmp_path: Path) -> None:
     assert [float(r["lr_critic"]) for r in rows] == lr
 
 
-def test_shipped_weights_are_small_half_precision_and_equal_the_run(tmp_path: Path) -> None:
+def test_shipped_weights_are_small_half_precision_and_equal_the_run(tiny_train_argv: Callable[..., list[str]], tmp_path: Path) -> None:
     from training.train.ship import ship
 
     run = tmp_path / "run"
-    assert main(_argv(run, 1)) == 0
+    assert main(tiny_train_argv(run, 1)) == 0
     weights = ship(run, tmp_path / "models" / "tiny")
     shipped, original = load_trained(weights), load_trained(run / "model.pt")
     payload = torch.load(weights, weights_only=True)

@@ -1,0 +1,109 @@
+"""Shared fixtures: tiny training runs, a hand-built bilayer, a dataset bilayer moved off its minimum.
+
+Tests get these as fixtures (never by importing another test file). The tiny models are trained
+once per session and shared by the export, evaluation and sampling tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from pymatgen.core import Lattice, Structure
+
+ROOT = Path(__file__).resolve().parents[1]
+DATASET_TABLE = ROOT / "data" / "janus_iii_vi" / "bilayers.parquet"  # the committed dataset (the default)
+PERTURBED_ROW = "jb-06002"  # a relaxed AlGa2InTe4 bilayer
+
+TINY_OVERRIDES: tuple[str, ...] = (
+    "train.limit_train=6", "train.limit_val=3", "train.batch_size=3", "model.latent_dim=16",
+    "model.cond_dim=8", "model.heads.hidden_dim=16", "model.condition_dropout=0.3",
+    "gan.epochs=2", "gan.batch_size=3", "gan.noise_dim=8",
+    *[f"model.{part}.{k}={v}" for part in ("encoder", "decoder") for k, v in (
+        ("num_layers", 1), ("sphere_channels", 8), ("lmax", 1), ("mmax", 1), ("num_heads", 2),
+        ("attn_alpha_channels", 4), ("attn_value_channels", 4), ("attn_hidden_channels", 8),
+        ("ffn_hidden_channels", 8), ("edge_channels", 8), ("num_distance_basis", 8),
+        ("grid_resolution", 6), ("cutoff", 5.0), ("max_neighbors", 12))],
+)
+"""Config overrides of a ConditionCDVAE+ small enough to train for one epoch in seconds."""
+
+
+def _tiny_train_argv(out: Path, epochs: int, *extra: str) -> list[str]:
+    sets = [x for item in [*TINY_OVERRIDES, f"train.epochs={epochs}"] for x in ("--set", item)]
+    return ["train", "--out", str(out), *sets, *extra]
+
+
+def _bilayer(shift: float = 0.0) -> Structure:
+    a, c = 3.6, 2 * 4.6 + 3.2 + 20.0
+    z = np.array([0.0, 1.15, 3.60, 4.75, 7.95, 9.10, 11.55, 12.70]) + 5.0 + shift
+    site = {"A": (1 / 3, 2 / 3), "B": (2 / 3, 1 / 3)}  # Ga-Ga bonds are vertical, S sits off them
+    frac = [site[p] + (zk / c,) for p, zk in zip("ABBAABBA", z, strict=True)]
+    return Structure(Lattice.hexagonal(a, c), ["S", "Ga", "Ga", "S", "S", "Ga", "Ga", "S"], frac)
+
+
+def _perturbed_dataset_bilayer() -> tuple[Structure, float]:
+    from scoring.novelty import table_structure
+
+    row = pd.read_parquet(DATASET_TABLE).set_index("id").loc[PERTURBED_ROW]
+    s = table_structure(row["lattice"], row["species"], row["frac_coords"])
+    moved = s.cart_coords + np.random.default_rng(7).normal(scale=0.04, size=(len(s), 3))
+    return Structure(s.lattice, s.species, moved, coords_are_cartesian=True), float(row["formation_energy_per_atom"])
+
+
+@pytest.fixture(scope="session")
+def tiny_overrides() -> tuple[str, ...]:
+    """:data:`TINY_OVERRIDES`."""
+    return TINY_OVERRIDES
+
+
+@pytest.fixture(scope="session")
+def tiny_train_argv() -> Callable[..., list[str]]:
+    """``(out, epochs, *extra) -> argv`` of ``vdwgen train`` on the tiny model."""
+    return _tiny_train_argv
+
+
+@pytest.fixture(scope="session")
+def tiny_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """One-epoch tiny training runs, trained once per session: ``model`` (both conditions) and
+    ``baseline`` (unconditional CDVAE). Treat the folders as read-only."""
+    from vdwgen.cli import main
+
+    root = tmp_path_factory.mktemp("tiny_runs")
+    assert main(_tiny_train_argv(root / "model", 1)) == 0
+    assert main(_tiny_train_argv(root / "baseline", 1, "--set", "model.condition=none",
+                                 "--set", "model.condition_dropout=0")) == 0
+    return {"model": root / "model", "baseline": root / "baseline"}
+
+
+@pytest.fixture(scope="session")
+def tiny_artifacts(tmp_path_factory: pytest.TempPathFactory, tiny_runs: dict[str, Path]) -> dict[str, Path]:
+    """The tiny runs as shipped (float16 weights, ``training.train.ship``) and exported (2 Langevin steps per
+    level): ``model`` and ``baseline`` artifact folders, ``model_weights``/``weights`` and ``baseline_weights``."""
+    from export.build import export_artifact
+    from training.train.ship import ship
+
+    root = tmp_path_factory.mktemp("tiny_artifacts")
+    out = {}
+    for name in ("model", "baseline"):
+        weights = ship(tiny_runs[name], root / "models" / name)
+        export_artifact(weights, root / "artifacts" / name, steps_per_level=2)
+        out[name], out[f"{name}_weights"] = root / "artifacts" / name, weights
+    out["weights"] = out["model_weights"]
+    return out
+
+
+@pytest.fixture(scope="session")
+def bilayer() -> Callable[[float], Structure]:
+    """``shift -> Structure``: a GaS-like bilayer, two S-Ga-Ga-S layers 3.2 Å apart along z, 20 Å vacuum,
+    everything moved up by ``shift`` Å."""
+    return _bilayer
+
+
+@pytest.fixture(scope="session")
+def perturbed_dataset_bilayer() -> Callable[[], tuple[Structure, float]]:
+    """``() -> (structure, label)``: dataset bilayer ``jb-06002`` with its atoms moved 0.04 Å (seeded),
+    and its formation-energy label (eV/atom)."""
+    return _perturbed_dataset_bilayer
