@@ -1,6 +1,7 @@
 # vdwgen developer entry points (GNU make).
 #   make app    -> web app on http://localhost:$(PORT)
-#   make test   -> the test suite
+#   make test   -> the test suite (also runs `make browser`)
+#   make lint   -> ruff over the checkout (the rules are in pyproject.toml)
 # Both create .venv on first use: torch 2.13.0 first, then the exact pins, then the
 # project itself in editable mode without dependencies.
 
@@ -15,7 +16,7 @@ export VDWGEN_DATA_DIR
 
 STAMP = $(VENV)/.installed
 
-.PHONY: venv app test dataset clean distclean
+.PHONY: venv browser app test lint dataset clean distclean
 
 venv: $(STAMP)
 
@@ -31,8 +32,35 @@ app: venv
 	$(VENV)/bin/streamlit run webapp/app.py --server.headless true \
 		--server.port $(PORT) --browser.gatherUsageStats false --server.enableStaticServing true
 
-test: venv
+# Debian's chromium drives the real-browser test (tests/webapp/test_browser.py, through
+# Playwright with executable_path=/usr/bin/chromium). Nothing to do when it is there; as
+# root with apt-get, install it (no recommends: its dependency libfontconfig1 brings a font
+# through fontconfig-config, and the test needs no X server, GPU or sound). Otherwise say
+# how to install it: the browser test then skips, but fails under CI=true (.ci/run).
+CHROMIUM ?= /usr/bin/chromium
+browser:
+	@if [ -x "$(CHROMIUM)" ] || command -v chromium >/dev/null 2>&1; then \
+		:; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "browser: installing Debian's chromium for tests/webapp/test_browser.py (apt-get)"; \
+		if apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+				apt-get install -y -qq --no-install-recommends chromium >/dev/null; then \
+			echo "browser: installed $$($(CHROMIUM) --version 2>/dev/null)"; \
+		else \
+			echo "browser: apt-get could not install chromium, the browser test will skip" \
+				"(and fail under CI=true)"; \
+		fi; \
+	else \
+		echo "browser: no $(CHROMIUM), the browser test will skip; install it with" \
+			"'sudo apt-get update && sudo apt-get install -y --no-install-recommends chromium'"; \
+	fi
+
+test: venv browser
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+# ruff is pinned in requirements.txt, so the venv has it.
+lint: venv
+	$(VENV)/bin/ruff check .
 
 dataset: venv
 	$(VENV)/bin/vdwgen dataset build --workers 2

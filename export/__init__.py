@@ -1,9 +1,11 @@
-"""Export: turn a trained checkpoint into a shippable model artifact.
+"""Export (offline side): a trained checkpoint -> a self-contained artifact folder ``artifacts/<name>/``.
 
-Planned contents (arriving with the model issues): conversion of a training checkpoint
-into a self-contained folder under ``artifacts/<model>/`` with a ``manifest.json``
-(model name, version, training data, metrics, file hashes) and the exported network
-files, plus the runtime engine that loads such a folder and generates candidate
-crystals without importing ``training``. The web app discovers models by looking for
-``manifest.json`` files under :func:`core.paths.artifacts_dir`.
+- :mod:`export.graphs`: the exportable wrappers of the model's parts (condition, generator,
+  fusion + heads) with float16-stored weights;
+- :mod:`export.build`: :func:`~export.build.export_artifact` writes ``condition.onnx``,
+  ``generator.onnx``, ``fusion_heads.onnx``, the TorchScript Langevin decoder ``decoder.pt`` and the
+  manifest (:mod:`core.manifest`), after checking each part's parity with the eager model.
+
+This package imports ``training`` (it reads checkpoints); serving (:mod:`serving`) reads what it
+writes and never imports either.
 """

@@ -148,6 +148,9 @@ def export_artifact(weights: Path, out: Path, name: str | None = None,
                     steps_per_level: int = DEFAULT_STEPS_PER_LEVEL, step_lr: float = 1e-4) -> Path:
     """Export the model in ``weights`` to the folder ``out``; returns the manifest path."""
     weights, out = Path(weights), Path(out)
+    if out.exists() and any(out.iterdir()) and not (out / MANIFEST).is_file():
+        raise ExportError(f"{out} holds files but no {MANIFEST}: it is not an artifact folder; export into a new "
+                          "or empty folder (an existing artifact folder is replaced)")
     trained = load_trained(weights)
     model = trained.model.eval()
     conditional = model.config.condition != "none"

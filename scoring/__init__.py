@@ -1,0 +1,13 @@
+"""Scoring: a generated crystal -> one typed record of everything a referee asks about it.
+
+- :mod:`scoring.validity`: structural validity (distances, volume), SMACT charge neutrality;
+- :mod:`scoring.layers`: the 2D analysis (layers as bond-graph components, vacuum, gap, contacts);
+- :mod:`scoring.novelty`: StructureMatcher novelty against a training table and duplicates,
+  with the exact height pre-filter of :mod:`scoring.slab_filter`;
+- :mod:`scoring.record`: :class:`~scoring.record.CandidateRecord`, the scored crystal the store keeps
+  and the app and CLI show;
+- :mod:`scoring.batch`: :func:`~scoring.batch.score_crystals`, a batch with novelty and duplicates;
+- :mod:`scoring.oracle_check`: the oracle's verdict on a crystal (fixed-cell relaxation, E_f, RMSD).
+
+Nothing here imports the store, serving or ``training``.
+"""

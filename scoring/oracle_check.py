@@ -1,8 +1,7 @@
 """Check generated crystals with the physics oracle that labelled the dataset.
 
 The model predicts a formation energy; the oracle says what the physics of the dataset
-gives for the same crystal. The protocol is the paper's relaxation check as the issue
-states it: a fixed-cell relaxation of **all** atomic positions (a generated crystal does
+gives for the same crystal. The protocol is the paper's relaxation check: a fixed-cell relaxation of **all** atomic positions (a generated crystal does
 not sit on the layers' high-symmetry sites, so in-plane forces need not vanish) with
 CHGNet 0.3.0 + DFT-D3 (zero damping, PBE; :mod:`oracle.calculator`), D3 periodic in-plane
 only (a slab: the vacuum along c never matters), batched FIRE until the largest atomic
@@ -10,11 +9,8 @@ force is below ``fmax = 0.05 eV/Å`` or ``500`` steps have passed.
 
 What a check reports (:class:`OracleCheck`):
 
-- the formation energy in the dataset's convention,
-  ``E_f = (E_total - sum_i mu[el_i]) / N``, with ``mu`` the energy per atom of each
-  element's relaxed ground state under the same oracle (``references.json`` of the
-  dataset). CHGNet learned MP2020-corrected energies, so ``E_f`` is MP2020-compatible,
-  exactly like the dataset's ``formation_energy_per_atom`` label;
+- the formation energy in the dataset's convention (:mod:`oracle.convention`), exactly like the
+  dataset's ``formation_energy_per_atom`` label;
 - the energy drop from the generated (unrelaxed) crystal to the relaxed one, per cell and
   per atom: how far the generator put the atoms from a local minimum;
 - the root-mean-square displacement of the atoms during the relaxation (Å, minimum image
@@ -22,7 +18,7 @@ What a check reports (:class:`OracleCheck`):
   crystal is;
 - the interlayer gap of the relaxed crystal (:mod:`scoring.layers`), when it has two layers.
 
-Serving side: imports neither ``training`` nor, until an oracle is built, torch or CHGNet.
+Imports neither ``training`` nor, until an oracle is built, torch or CHGNet.
 """
 
 from __future__ import annotations

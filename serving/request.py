@@ -1,4 +1,4 @@
-"""A generation request and its checks (serving side; no ``training`` import).
+"""A generation request and its one check against the model that serves it.
 
 The app and the command line build a :class:`GenerationRequest`; the engine checks it
 against the model it serves (:func:`check_request`) and answers bad input with a

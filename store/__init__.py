@@ -1,8 +1,11 @@
-"""Store: the DuckDB candidate store.
+"""The candidate store: one DuckDB file of runs and scored candidates.
 
-Planned contents (arriving with the generator): a DuckDB database under
-:func:`core.paths.data_dir` that keeps generated candidate crystals with their
-conditions, predicted labels and provenance, lets the web app filter them with SQL,
-and writes POSCAR files for download. Like ``webapp``, this package must never import
-``training`` (a test in ``tests/test_setup.py`` enforces it).
+- :mod:`store.schema`: the numbered migrations of the ``runs`` and ``candidates`` tables;
+- :mod:`store.database`: :func:`~store.database.open_store` (one locked-down connection per file
+  per process), atomic runs, oracle verdicts;
+- :mod:`store.query`: the read-only path for user SQL (one SELECT, row cap, timeout);
+- :mod:`store.files`: POSCAR names, folders and ZIPs of stored candidates (the CLI's
+  ``export-poscar`` and the app's downloads).
+
+It stores :class:`scoring.record.CandidateRecord` rows and never imports ``training``.
 """

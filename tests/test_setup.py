@@ -198,3 +198,36 @@ def test_tests_mirror_the_code_layout() -> None:
     for folder in sorted(p for p in (ROOT / "tests").rglob("*") if p.is_dir() and p.name != "__pycache__"):
         relative = folder.relative_to(ROOT / "tests")
         assert (ROOT / relative).is_dir(), f"tests/{relative} has no code folder {relative}/ to mirror"
+
+
+def _prerequisites(makefile: str, target: str) -> list[str]:
+    match = re.search(rf"^{re.escape(target)}\s*:(?!=)([^\n#]*)", makefile, re.M)
+    assert match, f"no target {target!r} in the Makefile"
+    return match[1].split()
+
+
+def test_make_test_installs_chromium_for_the_browser_test() -> None:
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    assert "browser" in _prerequisites(makefile, "test")
+    recipe = " ".join(_recipe(makefile, "browser"))
+    assert "apt-get install" in recipe and "--no-install-recommends chromium" in recipe
+    assert "id -u" in recipe, "apt-get only as root; others get a one-line hint"
+    # Under CI a missing chromium fails the browser test instead of skipping it.
+    assert re.search(r'^export CI="\$\{CI:-true\}"', (ROOT / ".ci" / "run").read_text(encoding="utf-8"), re.M)
+
+
+def test_ci_runs_ruff_from_the_pins() -> None:
+    import tomllib
+
+    for name in ("requirements.txt", "requirements-gpu.txt"):
+        assert "ruff" in _pins(name), f"{name} must pin ruff (make lint runs it from .venv)"
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    assert "venv" in _prerequisites(makefile, "lint")
+    assert any(line.startswith("$(VENV)/bin/ruff check .") for line in _recipe(makefile, "lint"))
+    script = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    test_at = re.search(r"^\s*make test\b", script, re.M)
+    lint_at = re.search(r"^\s*make lint\b", script, re.M)
+    assert test_at and lint_at and test_at.start() < lint_at.start(), ".ci/run must run `make lint` after `make test`"
+    ruff = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["ruff"]
+    assert ruff["line-length"] == 120 and ruff["target-version"] == "py311"
+    assert ruff["lint"]["select"], "an explicit rule selection"

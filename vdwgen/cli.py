@@ -9,15 +9,47 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from pathlib import Path
-
 
 from core.errors import VdwgenError
 
 
 class UsageError(VdwgenError):
     """A bad command line; printed as one line."""
+
+
+DB_HELP = "DuckDB file (default: VDWGEN_DB or var/candidates.duckdb)"
+
+
+def _at_least(value: int, minimum: int, flag: str) -> int:
+    """``value`` when it is at least ``minimum``; otherwise a one-line :class:`UsageError`."""
+    if value < minimum:
+        raise UsageError(f"{flag} must be at least {minimum} (got {value})")
+    return value
+
+
+def _output_path(path: Path, flag: str, *, folder: bool) -> Path:
+    """``path`` when something can be written there (a folder, or a file when ``folder`` is False).
+
+    Nothing is created: the check only looks at what exists, so a bad ``--out`` is refused in one
+    line before any work starts.
+    """
+    if path.exists() and path.is_dir() != folder:
+        raise UsageError(f"{flag} {path} is {'a file' if folder else 'a folder'}; "
+                         f"give {'a folder' if folder else 'a file name'}")
+    existing = path if path.exists() else path.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        if existing == path:  # an existing file to replace: its folder must be writable
+            existing = path.parent
+        else:
+            raise UsageError(f"cannot write to {flag} {path}: {existing} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"cannot write to {flag} {path}: {existing} is not writable")
+    return path
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -53,7 +85,8 @@ def _build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--max-atoms", type=int, default=20,
                      help="largest unit cell accepted (default 20)")
     imp.add_argument("--strict", action="store_true", help="stop at the first malformed row")
-    imp.add_argument("--no-niggli", action="store_true", help="skip the Niggli reduction (the lattice is still put in the standard orientation)")
+    imp.add_argument("--no-niggli", action="store_true",
+                     help="skip the Niggli reduction (the lattice is still put in the standard orientation)")
     imp.add_argument("--out", type=Path, default=None,
                      help="write the imported dataset as Parquet here")
 
@@ -89,13 +122,15 @@ def _build_parser() -> argparse.ArgumentParser:
         "writes POSCAR and CIF files and prints a summary with validity.",
     )
     what = gen.add_mutually_exclusive_group(required=True)
-    what.add_argument("--formation-energy", type=float, metavar="EV_PER_ATOM", help="target formation energy")
+    what.add_argument("--formation-energy", type=float, metavar="EV_PER_ATOM",
+                      help="target formation energy")
     what.add_argument("--formula", help="formula, e.g. GaInSSe (scaled to the model's cell)")
     what.add_argument("--unconditional", action="store_true", help="sample the CDVAE baseline's prior")
     gen.add_argument("--n", type=int, default=10, help="number of crystals (default 10)")
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--steps-per-level", type=int, default=None, help="Langevin steps per noise level")
-    gen.add_argument("--screening-ratio", type=int, default=None, help="latents drawn per crystal kept (default 100)")
+    gen.add_argument("--screening-ratio", type=int, default=None,
+                     help="latents drawn per crystal kept (default 100)")
     gen.add_argument("--artifacts", type=Path, default=None,
                      help="artifact folder (default: the shipped model that serves the request)")
     gen.add_argument("--out", type=Path, default=None, help="folder for POSCAR/CIF files")
@@ -104,7 +139,8 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="store the run and its scored candidates in this DuckDB file")
 
     ev = sub.add_parser(
-        "evaluate", help="measure a served model as the paper does (Tables 1-3, Figs. 3-4), checked by the oracle",
+        "evaluate",
+        help="measure a served model as the paper does (Tables 1-3, Figs. 3-4), checked by the oracle",
         description="Reconstruction, validity/COV/EMD, formation-energy and formula requests checked with "
         "CHGNet + D3, relaxation of novel crystals, latent t-SNE; writes report.md, metrics.json and PNGs. "
         "Finished stages and chunks are kept: run the same command again to resume.",
@@ -128,11 +164,35 @@ def _build_parser() -> argparse.ArgumentParser:
                     help="run only this stage (repeatable): reconstruction, samples, generation, "
                          "energy_targets, formulas, relaxation, latent")
 
+    card = sub.add_parser(
+        "model-card", help="measure trained weights on the test split (the model card's figures) as JSON",
+        description="Parameter counts, property-head MAE, reconstruction, validity, formation-energy targets "
+        "and formula hits of a conditional model next to its unconditional CDVAE baseline, checked with the "
+        "model's own encoder + property head. Finished stages are kept in --out: run again to resume.",
+    )
+    card.add_argument("--model", type=Path, required=True, help="weights file or run folder (conditional model)")
+    card.add_argument("--baseline", type=Path, required=True, help="the unconditional CDVAE baseline")
+    card.add_argument("--out", type=Path, required=True, help="JSON file (kept and extended on reruns)")
+    card.add_argument("--steps-per-level", type=int, default=5, help="Langevin steps per noise level (default 5)")
+    card.add_argument("--recon-limit", type=int, default=0, help="test crystals to reconstruct (0 = all)")
+    card.add_argument("--samples", type=int, default=1000, help="crystals per model for validity (default 1000)")
+    card.add_argument("--per-target", type=int, default=100,
+                      help="crystals per energy target and per formula (default 100)")
+    card.add_argument("--seed", type=int, default=0)
+
+    ship = sub.add_parser(
+        "ship", help="ship a finished training run under models/ (float16 weights + training record)",
+        description="Write RUN's weights (float16, at most 10 MB), config, training logs and training.json "
+        "into DEST, e.g. models/NAME.",
+    )
+    ship.add_argument("run", type=Path, metavar="RUN", help="finished run folder (holds model.pt)")
+    ship.add_argument("dest", type=Path, metavar="DEST", help="destination folder, e.g. models/NAME")
+
     query = sub.add_parser("query", help="run one read-only SELECT over the candidate store",
                            description="Tables: candidates, runs. One SELECT statement; no file access; "
                            "at most --max-rows rows; stopped after 10 s.")
     query.add_argument("sql", help='e.g. "SELECT id, formula FROM candidates WHERE valid LIMIT 10"')
-    query.add_argument("--db", type=Path, default=None, help="DuckDB file (default: VDWGEN_DB or var/candidates.duckdb)")
+    query.add_argument("--db", type=Path, default=None, help=DB_HELP)
     query.add_argument("--max-rows", type=int, default=1000)
 
     poscar = sub.add_parser("export-poscar", help="write POSCARs of the candidates a query selects",
@@ -140,24 +200,27 @@ def _build_parser() -> argparse.ArgumentParser:
                             "a folder or a .zip (with summary.csv).")
     poscar.add_argument("--query", required=True, help='e.g. "SELECT id FROM candidates WHERE valid"')
     poscar.add_argument("--out", type=Path, required=True, help="folder, or FILE.zip")
-    poscar.add_argument("--db", type=Path, default=None, help="DuckDB file (default: VDWGEN_DB or var/candidates.duckdb)")
+    poscar.add_argument("--db", type=Path, default=None, help=DB_HELP)
 
     verify = sub.add_parser("verify", help="check stored candidates with the physics oracle (CHGNet + D3)",
                             description="Relax each candidate at fixed cell (all positions) with CHGNet + D3, the "
                             "physics that labelled the dataset, and store its formation energy, energy drop, "
                             "interlayer gap, RMSD and relaxed POSCAR in the candidate's oracle_* columns.")
     verify.add_argument("ids", type=int, nargs="+", metavar="ID", help="candidate id(s)")
-    verify.add_argument("--db", type=Path, default=None, help="DuckDB file (default: VDWGEN_DB or var/candidates.duckdb)")
+    verify.add_argument("--db", type=Path, default=None, help=DB_HELP)
     verify.add_argument("--fmax", type=float, default=0.05, help="force threshold in eV/Å (default 0.05)")
     verify.add_argument("--max-steps", type=int, default=500, help="FIRE steps at most (default 500)")
     return parser
 
 
 def _export(args: argparse.Namespace) -> int:
-    from export.build import DEFAULT_STEPS_PER_LEVEL, export_artifact
-
     if not args.weights.exists():
         raise UsageError(f"no such weights file: {args.weights}")
+    if args.steps_per_level is not None:
+        _at_least(args.steps_per_level, 1, "--steps-per-level")
+    _output_path(args.out, "--out", folder=True)
+    from export.build import DEFAULT_STEPS_PER_LEVEL, export_artifact
+
     steps = args.steps_per_level or DEFAULT_STEPS_PER_LEVEL
     path = export_artifact(args.weights, args.out, name=args.name, steps_per_level=steps)
     print(f"wrote {path}")
@@ -165,7 +228,8 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from vdwgen.generate_cli import GenerateOptions, run_generate
+    from serving.request import GenerationRequest
+    from vdwgen.generate_cli import run_generate
 
     if args.formation_energy is not None:
         if not math.isfinite(args.formation_energy):
@@ -173,12 +237,15 @@ def _generate(args: argparse.Namespace) -> int:
         mode = "formation_energy"
     else:
         mode = "formula" if args.formula is not None else "unconditional"
-    return run_generate(GenerateOptions(mode, args.n, args.formation_energy, args.formula, args.seed,
-                                        args.steps_per_level, args.screening_ratio, args.artifacts, args.out,
-                                        args.db, args.device))
+    if args.out is not None:
+        _output_path(args.out, "--out", folder=True)
+    request = GenerationRequest(mode, args.n, target=args.formation_energy, formula=args.formula, seed=args.seed,
+                                steps_per_level=args.steps_per_level, screening_ratio=args.screening_ratio)
+    return run_generate(request, args.artifacts, args.out, args.db, args.device)
 
 
 def _train(args: argparse.Namespace) -> int:
+    _output_path(args.out, "--out", folder=True)
     from training.train.config import load_config
     from training.train.run import run_training
 
@@ -189,15 +256,14 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _dataset_build(args: argparse.Namespace) -> int:
-    from training.data.build import BuildOptions, build_dataset
     from core.paths import dataset_dir
 
-    if args.workers < 1:
-        raise UsageError(f"--workers must be at least 1 (got {args.workers})")
-    if args.chunk_size < 1:
-        raise UsageError(f"--chunk-size must be at least 1 (got {args.chunk_size})")
+    _at_least(args.workers, 1, "--workers")
+    _at_least(args.chunk_size, 1, "--chunk-size")
     names = tuple(n.strip() for n in args.monolayers.split(",") if n.strip()) if args.monolayers else None
-    out = args.out or dataset_dir()
+    out = _output_path(args.out or dataset_dir(), "--out", folder=True)
+    from training.data.build import BuildOptions, build_dataset
+
     path = build_dataset(BuildOptions(out=out, workers=args.workers, monolayers=names,
                                       chunk_size=args.chunk_size, fresh=args.fresh))
     print(f"wrote {path}")
@@ -205,13 +271,14 @@ def _dataset_build(args: argparse.Namespace) -> int:
 
 
 def _dataset_import(args: argparse.Namespace) -> int:
+    if not args.csv.exists():
+        raise UsageError(f"no such file: {args.csv}")
+    _at_least(args.max_atoms, 1, "--max-atoms")
+    if args.out is not None:
+        _output_path(args.out, "--out", folder=False)
     from training.data.cdvae_csv import import_cdvae_csv
     from training.data.crystal import write_parquet
 
-    if not args.csv.exists():
-        raise UsageError(f"no such file: {args.csv}")
-    if args.max_atoms < 1:
-        raise UsageError(f"--max-atoms must be at least 1 (got {args.max_atoms})")
     result = import_cdvae_csv(args.csv, args.properties, max_atoms=args.max_atoms,
                               strict=args.strict, niggli=not args.no_niggli)
     for problem in result.problems[:20]:
@@ -250,18 +317,49 @@ def _dataset_info(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from training.evaluation.evaluate import evaluate
     from core.paths import dataset_dir
 
-    if args.workers < 1:
-        raise UsageError(f"--workers must be at least 1 (got {args.workers})")
-    if args.steps_per_level is not None and args.steps_per_level < 1:
-        raise UsageError(f"--steps-per-level must be at least 1 (got {args.steps_per_level})")
+    _at_least(args.workers, 1, "--workers")
+    _at_least(args.seed, 0, "--seed")
+    if args.steps_per_level is not None:
+        _at_least(args.steps_per_level, 1, "--steps-per-level")
+    for folder in (args.artifacts, args.baseline):
+        if folder is not None and not folder.is_dir():
+            raise UsageError(f"no such artifact folder: {folder}")
+    _output_path(args.out, "--out", folder=True)
+    from training.evaluation.evaluate import evaluate
+
     preset = "quick" if args.quick else "full" if args.full else "default"
     evaluate(args.artifacts, args.out, args.data or dataset_dir(), args.split, preset, args.baseline,
              args.checkpoint, args.baseline_checkpoint, args.seed, args.steps_per_level, args.workers,
              tuple(args.stages) if args.stages else None)
     print(f"report: {args.out / 'report.md'}")
+    return 0
+
+
+def _model_card(args: argparse.Namespace) -> int:
+    _at_least(args.steps_per_level, 1, "--steps-per-level")
+    _at_least(args.recon_limit, 0, "--recon-limit")
+    _at_least(args.samples, 1, "--samples")
+    _at_least(args.per_target, 1, "--per-target")
+    _at_least(args.seed, 0, "--seed")
+    for flag, path in (("--model", args.model), ("--baseline", args.baseline)):
+        if not path.exists():
+            raise UsageError(f"{flag}: no such weights file or run folder: {path}")
+    _output_path(args.out, "--out", folder=False)
+    from training.evaluation.model_card import write_model_card
+
+    write_model_card(args.model, args.baseline, args.out, steps_per_level=args.steps_per_level,
+                     recon_limit=args.recon_limit, samples=args.samples, per_target=args.per_target, seed=args.seed)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _ship(args: argparse.Namespace) -> int:
+    _output_path(args.dest, "DEST", folder=True)
+    from training.train.ship import ship
+
+    print(f"wrote {ship(args.run, args.dest)}")
     return 0
 
 
@@ -293,6 +391,8 @@ _COMMANDS = {
     ("export", None): _export,
     ("generate", None): _generate,
     ("evaluate", None): _evaluate,
+    ("model-card", None): _model_card,
+    ("ship", None): _ship,
     ("query", None): _query,
     ("export-poscar", None): _export_poscar,
     ("verify", None): _verify,

@@ -7,27 +7,11 @@ layers, novelty against the model's training part and duplicates; nothing is sco
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from core.errors import VdwgenError
-
-
-@dataclass(frozen=True)
-class GenerateOptions:
-    """What ``vdwgen generate`` was asked for, parsed."""
-
-    mode: str
-    count: int
-    target: float | None = None
-    formula: str | None = None
-    seed: int = 0
-    steps_per_level: int | None = None
-    screening_ratio: int | None = None
-    artifacts: Path | None = None
-    out: Path | None = None
-    db: Path | None = None
-    device: str | None = None
+if TYPE_CHECKING:
+    from serving.request import GenerationRequest
 
 
 def _progress_bar(total: int):  # noqa: ANN202
@@ -44,40 +28,28 @@ def _progress_bar(total: int):  # noqa: ANN202
     return bar, update
 
 
-def writable_folder(out: Path) -> Path:
-    """``out`` created if needed; a folder nothing can be written to is refused in one line."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".vdwgen-write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        raise VdwgenError(f"cannot write to --out {out}: {exc.strerror or exc}") from None
-    return out
-
-
 def _yes_no(value: bool | None) -> str:
     return "-" if value is None else ("yes" if value else "no")
 
 
-def run_generate(options: GenerateOptions) -> int:
+def run_generate(request: GenerationRequest, artifacts: Path | None = None, out: Path | None = None,
+                 db: Path | None = None, device: str | None = None) -> int:
+    """Answer ``request`` with the model in ``artifacts`` (default: the first that serves its mode), write
+    POSCAR/CIF files to ``out``, store the run in ``db``; print the scored records."""
     from serving.artifacts import find_artifact
     from serving.engine import Engine
-    from serving.request import GenerationRequest
     from services.generation import generate_and_score, generate_and_store
 
-    request = GenerationRequest(options.mode, options.count, target=options.target, formula=options.formula,  # type: ignore[arg-type]
-                                seed=options.seed, steps_per_level=options.steps_per_level,
-                                screening_ratio=options.screening_ratio)
-    out = writable_folder(options.out) if options.out is not None else None
-    folder = options.artifacts or find_artifact(request.mode)
-    engine = Engine.load(folder, device=options.device)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+    folder = artifacts or find_artifact(request.mode)
+    engine = Engine.load(folder, device=device)
     checked = engine.check(request)  # bad requests fail before any work
     store = None
-    if options.db is not None:
+    if db is not None:
         from store.database import open_store
 
-        store = open_store(options.db)
+        store = open_store(db)
     bar, progress = _progress_bar(request.count)
     try:
         if store is not None:

@@ -1,6 +1,6 @@
 """`vdwgen query` and `vdwgen export-poscar`: the candidate store from the command line.
 
-Serving side: imports ``store`` and never ``training``.
+The work is in :mod:`store.query` and :mod:`store.files`; this module prints.
 """
 
 from __future__ import annotations

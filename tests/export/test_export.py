@@ -17,7 +17,7 @@ import pytest
 import torch
 from pymatgen.core import Composition, Structure
 
-from export.build import export_artifact
+from export.build import ExportError, export_artifact
 from core.manifest import ArtifactError, read_manifest
 from serving.request import GenerationRequest, RequestError
 from serving.engine import Engine
@@ -101,3 +101,12 @@ def test_torchscript_decoder_matches_eager_loop(exported: dict[str, Path]) -> No
     shift = torch.bmm(d.unsqueeze(1), torch.from_numpy(lattice).repeat_interleave(torch.from_numpy(num_atoms), 0))
     assert float(shift.norm(dim=-1).max()) < 1e-4  # angstrom
     assert torch.equal(a[1], b[1])
+
+
+def test_export_replaces_an_artifact_but_never_another_folder(artifacts: dict[str, Path], tmp_path: Path) -> None:
+    keep = tmp_path / "models"
+    keep.mkdir()
+    (keep / "precious.txt").write_text("not an artifact")
+    with pytest.raises(ExportError, match="not an artifact folder"):
+        export_artifact(artifacts["weights"], keep)
+    assert (keep / "precious.txt").read_text() == "not an artifact"

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from training.data.crystal import Crystal
 from scoring.validity import compositionally_valid, structurally_valid
+from training.data.crystal import Crystal
 
 
 @dataclass(frozen=True)

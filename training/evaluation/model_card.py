@@ -1,7 +1,10 @@
 """The figures of a trained model (issue 3's closing note), measured on the test split, as JSON.
 
-    python -m training.evaluation.model_card --model models/NAME/model.pt \
-        --baseline models/NAME-baseline/model.pt --out models/NAME/metrics.json
+    vdwgen model-card --model models/NAME/model.pt --baseline models/NAME-baseline/model.pt \
+        --out models/NAME/metrics.json
+
+Unlike ``vdwgen evaluate`` (served artifacts, checked by the oracle) this reads the weights
+files and checks generated crystals with the model's own encoder + property head.
 
 Stages (each shows progress; finished stages are kept in the output file, so an
 interrupted run picks up where it stopped):
@@ -9,13 +12,13 @@ interrupted run picks up where it stopped):
 1. ``parameters``: parameter counts of both models;
 2. ``property_head``: MAE of the formation energy predicted by encoder + property head on
    the test part;
-3. ``reconstruction``: Table-1 match rate / RMSE on the test part (``--recon-limit`` crystals,
+3. ``reconstruction``: Table-1 match rate / RMSE on the test part (``recon_limit`` crystals,
    spread evenly over it; 0 = all);
-4. ``validity``: structural / compositional validity of ``--samples`` crystals from the
+4. ``validity``: structural / compositional validity of ``samples`` crystals from the
    baseline's prior and as many formation-energy-conditioned crystals (targets drawn from
    the training labels);
 5. ``energy_targets``: for targets at the 10th / 50th / 90th percentile of the training
-   labels, ``--per-target`` crystals each (100:1 screening), re-predicted by the trained
+   labels, ``per_target`` crystals each (100:1 screening), re-predicted by the trained
    encoder + head; also without screening (ratio 1) to show what screening adds;
 6. ``formula_hits``: free-decoding hit rate (types not fixed) of three training formulas,
    next to how often the unconditional baseline produces each.
@@ -23,36 +26,22 @@ interrupted run picks up where it stopped):
 
 from __future__ import annotations
 
-import argparse
 import json
-import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from training.data.janus import load_janus_dataset
+from training.evaluation.cache import StageRecord
 from training.evaluation.generation import formula_hit_rate, summary, validity_rates
-from training.evaluation.reconstruction import reconstruction_metrics
+from training.evaluation.progress import with_bar
+from training.evaluation.reconstruction import reconstruct
+from training.evaluation.selection import PROPERTY, TRAINING_FORMULAS, evenly
 from training.model.langevin import LangevinSettings
 from training.sample import Sampler, formula_counts
 from training.train.weights import TrainedModel, load_trained
-
-FORMULAS = ("GaInSSe", "AlGaIn2S2SeTe", "In2SeTe")
-PROPERTY = "formation_energy_per_atom"
-
-
-def _progress(desc: str, total: int) -> tqdm:
-    return tqdm(total=total, desc=desc, unit="crystal", dynamic_ncols=True)
-
-
-def _decode_with_bar(fn, desc: str, total: int):  # noqa: ANN001, ANN202
-    bar = _progress(desc, total)
-    try:
-        return fn(lambda done: bar.update(done - bar.n))
-    finally:
-        bar.close()
 
 
 def property_head_mae(sampler: Sampler, crystals: list) -> dict[str, float]:
@@ -63,79 +52,78 @@ def property_head_mae(sampler: Sampler, crystals: list) -> dict[str, float]:
 
 
 def reconstruction(sampler: Sampler, crystals: list, seed: int) -> dict:
-    mu, cond = sampler.encode(crystals)
-    out = _decode_with_bar(lambda cb: sampler.decode(mu, cond, seed, progress=cb), "reconstruction", len(crystals))
-    result = reconstruction_metrics(out, crystals)
+    result = reconstruct(sampler, crystals, seed, "reconstruction")
     return {"match_rate": result.match_rate, "rmse": result.rmse, "count": result.count}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Issue-3 figures of a trained model (test split).")
-    parser.add_argument("--model", type=Path, required=True, help="weights file or run folder (conditional model)")
-    parser.add_argument("--baseline", type=Path, required=True, help="the unconditional CDVAE baseline")
-    parser.add_argument("--out", type=Path, required=True, help="JSON file (kept and extended on reruns)")
-    parser.add_argument("--steps-per-level", type=int, default=5)
-    parser.add_argument("--recon-limit", type=int, default=0, help="test crystals to reconstruct (0 = all)")
-    parser.add_argument("--samples", type=int, default=1000)
-    parser.add_argument("--per-target", type=int, default=100)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
+def _decode(sampler: Sampler, z: torch.Tensor, cond: torch.Tensor, seed: int, desc: str) -> list:
+    return with_bar(lambda progress: sampler.decode(z, cond, seed, progress=progress), desc, len(z))
 
-    torch.set_num_threads(max(1, torch.get_num_threads()))
-    results: dict = json.loads(args.out.read_text()) if args.out.exists() else {}
-    settings = LangevinSettings(steps_per_level=args.steps_per_level)
-    model: TrainedModel = load_trained(args.model)
-    baseline: TrainedModel = load_trained(args.baseline)
-    sampler, base_sampler = Sampler(model, settings), Sampler(baseline, settings)
+
+def write_model_card(model: Path, baseline: Path, out: Path, *, steps_per_level: int = 5, recon_limit: int = 0,
+                     samples: int = 1000, per_target: int = 100, seed: int = 0,
+                     log: Callable[[str], None] = print) -> dict:
+    """Measure ``model`` (conditional) and ``baseline`` (unconditional CDVAE) on the random split's test part.
+
+    Args:
+        model, baseline: weights files or run folders.
+        out: the JSON file; finished stages in it are kept, the others computed and added.
+        steps_per_level: Langevin steps per noise level of every decoding.
+        recon_limit: test crystals to reconstruct (0 = all).
+        samples: crystals per model for the validity stage.
+        per_target: crystals per energy target and per formula.
+        seed: seed of every draw.
+        log: where each finished stage's figures are reported.
+
+    Returns:
+        Everything in ``out``.
+    """
+    record = StageRecord(Path(out), indent=2)
+    results = record.results
+    settings = LangevinSettings(steps_per_level=steps_per_level)
+    trained: TrainedModel = load_trained(model)
+    base_trained: TrainedModel = load_trained(baseline)
+    sampler, base_sampler = Sampler(trained, settings), Sampler(base_trained, settings)
     test = load_janus_dataset(split="random", part="test")
-    placeable = [c for c in test if all(el in model.vocab.symbols for el in c.species)]
+    placeable = [c for c in test if all(el in trained.vocab.symbols for el in c.species)]
     results["test_crystals"] = {"total": len(test), "outside_vocabulary": len(test) - len(placeable)}
     test = placeable
     train_labels = load_janus_dataset(split="random", part="train").property_array(PROPERTY)
-    results["settings"] = {"steps_per_level": args.steps_per_level, "seed": args.seed, "split": "random:test",
+    results["settings"] = {"steps_per_level": steps_per_level, "seed": seed, "split": "random:test",
                            "screening_ratio": 100}
 
-    def stage(name: str, compute) -> None:  # noqa: ANN001
-        if name in results:
-            print(f"{name}: kept from {args.out}")
+    def stage(name: str, compute: Callable[[], dict]) -> None:
+        if name in record:
+            log(f"{name}: kept from {record.path}")
             return
-        t0 = time.time()
-        results[name] = compute()
-        results.setdefault("seconds", {})[name] = round(time.time() - t0, 1)
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(results, indent=2))
-        print(name, json.dumps(results[name]))
+        log(f"{name} {json.dumps(record.run(name, compute))}")
 
-    stage("parameters", lambda: {"model": model.parameter_counts(), "baseline": baseline.parameter_counts()})
+    stage("parameters", lambda: {"model": trained.parameter_counts(), "baseline": base_trained.parameter_counts()})
     stage("property_head", lambda: {"model": property_head_mae(sampler, test),
                                     "baseline": property_head_mae(base_sampler, test)})
-    limit = args.recon_limit or len(test)
-    recon_set = [test[i] for i in np.linspace(0, len(test) - 1, min(limit, len(test))).round().astype(int)]
-    stage("reconstruction", lambda: {"model": reconstruction(sampler, recon_set, args.seed),
-                                     "baseline": reconstruction(base_sampler, recon_set, args.seed)})
+    recon_set = [test[i] for i in evenly(len(test), recon_limit)]
+    stage("reconstruction", lambda: {"model": reconstruction(sampler, recon_set, seed),
+                                     "baseline": reconstruction(base_sampler, recon_set, seed)})
 
     def formula_cells() -> dict[str, dict[str, int]]:
         cells = {}
-        for formula in FORMULAS:
-            counts = formula_counts(formula, model)
-            cells[formula] = {model.vocab.symbols[i]: int(n) for i, n in enumerate(counts) if int(n)}
+        for formula in TRAINING_FORMULAS:
+            counts = formula_counts(formula, trained)
+            cells[formula] = {trained.vocab.symbols[i]: int(n) for i, n in enumerate(counts) if int(n)}
         return cells
 
     def validity() -> dict:
-        rng = np.random.default_rng(args.seed)
-        targets = rng.choice(train_labels, size=args.samples)
+        rng = np.random.default_rng(seed)
+        targets = rng.choice(train_labels, size=samples)
         # one request per target (100:1 screening each, as the app does), decoded together
-        picked = [sampler.energy_latents(float(t), 1, seed=args.seed + k) for k, t in enumerate(targets)]
+        picked = [sampler.energy_latents(float(t), 1, seed=seed + k) for k, t in enumerate(targets)]
         z, cond = torch.cat([p[0] for p in picked]), torch.cat([p[1] for p in picked])
-        conditioned = _decode_with_bar(lambda cb: sampler.decode(z, cond, args.seed, progress=cb),
-                                       "conditioned samples", args.samples)
-        prior = base_sampler.prior_latents(args.samples, args.seed)
-        uncond = _decode_with_bar(lambda cb: base_sampler.decode(prior, base_sampler.no_condition(args.samples),
-                                                                 args.seed, progress=cb),
-                                  "unconditional samples", args.samples)
+        conditioned = _decode(sampler, z, cond, seed, "conditioned samples")
+        prior = base_sampler.prior_latents(samples, seed)
+        uncond = _decode(base_sampler, prior, base_sampler.no_condition(samples), seed, "unconditional samples")
         hits = {f: formula_hit_rate(uncond, cell) for f, cell in formula_cells().items()}
-        return {"conditioned": validity_rates(conditioned).as_dict(), "unconditional": validity_rates(uncond).as_dict(),
-                "unconditional_formula_hits": hits}
+        return {"conditioned": validity_rates(conditioned).as_dict(),
+                "unconditional": validity_rates(uncond).as_dict(), "unconditional_formula_hits": hits}
 
     stage("validity", validity)
 
@@ -145,9 +133,8 @@ def main(argv: list[str] | None = None) -> int:
             target = float(np.quantile(train_labels, q))
             row = {"target": target}
             for ratio in (100, 1):
-                z, cond, _ = sampler.energy_latents(target, args.per_target, args.seed, ratio)
-                gen = _decode_with_bar(lambda cb, z=z, cond=cond: sampler.decode(z, cond, args.seed, progress=cb),
-                                       f"target p{int(q * 100)} ratio {ratio}", args.per_target)
+                z, cond, _ = sampler.energy_latents(target, per_target, seed, ratio)
+                gen = _decode(sampler, z, cond, seed, f"target p{int(q * 100)} ratio {ratio}")
                 row[f"ratio_{ratio}"] = summary(sampler.predict_property(gen), target)
             out[f"p{int(q * 100)}"] = row
         return out
@@ -157,16 +144,11 @@ def main(argv: list[str] | None = None) -> int:
     def formula_hits() -> dict:
         out = {}
         for formula, cell in formula_cells().items():
-            z, cond = sampler.formula_latents(formula_counts(formula, model), args.per_target, args.seed)
-            gen = _decode_with_bar(lambda cb, z=z, cond=cond: sampler.decode(z, cond, args.seed, progress=cb),
-                                   f"free decoding {formula}", args.per_target)
+            z, cond = sampler.formula_latents(formula_counts(formula, trained), per_target, seed)
+            gen = _decode(sampler, z, cond, seed, f"free decoding {formula}")
             out[formula] = {"cell": cell, "conditioned": formula_hit_rate(gen, cell),
                             "unconditional_baseline": results["validity"]["unconditional_formula_hits"][formula]}
         return out
 
     stage("formula_hits", formula_hits)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    return results

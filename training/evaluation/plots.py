@@ -53,7 +53,7 @@ def target_histograms(conditioned: Mapping[str, tuple[float, Sequence[float]]], 
     every = np.concatenate([np.asarray(v, dtype=float) for _, v in conditioned.values()] + [np.asarray(unconditional)])
     window = bulk_window(every)
     bins = np.linspace(*window, 40)
-    for ax, (label, (target, values)) in zip(axes[0], conditioned.items()):
+    for ax, (label, (target, values)) in zip(axes[0], conditioned.items(), strict=True):
         ax.hist(unconditional, bins=bins, density=True, color="0.75", label="unconditional")
         ax.hist(values, bins=bins, density=True, alpha=0.75, color="tab:blue", label="conditioned")
         ax.axvline(target, color="tab:red", lw=1.5, label=f"target {target:.3f}")
@@ -79,7 +79,8 @@ def predicted_vs_oracle(predicted: Sequence[float], oracle: Sequence[float], pat
     ax.set_xlabel("oracle E_f (eV/atom)")
     ax.set_ylabel("predicted E_f (eV/atom)")
     error = np.abs(p - o)
-    ax.set_title(f"prediction vs oracle\n(median |error| {np.median(error):.3f}, mean {np.mean(error):.3f})", fontsize=9)
+    ax.set_title(f"prediction vs oracle\n(median |error| {np.median(error):.3f}, mean {np.mean(error):.3f})",
+                 fontsize=9)
     return _save(fig, path)
 
 

@@ -10,13 +10,18 @@ RMSE = mean of the matcher's normalised RMS displacement (``get_rms_dist``, divi
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Structure
 
-from training.data.crystal import Crystal
 from scoring.validity import compositionally_valid, structurally_valid
+from training.data.crystal import Crystal
+from training.evaluation.progress import with_bar
+
+if TYPE_CHECKING:
+    from training.sample import Sampler
 
 STOL, ANGLE_TOL, LTOL = 0.5, 10.0, 0.3
 
@@ -62,9 +67,16 @@ def reconstruction_metrics(predicted: list[Crystal], truth: list[Crystal]) -> Re
         raise ValueError("no crystals to compare")
     matcher = paper_matcher()
     rms: list[float | None] = []
-    for pred, gt in zip(predicted, truth):
+    for pred, gt in zip(predicted, truth, strict=True):
         p = pred.to_structure()
         rms.append(rms_distance(p, gt.to_structure(), matcher) if valid(p) else None)
     matched = [r for r in rms if r is not None]
     return ReconstructionResult(len(matched) / len(rms), float(np.mean(matched)) if matched else float("nan"),
                                 tuple(rms))
+
+
+def reconstruct(sampler: Sampler, crystals: list[Crystal], seed: int, desc: str) -> ReconstructionResult:
+    """Encode ``crystals``, decode them again (a progress bar named ``desc``) and score the pairs."""
+    mu, cond = sampler.encode(crystals)
+    decoded = with_bar(lambda progress: sampler.decode(mu, cond, seed, progress=progress), desc, len(crystals))
+    return reconstruction_metrics(decoded, crystals)

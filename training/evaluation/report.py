@@ -70,7 +70,8 @@ def _generation(m: dict) -> list[str]:
     for label, paper in (("model", "ConditionCDVAE+"), ("baseline", "CDVAE")):
         row = g[label]
         p = PAPER["generation"][paper]
-        lines.append(f"| {paper} (ours) | {_pct(row['validity']['structural'])} | {_pct(row['validity']['compositional'])} | "
+        lines.append(f"| {paper} (ours) | {_pct(row['validity']['structural'])} | "
+                     f"{_pct(row['validity']['compositional'])} | "
                      f"{_pct(row['coverage']['cov_r'])} | {_pct(row['coverage']['cov_p'])} | "
                      f"{_num(row['emd_density'])} | {_num(row['emd_n_elements'])} | "
                      f"{p[0]} / {p[1]} / {p[2]} / {p[3]} / {p[4]} / {p[5]} |")
@@ -125,7 +126,8 @@ def _relaxation(m: dict) -> list[str]:
              "Generated crystals that are valid and match nothing in the training part, relaxed at fixed cell with "
              "CHGNet + D3 (the paper used VASP: a different oracle, and its energy difference is per structure).", "",
              "| model | relaxed | novel share of valid (%) | converged (%) | mean steps | mean energy drop (eV/cell) | "
-             "(eV/atom) | mean RMSD (A) | paper converged / steps / energy diff |", "|---|---|---|---|---|---|---|---|---|"]
+             "(eV/atom) | mean RMSD (A) | paper converged / steps / energy diff |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for label, paper in (("model", "ConditionCDVAE+"), ("baseline", "CDVAE")):
         row = r[label]
         p = PAPER["relaxation"][paper]

@@ -1,7 +1,8 @@
 """ConditionCDVAE+ stage 1: encoder, condition embedding + LMF, heads and score decoder, with its losses.
 
-Paper: ConditionCDVAE+ (Sci. Rep. 15, 23023 (2025)), built on CDVAE (Xie et al., ICLR 2022);
-the working details and the reference's defects are in ``shared/design/method.md``.
+Paper: ConditionCDVAE+ (Sci. Rep. 15, 23023 (2025)), built on CDVAE (Xie et al., ICLR 2022).
+Where this implementation departs from the public reference code (and why) is said at each
+place below and in the README's model section.
 
 One training step on a batch (:meth:`ConditionCDVAEPlus.forward`):
 

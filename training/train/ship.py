@@ -1,6 +1,6 @@
 """Ship a finished training run under ``models/<name>/``: small weights plus the training record.
 
-    python -m training.train.ship var/runs/NAME models/NAME
+    vdwgen ship var/runs/NAME models/NAME
 
 Copies into the destination:
 
@@ -15,7 +15,6 @@ Copies into the destination:
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import shutil
@@ -39,6 +38,8 @@ def _seconds(path: Path) -> tuple[int, float]:
 def ship(run: Path, dest: Path) -> Path:
     """Write the shipped form of ``run`` to ``dest``; returns the weights path."""
     run, dest = Path(run), Path(dest)
+    if not run.is_dir():
+        raise TrainingError(f"no run folder at {run}")
     if not (run / "model.pt").exists():
         raise TrainingError(f"{run} has no model.pt: the run is not finished (vdwgen train --resume)")
     trained = load_trained(run / "model.pt")
@@ -46,7 +47,8 @@ def ship(run: Path, dest: Path) -> Path:
     weights = save_weights(trained, dest / "model.pt", half=True)
     size = weights.stat().st_size
     if size > MAX_BYTES:
-        raise TrainingError(f"{weights} is {size / 1e6:.1f} MB, over the {MAX_BYTES / 1e6:.1f} MB limit for committed weights")
+        raise TrainingError(f"{weights} is {size / 1e6:.1f} MB, over the {MAX_BYTES / 1e6:.1f} MB limit "
+                            "for committed weights")
     for name in ("config.yaml", "metrics.csv", "gan_metrics.csv"):
         if (run / name).exists():
             shutil.copyfile(run / name, dest / name)
@@ -59,15 +61,3 @@ def ship(run: Path, dest: Path) -> Path:
     (dest / "training.json").write_text(json.dumps(record, indent=2))
     return weights
 
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Ship a finished run under models/.")
-    parser.add_argument("run", type=Path)
-    parser.add_argument("dest", type=Path)
-    args = parser.parse_args(argv)
-    print(f"wrote {ship(args.run, args.dest)}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

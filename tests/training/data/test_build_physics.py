@@ -18,7 +18,8 @@ from vdwgen.cli import main
 pytestmark = pytest.mark.slow
 
 MONOLAYERS = "S-Ga-Ga-S,Se-In-In-Se"
-# CHGNet + D3 lattice constants measured for the design notes (shared/design/dataset.md)
+# CHGNet + D3 lattice constants of these monolayers, as measured when the dataset was built
+# (data/janus_iii_vi/monolayers.json holds the same E(a) minima)
 EXPECTED_A = {"S-Ga-Ga-S": 3.602, "Se-In-In-Se": 4.017}
 
 

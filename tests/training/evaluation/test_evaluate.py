@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from pymatgen.core import Structure
 
-from vdwgen.cli import main
 from scoring.validity import compositionally_valid, structurally_valid
+from vdwgen.cli import main
 
 ROOT = Path(__file__).resolve().parents[3]
 STAGES = ("reconstruction", "samples", "generation", "energy_targets", "formulas", "relaxation", "latent")
@@ -95,7 +95,7 @@ def test_bad_arguments_name_the_problem(tmp_path: Path, capsys: pytest.CaptureFi
 def test_novelty_scan_is_the_same_with_two_workers_and_resumes(tmp_path: Path) -> None:
     import pandas as pd
 
-    from training.evaluation.evaluate import novel_indices
+    from training.evaluation.novelty_scan import novel_indices
 
     table = ROOT / "data" / "janus_iii_vi" / "bilayers.parquet"
     frame = pd.read_parquet(table)

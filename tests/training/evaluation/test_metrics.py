@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from pymatgen.core import Lattice, Structure
 
+from scoring.validity import compositionally_valid, min_distance, structurally_valid
 from training.data.crystal import Crystal
 from training.data.janus import load_janus_dataset
 from training.evaluation.reconstruction import reconstruction_metrics
-from scoring.validity import compositionally_valid, min_distance, structurally_valid
 
 
 def _pair(distance: float) -> Structure:

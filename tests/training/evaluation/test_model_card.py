@@ -1,4 +1,4 @@
-"""The issue-3 figures driver end to end on tiny trained models: every stage computed from real samples."""
+"""`vdwgen model-card` end to end on tiny trained models: every stage computed from real samples."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from training.evaluation import model_card
+from training.evaluation.selection import TRAINING_FORMULAS
 from vdwgen.cli import main
 
 
@@ -19,9 +19,9 @@ def runs(tiny_runs: dict[str, Path]) -> tuple[Path, Path]:
 def test_figures_from_real_samples(runs: tuple[Path, Path], tmp_path: Path) -> None:
     model, baseline = runs
     out = tmp_path / "metrics.json"
-    argv = ["--model", str(model), "--baseline", str(baseline), "--out", str(out), "--steps-per-level", "1",
-            "--recon-limit", "3", "--samples", "4", "--per-target", "3"]
-    assert model_card.main(argv) == 0
+    argv = ["model-card", "--model", str(model), "--baseline", str(baseline), "--out", str(out),
+            "--steps-per-level", "1", "--recon-limit", "3", "--samples", "4", "--per-target", "3"]
+    assert main(argv) == 0
     figures = json.loads(out.read_text())
     assert figures["parameters"]["model"]["generator"] > 0 and figures["parameters"]["baseline"]["generator"] == 0
     assert figures["reconstruction"]["model"]["count"] == 3
@@ -30,9 +30,9 @@ def test_figures_from_real_samples(runs: tuple[Path, Path], tmp_path: Path) -> N
     for row in figures["energy_targets"].values():
         assert row["ratio_100"]["median"] == row["ratio_100"]["median"]  # a number, not NaN
         assert row["target"] < 0
-    assert set(figures["formula_hits"]) == set(model_card.FORMULAS)
+    assert set(figures["formula_hits"]) == set(TRAINING_FORMULAS)
     assert figures["formula_hits"]["GaInSSe"]["cell"] == {"Ga": 2, "In": 2, "S": 2, "Se": 2}
     # a rerun keeps finished stages instead of recomputing them
     before = out.read_text()
-    assert model_card.main(argv) == 0
+    assert main(argv) == 0
     assert out.read_text() == before
