@@ -31,14 +31,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from serving.request import GenerationRequest
+from scoring.validity import compositionally_valid, structurally_valid
 from serving.engine import Engine
+from serving.request import GenerationRequest
 from training.data.janus import load_janus_dataset
 from training.evaluation.reconstruction import reconstruction_metrics
 from training.model.langevin import AnnealedLangevin, CrystalDecoder, LangevinSettings
 from training.sample import Sampler
 from training.train.weights import load_trained
-from scoring.validity import compositionally_valid, structurally_valid
 
 
 def _reset_peak_memory() -> bool:

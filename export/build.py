@@ -27,12 +27,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from export.graphs import ConditionGraph, FusionHeadsGraph, HalfStored, UnconditionalHeadsGraph
+from core.errors import VdwgenError
 from core.manifest import MANIFEST, write_manifest
+from export.graphs import ConditionGraph, FusionHeadsGraph, HalfStored, UnconditionalHeadsGraph
 from training.data.janus import load_janus_dataset
 from training.model.langevin import AnnealedLangevin, CrystalDecoder, LangevinSettings
 from training.train.weights import TrainedModel, load_trained
-from core.errors import VdwgenError
 
 ONNX_TOLERANCE = 1e-5
 DECODER_TOLERANCE_A = 1e-4
@@ -115,7 +115,9 @@ def _decoder_parity(path: Path, decoder: CrystalDecoder, heads: torch.nn.Module,
     atom_lattice = lattice.repeat_interleave(num_atoms, dim=0)
     worst = float(torch.bmm(d.unsqueeze(1), atom_lattice).squeeze(1).norm(dim=-1).max())
     if worst > DECODER_TOLERANCE_A:
-        raise ExportError(f"decoder.pt moves atoms {worst:.2e} Å away from the eager decoding (> {DECODER_TOLERANCE_A} Å)")
+        raise ExportError(
+            f"decoder.pt moves atoms {worst:.2e} Å away from the eager decoding (> {DECODER_TOLERANCE_A} Å)"
+        )
     return worst
 
 
@@ -203,7 +205,7 @@ def export_artifact(weights: Path, out: Path, name: str | None = None,
     sigmas = model.coord_sigmas
     manifest = {
         "name": name or out.name,
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "model": {
             "condition": model.config.condition, "latent_dim": model.config.latent_dim,
             "cond_dim": max(model.cond_in, 1), "noise_dim": trained.config.gan.noise_dim if conditional else 0,

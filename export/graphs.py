@@ -72,7 +72,9 @@ class FusionHeadsGraph(nn.Module):
         self.heads = GenerationHeads(model)
         self.cond_width = max(model.cond_in, 1)
 
-    def forward(self, z: Tensor, cond: Tensor, num_atoms_override: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    def forward(
+        self, z: Tensor, cond: Tensor, num_atoms_override: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
         return self.heads(z, cond, num_atoms_override)
 
 

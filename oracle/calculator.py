@@ -1,8 +1,8 @@
 """The physics oracle: CHGNet (weights shipped in its wheel) + DFT-D3.
 
 It labels the dataset (``training.data``) and checks generated crystals
-(:mod:`scoring.oracle_check`), so it sits below both and imports neither. Heavy packages (CHGNet, torch, dftd3) are imported only when an
-:class:`Oracle` is built.
+(:mod:`scoring.oracle_check`), so it sits below both and imports neither. Heavy packages (CHGNet, torch, dftd3)
+are imported only when an :class:`Oracle` is built.
 
 Energies are CHGNet 0.3.0 total energies plus the D3 dispersion energy with zero
 damping and PBE parameters, no three-body term.  CHGNet was fitted to Materials

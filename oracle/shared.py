@@ -16,7 +16,8 @@ from oracle.calculator import Oracle
 
 
 class OracleError(VdwgenError):
-    """The oracle cannot do what was asked (missing packages or references, bad input); the message names the problem."""
+    """The oracle cannot do what was asked (missing packages or references, bad input); the message names the
+    problem."""
 
 
 _ORACLE: Oracle | None = None

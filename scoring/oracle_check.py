@@ -1,8 +1,8 @@
 """Check generated crystals with the physics oracle that labelled the dataset.
 
 The model predicts a formation energy; the oracle says what the physics of the dataset
-gives for the same crystal. The protocol is the paper's relaxation check: a fixed-cell relaxation of **all** atomic positions (a generated crystal does
-not sit on the layers' high-symmetry sites, so in-plane forces need not vanish) with
+gives for the same crystal. The protocol is the paper's relaxation check: a fixed-cell relaxation of **all** atomic
+positions (a generated crystal does not sit on the layers' high-symmetry sites, so in-plane forces need not vanish) with
 CHGNet 0.3.0 + DFT-D3 (zero damping, PBE; :mod:`oracle.calculator`), D3 periodic in-plane
 only (a slab: the vacuum along c never matters), batched FIRE until the largest atomic
 force is below ``fmax = 0.05 eV/Å`` or ``500`` steps have passed.
@@ -23,24 +23,19 @@ Imports neither ``training`` nor, until an oracle is built, torch or CHGNet.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import itertools
-import json
 import math
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from pymatgen.core import Structure
 
-from core.errors import VdwgenError
-from scoring.layers import analyse_layers
 from oracle.calculator import Oracle, RelaxResult
 from oracle.convention import formation_energy
 from oracle.shared import OracleError, get_oracle, torch_threads
+from scoring.layers import analyse_layers
 from scoring.validity import MIN_DISTANCE, structurally_valid
 
 FMAX = 0.05

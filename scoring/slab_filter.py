@@ -145,7 +145,9 @@ def cannot_match(s1: SlabProfile | None, s2: SlabProfile | None, matcher: Struct
     for sign in (1.0, -1.0):
         g = np.mod(sign * s1.heights, 1.0)
         # a feasible shift, if any, can be taken at the left end of one pair's arc of feasible shifts
-        starts = np.concatenate([(s2.heights[m2][None, :] - g[m1][:, None]).ravel() for m1, m2 in zip(groups1, groups2)])
+        starts = np.concatenate(
+            [(s2.heights[m2][None, :] - g[m1][:, None]).ravel() for m1, m2 in zip(groups1, groups2)]
+        )
         for t in np.unique(np.mod(starts - eps, 1.0)):
             if all(_assignable(g[m1] + t, s2.heights[m2], tol) for m1, m2 in zip(groups1, groups2)):
                 return False

@@ -22,13 +22,13 @@ from functools import lru_cache
 from pathlib import Path
 
 from core.manifest import Manifest, sha256
-from serving.request import CheckedRequest
-from serving.engine import Engine, GenerationInterrupted, GenerationResult
-from store.database import RunInfo, Store
+from core.paths import dataset_dir, repo_root
 from scoring.batch import score_crystals
 from scoring.novelty import TrainingSet
 from scoring.record import CandidateRecord
-from core.paths import dataset_dir, repo_root
+from serving.engine import Engine, GenerationInterrupted, GenerationResult
+from serving.request import CheckedRequest
+from store.database import RunInfo, Store
 
 Progress = Callable[[str, int, int], None]
 """Called with (stage, done, total); stages: ``decoding``, ``scoring``."""

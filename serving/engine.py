@@ -19,8 +19,8 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import NamedTuple
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -28,7 +28,6 @@ from pymatgen.core import Lattice, Structure
 
 from core.manifest import ArtifactError, Manifest, read_manifest
 from serving.request import CheckedRequest, GenerationRequest, check_request
-from core import chemistry
 
 DECODE_BATCH = 128
 """Crystals decoded together (the eager sampler uses the same, so seeds give the same crystals)."""

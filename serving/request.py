@@ -7,10 +7,9 @@ against the model it serves (:func:`check_request`) and answers bad input with a
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import Literal
-
-import math
 
 from core import chemistry
 from core.errors import VdwgenError

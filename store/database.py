@@ -35,9 +35,9 @@ from typing import TYPE_CHECKING
 
 import duckdb
 
-from store.schema import MIGRATIONS, SCHEMA_VERSION
 from core.errors import VdwgenError
 from core.paths import data_dir
+from store.schema import MIGRATIONS, SCHEMA_VERSION
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -72,7 +72,7 @@ _OPEN_LOCK = threading.Lock()
 
 
 def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 def _finite(value: float | None) -> float | None:

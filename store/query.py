@@ -24,8 +24,8 @@ from dataclasses import dataclass
 import duckdb
 import pandas as pd
 
-from store.database import Store
 from core.errors import VdwgenError
+from store.database import Store
 
 ROW_CAP = 10_000
 TIMEOUT_S = 10.0

@@ -26,15 +26,16 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from core import chemistry
 from training.data.crystal import Crystal, CrystalDataset
 from training.model.batching import training_batch
 from training.model.gan import Generator
 from training.model.generation import GenerationHeads
 from training.model.langevin import AnnealedLangevin, CrystalDecoder, LangevinSettings
 from training.train.weights import TrainedModel
-from core import chemistry
 
 DEFAULT_RATIO = 100
+DEFAULT_LANGEVIN = LangevinSettings()  # frozen dataclass: safe to share as an argument default
 
 
 @dataclass
@@ -76,7 +77,7 @@ class Sampler:
             same to get the same crystals).
     """
 
-    def __init__(self, trained: TrainedModel, settings: LangevinSettings = LangevinSettings(),
+    def __init__(self, trained: TrainedModel, settings: LangevinSettings = DEFAULT_LANGEVIN,
                  batch_size: int = 128) -> None:
         self.trained = trained
         self.model = trained.model.eval()
@@ -98,7 +99,9 @@ class Sampler:
         return torch.zeros(n, max(self.model.cond_in, 1))
 
     @torch.no_grad()
-    def energy_latents(self, target: float, n: int, seed: int, ratio: int = DEFAULT_RATIO) -> tuple[Tensor, Tensor, Tensor]:
+    def energy_latents(
+        self, target: float, n: int, seed: int, ratio: int = DEFAULT_RATIO
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """Screened latents for a formation-energy target (eV/atom).
 
         Draws ``n * ratio`` latents from the generator and keeps the ``n`` whose predicted
@@ -153,7 +156,9 @@ class Sampler:
             raise ValueError("re-predicting a crystal's property needs a property head that reads z")
         mus = []
         for start in range(0, len(crystals), self.batch_size):
-            batch = training_batch([_with_property(c) for c in crystals[start:start + self.batch_size]], self.model.vocab)
+            batch = training_batch(
+                [_with_property(c) for c in crystals[start:start + self.batch_size]], self.model.vocab
+            )
             mus.append(self.model.encoder(batch.frac_coords, batch.atomic_numbers, batch.lattice, batch.num_atoms)[0])
         mu = torch.cat(mus)
         return self.model.property_embedding.unstandardise(self.model.predict_property(mu)).numpy()
@@ -243,5 +248,7 @@ def _with_property(crystal: Crystal) -> Crystal:
 
 def as_dataset(crystals: list[Crystal], name: str) -> CrystalDataset:
     """Generated crystals as a dataset (ids made unique by position)."""
-    renamed = [Crystal(f"{name}-{i}", c.lattice, c.species, c.frac_coords, c.properties) for i, c in enumerate(crystals)]
+    renamed = [
+        Crystal(f"{name}-{i}", c.lattice, c.species, c.frac_coords, c.properties) for i, c in enumerate(crystals)
+    ]
     return CrystalDataset(renamed, name=name, property_names=())

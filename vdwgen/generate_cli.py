@@ -36,9 +36,9 @@ def run_generate(request: GenerationRequest, artifacts: Path | None = None, out:
                  db: Path | None = None, device: str | None = None) -> int:
     """Answer ``request`` with the model in ``artifacts`` (default: the first that serves its mode), write
     POSCAR/CIF files to ``out``, store the run in ``db``; print the scored records."""
+    from services.generation import generate_and_score, generate_and_store
     from serving.artifacts import find_artifact
     from serving.engine import Engine
-    from services.generation import generate_and_score, generate_and_store
 
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from store.database import Store, open_store
+from core.errors import VdwgenError
+from store.database import open_store
 from store.files import selected_ids, write_poscars
 from store.query import run_query
-from core.errors import VdwgenError
 
 
 def run_query_command(sql: str, db: Path | None, max_rows: int) -> int:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from services.verification import Verified, VerificationInterrupted, named_ids, verify_candidates
+from services.verification import VerificationInterrupted, Verified, named_ids, verify_candidates
 from store.database import open_store
 
 

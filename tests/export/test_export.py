@@ -4,28 +4,18 @@ exported here and on the shipped default."""
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
-import sys
-import warnings
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from pymatgen.core import Composition, Structure
 
+from core.manifest import read_manifest
 from export.build import ExportError, export_artifact
-from core.manifest import ArtifactError, read_manifest
-from serving.request import GenerationRequest, RequestError
 from serving.engine import Engine
 from training.model.langevin import AnnealedLangevin, CrystalDecoder, LangevinSettings
 from training.sample import Sampler
-from training.train.ship import ship
 from training.train.weights import load_trained
-from vdwgen.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -48,7 +38,10 @@ def test_manifest_lists_hashed_files_and_parity(artifacts: dict[str, Path]) -> N
     assert set(read_manifest(artifacts["baseline"]).files) == {"fusion_heads.onnx", "decoder.pt"}
 
 
-SHIPPED = {"model": ROOT / "artifacts" / "cdvae-plus-janus", "weights": ROOT / "models" / "cdvae-plus-janus" / "model.pt"}
+SHIPPED = {
+    "model": ROOT / "artifacts" / "cdvae-plus-janus",
+    "weights": ROOT / "models" / "cdvae-plus-janus" / "model.pt",
+}
 
 
 @pytest.fixture(params=["tiny", "shipped"])

@@ -16,10 +16,10 @@ import pandas as pd
 import pytest
 from pymatgen.core import Lattice, Structure
 
-from scoring.novelty import table_structure
-from scoring.oracle_check import check_with_oracle, displacement_rmsd, input_problem
 from oracle.convention import load_references
 from oracle.shared import OracleError, get_oracle
+from scoring.novelty import table_structure
+from scoring.oracle_check import check_with_oracle, displacement_rmsd, input_problem
 
 DATASET = Path(__file__).resolve().parents[2] / "data" / "janus_iii_vi"  # the committed dataset
 TABLE = DATASET / "bilayers.parquet"

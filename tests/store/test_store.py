@@ -13,11 +13,11 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pytest
-from pymatgen.core import Lattice, Structure
+from pymatgen.core import Structure
 
+from scoring.record import candidate_record
 from store.database import CANDIDATE_COLUMNS, RunInfo, StoreError, close_store, open_store
 from store.query import EXAMPLES, QueryRefused, run_query
-from scoring.record import candidate_record
 from store.schema import SCHEMA_VERSION
 
 ROOT = Path(__file__).resolve().parents[2]

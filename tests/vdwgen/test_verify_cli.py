@@ -10,16 +10,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
 from pymatgen.core import Structure
 
+from scoring.record import candidate_record
 from store.database import RunInfo, close_store, open_store
 from store.query import run_query
-from scoring.record import candidate_record
 from vdwgen.cli import main
-from scoring.novelty import table_structure
 
 ROOT = Path(__file__).resolve().parents[2]
 TABLE = ROOT / "data" / "janus_iii_vi" / "bilayers.parquet"  # the committed dataset (the CLI's default)
@@ -41,7 +38,9 @@ def _store_one(db: Path, structure: Structure, predicted: float) -> int:
 
 @pytest.mark.slow
 @pytest.mark.skipif(not TABLE.is_file(), reason="the committed dataset is not in this checkout")
-def test_verify_stores_the_oracle_check(perturbed_dataset_bilayer, db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_verify_stores_the_oracle_check(
+    perturbed_dataset_bilayer, db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     structure, label = perturbed_dataset_bilayer()
     cid = _store_one(db, structure, label + 0.02)
     assert main(["verify", str(cid), "--db", str(db)]) == 0

@@ -24,12 +24,12 @@ import numpy as np
 import pandas as pd
 from pymatgen.core import Composition
 
+from oracle.convention import formation_energy
 from training.data.geometry import bilayer_structure
 from training.data.recipe import BilayerConfig
 from training.data.references import anion_corrections
 from training.data.splits import grouped_split, random_split
 from training.data.stages import Protocol, stacked_heights
-from oracle.convention import formation_energy
 
 TABLE_NAME = "bilayers.parquet"
 

@@ -26,9 +26,9 @@ from typing import Any
 
 from tqdm import tqdm
 
+from core.errors import VdwgenError
 from training.data.recipe import BilayerConfig, Monolayer, enumerate_bilayers, enumerate_monolayers
 from training.data.stages import Protocol
-from core.errors import VdwgenError
 
 _ORACLE: Any = None  # one per worker process
 

@@ -151,7 +151,9 @@ def radius_graph_pbc(
     n_at = num_atoms[pair_crystal]
     pair_target = atom_start[pair_crystal] + torch.div(p, n_at, rounding_mode="floor")
     pair_source = atom_start[pair_crystal] + p % n_at
-    pair_base = torch.ceil(-reach[pair_crystal] - slack - (frac_wrapped[pair_source] - frac_wrapped[pair_target])).long()
+    pair_base = torch.ceil(
+        -reach[pair_crystal] - slack - (frac_wrapped[pair_source] - frac_wrapped[pair_target])
+    ).long()
 
     # candidates: every pair with every image of its window, lexicographic within the window
     per_pair = images_per_pair[pair_crystal]

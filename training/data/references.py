@@ -82,8 +82,8 @@ def relax_references(oracle: Oracle, elements: Iterable[str]) -> dict[str, dict]
 
 def anion_corrections() -> dict[str, float]:
     """MP2020 composition corrections (eV per anion atom) for S, Se and Te, from pymatgen."""
-    import yaml
     import pymatgen.entries as entries_pkg
+    import yaml
 
     path = Path(entries_pkg.__file__).parent / "MP2020Compatibility.yaml"
     if not path.exists():  # moved between pymatgen releases

@@ -23,6 +23,7 @@ import numpy as np
 from scipy.interpolate import CubicSpline
 from scipy.optimize import minimize_scalar
 
+from oracle.calculator import Oracle
 from training.data.geometry import (
     LayerGeometry,
     bilayer_structure,
@@ -31,7 +32,6 @@ from training.data.geometry import (
     monolayer_structure,
 )
 from training.data.recipe import BilayerConfig, Monolayer
-from oracle.calculator import Oracle
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,9 @@ One training step on a batch (:meth:`ConditionCDVAEPlus.forward`):
 4. one noise level per crystal; coordinates get Cartesian Gaussian noise, types are
    resampled from ``one_hot + sigma_t * predicted composition``;
 5. the decoder sees the noisy crystal on the true lattice (teacher forcing) or on the
-   predicted one (clamped to a valid cell, no gradient back into the lattice head), and predicts the displacement back to the clean coordinates in units of
-   sigma (denoising score matching) and the clean types (cross entropy scaled by 1/sigma_t).
+   predicted one (clamped to a valid cell, no gradient back into the lattice head), and predicts the displacement
+   back to the clean coordinates in units of sigma (denoising score matching) and the clean types (cross entropy
+   scaled by 1/sigma_t).
 """
 
 from __future__ import annotations
@@ -284,7 +285,9 @@ class ConditionCDVAEPlus(nn.Module):
         return coord, types
 
 
-def _masked(embed: nn.Module, value: Tensor | None, null: Tensor, keep: Tensor | None, batch: int | torch.SymInt) -> Tensor:
+def _masked(
+    embed: nn.Module, value: Tensor | None, null: Tensor, keep: Tensor | None, batch: int | torch.SymInt
+) -> Tensor:
     """``embed(value)`` row by row where ``keep`` (all rows when None), the null vector elsewhere."""
     empty = null.unsqueeze(0).expand(batch, -1)
     if value is None:

@@ -75,7 +75,9 @@ class EquiformerConfig:
         if self.cutoff <= 0:
             raise ValueError(f"cutoff must be > 0 Å, got {self.cutoff}")
         if self.grid_resolution < 2 * (self.lmax + 1):
-            raise ValueError(f"grid_resolution must be >= 2 (lmax + 1) = {2 * (self.lmax + 1)}, got {self.grid_resolution}")
+            raise ValueError(
+                f"grid_resolution must be >= 2 (lmax + 1) = {2 * (self.lmax + 1)}, got {self.grid_resolution}"
+            )
 
     @classmethod
     def paper(cls) -> "EquiformerConfig":
@@ -129,8 +131,12 @@ class EquiformerBackbone(nn.Module):
         edge_features = c.num_distance_basis + 2 * c.edge_channels + edge_condition_dim
         self.wigner = WignerD(c.lmax)
         self.register_buffer("kept", torch.tensor(m_major_indices(c.lmax, c.mmax), dtype=torch.long))
-        self.edge_degree = EdgeDegreeEmbedding(c.lmax, c.sphere_channels, edge_features, c.edge_channels, float(c.max_neighbors))
-        self.attention_norms = nn.ModuleList([EquivariantLayerNorm(c.lmax, c.sphere_channels) for _ in range(c.num_layers)])
+        self.edge_degree = EdgeDegreeEmbedding(
+            c.lmax, c.sphere_channels, edge_features, c.edge_channels, float(c.max_neighbors)
+        )
+        self.attention_norms = nn.ModuleList(
+            [EquivariantLayerNorm(c.lmax, c.sphere_channels) for _ in range(c.num_layers)]
+        )
         self.attentions = nn.ModuleList(
             [
                 EquivariantGraphAttention(
@@ -142,7 +148,10 @@ class EquiformerBackbone(nn.Module):
         )
         self.ffn_norms = nn.ModuleList([EquivariantLayerNorm(c.lmax, c.sphere_channels) for _ in range(c.num_layers)])
         self.ffns = nn.ModuleList(
-            [FeedForward(c.sphere_channels, c.ffn_hidden_channels, c.lmax, c.grid_resolution) for _ in range(c.num_layers)]
+            [
+                FeedForward(c.sphere_channels, c.ffn_hidden_channels, c.lmax, c.grid_resolution)
+                for _ in range(c.num_layers)
+            ]
         )
         self.final_norm = EquivariantLayerNorm(c.lmax, c.sphere_channels)
 
@@ -158,7 +167,9 @@ class EquiformerBackbone(nn.Module):
         num_nodes = frac_coords.size(0)
         batch = batch_index(num_atoms)
         with torch.no_grad():
-            edge_index, offsets, _ = radius_graph_pbc(frac_coords.detach(), lattice.detach(), num_atoms, self.cutoff, self.max_neighbors)
+            edge_index, offsets, _ = radius_graph_pbc(
+                frac_coords.detach(), lattice.detach(), num_atoms, self.cutoff, self.max_neighbors
+            )
         vectors = edge_vectors(frac_coords, lattice, batch, edge_index, offsets).to(type_weights.dtype)
         distances = torch.linalg.vector_norm(vectors, dim=1)
         source = edge_index[0]
@@ -180,10 +191,14 @@ class EquiformerBackbone(nn.Module):
         rotation_back = rotation_in.transpose(1, 2)  # (E, L, K)
 
         scalars = self.type_embedding(type_weights) + node_scalars
-        x = torch.zeros(num_nodes, num_coefficients(self.lmax), self.channels, dtype=scalars.dtype, device=scalars.device)
+        x = torch.zeros(
+            num_nodes, num_coefficients(self.lmax), self.channels, dtype=scalars.dtype, device=scalars.device
+        )
         x = torch.cat([scalars.unsqueeze(1), x[:, 1:]], dim=1)
         x = x + self.edge_degree(edge_features, rotation_back, envelope, target, num_nodes)
-        for attention_norm, attention, ffn_norm, ffn in zip(self.attention_norms, self.attentions, self.ffn_norms, self.ffns):
+        for attention_norm, attention, ffn_norm, ffn in zip(
+            self.attention_norms, self.attentions, self.ffn_norms, self.ffns
+        ):
             x = x + attention(attention_norm(x), edge_features, rotation_in, rotation_back, envelope, edge_index)
             x = x + ffn(ffn_norm(x))
         return self.final_norm(x), batch
@@ -211,7 +226,9 @@ class EquiformerEncoder(nn.Module):
         self.mu = nn.Linear(config.sphere_channels, latent_dim)
         self.logvar = nn.Linear(config.sphere_channels, latent_dim)
 
-    def forward(self, frac_coords: Tensor, atom_types: Tensor, lattice: Tensor, num_atoms: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(
+        self, frac_coords: Tensor, atom_types: Tensor, lattice: Tensor, num_atoms: Tensor
+    ) -> tuple[Tensor, Tensor]:
         if atom_types.numel() > 0 and (int(atom_types.min()) < 1 or int(atom_types.max()) > self.num_elements):
             raise ValueError(f"atom_types must be atomic numbers in 1..{self.num_elements}")
         dtype = lattice.dtype
@@ -219,7 +236,9 @@ class EquiformerEncoder(nn.Module):
         zeros = torch.zeros(frac_coords.size(0), self.channels, dtype=dtype, device=lattice.device)
         no_condition = torch.zeros(lattice.size(0), 0, dtype=dtype, device=lattice.device)
         x, batch = self.backbone(frac_coords.to(dtype), one_hot, zeros, lattice, num_atoms, no_condition)
-        sums = torch.zeros(lattice.size(0), self.channels, dtype=dtype, device=lattice.device).index_add(0, batch, x[:, 0])
+        sums = torch.zeros(lattice.size(0), self.channels, dtype=dtype, device=lattice.device).index_add(
+            0, batch, x[:, 0]
+        )
         pooled = sums / num_atoms.to(dtype).clamp(min=1.0).unsqueeze(-1)
         hidden = self.readout(pooled)
         return self.mu(hidden), self.logvar(hidden)
@@ -255,7 +274,9 @@ class EquiformerDecoder(nn.Module):
         self.latent_to_edge = nn.Linear(latent_dim, config.edge_channels)
         self.score_head = nn.Linear(config.sphere_channels, 1, bias=False)
         self.type_head = nn.Sequential(
-            nn.Linear(config.sphere_channels, config.sphere_channels), nn.SiLU(), nn.Linear(config.sphere_channels, num_types)
+            nn.Linear(config.sphere_channels, config.sphere_channels),
+            nn.SiLU(),
+            nn.Linear(config.sphere_channels, num_types),
         )
 
     def forward(

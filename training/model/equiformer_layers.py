@@ -98,10 +98,15 @@ class SO2Convolution(nn.Module):
         n0 = lmax + 1
         self.linear_m0 = nn.Linear(n0 * in_channels, n0 * out_channels + extra_scalars)
         self.linears_m = nn.ModuleList(
-            [nn.Linear((lmax + 1 - m) * in_channels, 2 * (lmax + 1 - m) * out_channels, bias=False) for m in range(1, mmax + 1)]
+            [
+                nn.Linear((lmax + 1 - m) * in_channels, 2 * (lmax + 1 - m) * out_channels, bias=False)
+                for m in range(1, mmax + 1)
+            ]
         )
         radial_size = sum((lmax + 1 - m) * in_channels for m in range(mmax + 1))
-        self.radial = RadialMLP(max(radial_features, 1), radial_hidden, radial_size) if self.use_radial else nn.Identity()
+        self.radial = (
+            RadialMLP(max(radial_features, 1), radial_hidden, radial_size) if self.use_radial else nn.Identity()
+        )
 
     def forward(self, x: Tensor, radial: Tensor) -> tuple[Tensor, Tensor]:
         num_edges = x.size(0)
@@ -162,7 +167,9 @@ class EdgeDegreeEmbedding(nn.Module):
         self.rescale = rescale
         self.radial = RadialMLP(edge_features, radial_hidden, (lmax + 1) * channels)
 
-    def forward(self, edge_features: Tensor, rotation_back: Tensor, envelope: Tensor, target: Tensor, num_nodes: int) -> Tensor:
+    def forward(
+        self, edge_features: Tensor, rotation_back: Tensor, envelope: Tensor, target: Tensor, num_nodes: int
+    ) -> Tensor:
         n0 = self.lmax + 1
         m0 = self.radial(edge_features).reshape(-1, n0, self.channels) * envelope.view(-1, 1, 1)
         messages = torch.bmm(rotation_back[:, :, :n0], m0)  # (E, L, C)
@@ -242,7 +249,8 @@ class EquivariantGraphAttention(nn.Module):
         k = values.size(1)
         values = values.reshape(num_edges, k, self.num_heads, self.value_channels)
         values = values * (attention * envelope.unsqueeze(-1)).view(num_edges, 1, self.num_heads, 1)
-        messages = torch.bmm(rotation_back, values.reshape(num_edges, k, self.num_heads * self.value_channels))  # (E, L, H*V)
+        # (E, L, H*V)
+        messages = torch.bmm(rotation_back, values.reshape(num_edges, k, self.num_heads * self.value_channels))
         out = torch.zeros(x.size(0), messages.size(1), messages.size(2), dtype=x.dtype, device=x.device)
         return self.projection(out.index_add(0, target, messages))
 

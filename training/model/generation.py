@@ -36,7 +36,9 @@ class GenerationHeads(nn.Module):
         self.conditional = model.fusion is not None
         self.register_buffer("size_mask", model.cell_size_counts[1:] == 0)
 
-    def forward(self, z: Tensor, cond: Tensor, num_atoms_override: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    def forward(
+        self, z: Tensor, cond: Tensor, num_atoms_override: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
         m = self.model
         z_c = m.fusion(z, cond) if self.conditional and m.fusion is not None else z
         logits = m.natoms_head(z_c).masked_fill(self.size_mask, float("-inf"))

@@ -2,7 +2,8 @@
 
 A YAML file has the sections ``model`` (with ``encoder`` / ``decoder`` holding
 :class:`EquiformerConfig` fields), ``train`` (stage 1) and ``gan`` (stage 2,
-:class:`GanTrainConfig`); unknown keys are refused with the list of valid ones.  ``--set section.key=value`` overrides on the command line use the same names.
+:class:`GanTrainConfig`); unknown keys are refused with the list of valid ones.  ``--set section.key=value``
+overrides on the command line use the same names.
 """
 
 from __future__ import annotations

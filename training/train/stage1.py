@@ -38,7 +38,9 @@ TERMS = ("natoms", "lattice", "coord", "type", "kl", "composition", "property", 
 def build_model(config: RunConfig, train: CrystalDataset, elements: Iterable[str] | None = None) -> ConditionCDVAEPlus:
     """A fresh model whose scalers are fitted on ``train``; its vocabulary is ``elements``
     (default: the elements of ``train``)."""
-    vocab = ElementVocabulary.from_symbols(elements if elements is not None else {el for c in train for el in c.species})
+    vocab = ElementVocabulary.from_symbols(
+        elements if elements is not None else {el for c in train for el in c.species}
+    )
     values = train.property_array(PROPERTY)
     batch = training_batch(list(train), vocab)
     scaler = LatticeScaler.fit(batch.lengths, batch.angles, batch.num_atoms)

@@ -19,12 +19,12 @@ from pathlib import Path
 
 import torch
 
+from core.errors import VdwgenError
 from training.model.cdvae import ConditionCDVAEPlus
 from training.model.conditions import ElementVocabulary
 from training.model.gan import Generator
 from training.model.heads import LatticeScaler
 from training.train.config import RunConfig, config_from_dict
-from core.errors import VdwgenError
 
 WEIGHTS_FORMAT = 1
 
@@ -124,7 +124,9 @@ def load_trained(path: Path) -> TrainedModel:
             raise WeightsError(f"{path} holds no checkpoint.pt; train with `vdwgen train --out {path}`")
         state = torch.load(stage1, map_location="cpu", weights_only=False)
         gan_path = path / "gan.pt"
-        gen_state = torch.load(gan_path, map_location="cpu", weights_only=False)["generator"] if gan_path.exists() else None
+        gen_state = (
+            torch.load(gan_path, map_location="cpu", weights_only=False)["generator"] if gan_path.exists() else None
+        )
         return rebuild(state["config"], state["vocab"], state["model"], gen_state)
     if not path.exists():
         raise WeightsError(f"no model weights at {path}")

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from core.paths import dataset_dir
 from training.data.janus import LABELS, load_janus_dataset
 from training.data.recipe import enumerate_bilayers
-from core.paths import dataset_dir
 
 
 @pytest.fixture(scope="module")

@@ -73,7 +73,9 @@ def test_edge_frame_maps_edge_onto_y() -> None:
     torch.testing.assert_close(sh, 3**0.5 * vectors / vectors.norm(dim=1, keepdim=True))
 
 
-def _unimodular_cell(frac: torch.Tensor, lattice: torch.Tensor, num_atoms: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _unimodular_cell(
+    frac: torch.Tensor, lattice: torch.Tensor, num_atoms: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     m = torch.tensor([[1.0, 1.0, 0.0], [0.0, 1.0, 0.0], [1.0, 0.0, 1.0]], dtype=torch.float64)
     new_lattice = m @ lattice
     new_frac = torch.remainder(frac @ torch.linalg.inv(m), 1.0)
@@ -137,7 +139,9 @@ def test_scripted_matches_eager() -> None:
     decoder = EquiformerDecoder(TINY, latent_dim=LATENT, num_types=NUM_TYPES).eval()
     frac, types, lattice, num_atoms = (t.float() if t.is_floating_point() else t for t in random_crystals())
     scripted_encoder = torch.jit.script(encoder)
-    for eager_out, scripted_out in zip(encoder(frac, types, lattice, num_atoms), scripted_encoder(frac, types, lattice, num_atoms)):
+    for eager_out, scripted_out in zip(
+        encoder(frac, types, lattice, num_atoms), scripted_encoder(frac, types, lattice, num_atoms)
+    ):
         torch.testing.assert_close(scripted_out, eager_out, atol=1e-6, rtol=1e-5)
     type_probs = torch.softmax(torch.randn(frac.size(0), NUM_TYPES), dim=-1)
     z_c = torch.randn(2, LATENT)

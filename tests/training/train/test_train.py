@@ -14,7 +14,10 @@ from training.train.config import load_config
 from training.train.weights import load_trained
 from vdwgen.cli import main
 
-def test_tiny_run_resumes_and_refuses_to_overwrite(tiny_train_argv: Callable[..., list[str]], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+
+def test_tiny_run_resumes_and_refuses_to_overwrite(
+    tiny_train_argv: Callable[..., list[str]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "run"
     assert main(tiny_train_argv(out, 1)) == 0
     state = torch.load(out / "checkpoint.pt", weights_only=False)
@@ -89,7 +92,9 @@ def test_interrupted_and_resumed_run_equals_uninterrupted_run(tiny_train_argv: C
     assert [r["val_loss"] for r in rows_a] == [r["val_loss"] for r in rows_b]
 
 
-def test_interrupted_stage2_resumes_exactly(tiny_train_argv: Callable[..., list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_interrupted_stage2_resumes_exactly(
+    tiny_train_argv: Callable[..., list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Cut stage 2 off after its second epoch is stored, resume, and get the same generator."""
     import training.train.runfiles as runfiles
     import training.train.stage2 as stage2
@@ -141,7 +146,9 @@ def test_gan_plateau_scheduler_really_steps(tiny_train_argv: Callable[..., list[
     assert [float(r["lr_critic"]) for r in rows] == lr
 
 
-def test_shipped_weights_are_small_half_precision_and_equal_the_run(tiny_train_argv: Callable[..., list[str]], tmp_path: Path) -> None:
+def test_shipped_weights_are_small_half_precision_and_equal_the_run(
+    tiny_train_argv: Callable[..., list[str]], tmp_path: Path
+) -> None:
     from training.train.ship import ship
 
     run = tmp_path / "run"
