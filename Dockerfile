@@ -50,4 +50,5 @@ CMD ["streamlit", "run", "webapp/app.py", \
      "--server.address", "0.0.0.0", \
      "--server.port", "8501", \
      "--server.enableStaticServing", "true", \
-     "--browser.gatherUsageStats", "false"]
+     "--browser.gatherUsageStats", "false", \
+     "--client.toolbarMode", "viewer"]

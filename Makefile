@@ -30,7 +30,8 @@ $(STAMP): requirements-torch.txt requirements.txt pyproject.toml
 
 app: venv
 	$(VENV)/bin/streamlit run webapp/app.py --server.headless true \
-		--server.port $(PORT) --browser.gatherUsageStats false --server.enableStaticServing true
+		--server.port $(PORT) --browser.gatherUsageStats false --server.enableStaticServing true \
+		--client.toolbarMode viewer
 
 # Debian's chromium drives the real-browser test (tests/webapp/test_browser.py, through
 # Playwright with executable_path=/usr/bin/chromium). Nothing to do when it is there; as

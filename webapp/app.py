@@ -1,7 +1,7 @@
 """vdwgen web app: the entry point of `streamlit run webapp/app.py`.
 
 A thin shell around the product: it sets up the page and the navigation, and each page
-lives in ``webapp/pages/``. The app reads only files (model artifacts, the dataset
+lives in ``webapp/views/``. The app reads only files (model artifacts, the dataset
 Parquet) and never imports ``training``.
 """
 
@@ -21,17 +21,18 @@ except ModuleNotFoundError:  # pragma: no cover - depends on how the app is star
 
 from core import __version__
 
-st.set_page_config(
-    page_title="vdwgen - van der Waals bilayer design", page_icon=":material/layers:", layout="wide"
-)
+# An emoji favicon: the browser draws it from a local data: URL. A `:material/...:` page icon makes
+# the browser fetch an SVG from fonts.gstatic.com, which fails offline.
+PAGE_ICON = "🥞"
+st.set_page_config(page_title="vdwgen - van der Waals bilayer design", page_icon=PAGE_ICON, layout="wide")
 
 navigation = st.navigation(
     [
-        st.Page("pages/generate.py", title="Generate", icon=":material/auto_awesome:",
+        st.Page("views/generate.py", title="Generate", icon=":material/auto_awesome:",
                 default=True),
-        st.Page("pages/candidates.py", title="Candidates", icon=":material/database:"),
-        st.Page("pages/model.py", title="Model", icon=":material/model_training:"),
-        st.Page("pages/dataset.py", title="Dataset", icon=":material/table_chart:"),
+        st.Page("views/candidates.py", title="Candidates", icon=":material/database:"),
+        st.Page("views/model.py", title="Model", icon=":material/model_training:"),
+        st.Page("views/dataset.py", title="Dataset", icon=":material/table_chart:"),
     ]
 )
 st.sidebar.caption(f"vdwgen {__version__} - inverse design of van der Waals bilayers")

@@ -15,13 +15,13 @@ import time
 import streamlit as st
 from pymatgen.core import Structure
 
-from store.database import Store
 from core.errors import VdwgenError
 from core.paths import dataset_dir
-from store.files import poscar_name
-from scoring.oracle_check import FMAX, MAX_STEPS, input_problem
 from oracle.convention import load_references
+from scoring.oracle_check import FMAX, MAX_STEPS, input_problem
 from services.verification import verify_candidates
+from store.database import Store
+from store.files import poscar_name
 
 BUTTON_LABEL = "Check with the oracle (CHGNet + D3)"
 

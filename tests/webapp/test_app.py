@@ -8,16 +8,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
-from pymatgen.core import Composition, Structure
 import pytest
 import streamlit as st
+from pymatgen.core import Composition, Structure
 from streamlit.testing.v1 import AppTest
 
 from store.database import close_store
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "webapp" / "app.py"
-DATASET_PAGE = "pages/dataset.py"
+DATASET_PAGE = "views/dataset.py"
 
 
 @pytest.fixture
@@ -42,6 +42,13 @@ def _run(page: str | None = None) -> AppTest:
         at.switch_page(page).run(timeout=30)
         assert not at.exception, [e.value for e in at.exception]
     return at
+
+
+def _wait_for_the_run(at: AppTest) -> AppTest:
+    """The Generate page runs a request in a background thread: wait for it to end, then show the page again."""
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.session_state["generate_job"].wait(120), "the run did not end"
+    return at.run(timeout=60)
 
 
 def _infos(at: AppTest) -> str:
@@ -78,7 +85,7 @@ def test_generate_page_formula_request_on_the_shipped_model(shipped: Path) -> No
     at.text_input(key="generate_formula").set_value("GaInSSe")
     at.number_input(key="generate_count").set_value(2)
     at.number_input(key="generate_steps").set_value(1)
-    at.button(key="generate_run").click().run(timeout=120)
+    _wait_for_the_run(at.button(key="generate_run").click().run(timeout=120))
     assert not at.exception, [e.value for e in at.exception]
     table = at.dataframe[0].value
     assert list(table["formula"]) == ["Ga2In2S2Se2", "Ga2In2S2Se2"] and list(table["atoms"]) == [8, 8]
@@ -91,7 +98,7 @@ def test_generate_page_energy_request_and_bad_formula(shipped: Path) -> None:
     at.number_input(key="generate_count").set_value(2)
     at.number_input(key="generate_steps").set_value(1)
     at.number_input(key="generate_ratio").set_value(5)
-    at.button(key="generate_run").click().run(timeout=120)
+    _wait_for_the_run(at.button(key="generate_run").click().run(timeout=120))
     assert not at.exception, [e.value for e in at.exception]
     assert len(at.dataframe[0].value) == 2
     at.radio(key="generate_mode").set_value("formula").run(timeout=60)
@@ -175,8 +182,8 @@ def test_dataset_page_on_the_committed_dataset(monkeypatch: pytest.MonkeyPatch) 
     assert at.metric
 
 
-CANDIDATES_PAGE = "pages/candidates.py"
-MODEL_PAGE = "pages/model.py"
+CANDIDATES_PAGE = "views/candidates.py"
+MODEL_PAGE = "views/model.py"
 
 
 def test_candidates_page_on_an_empty_store(empty_dirs: Path) -> None:
@@ -194,7 +201,7 @@ def test_generated_runs_are_stored_and_filtered_on_the_candidates_page(shipped: 
     at.radio(key="generate_mode").set_value("formula").run(timeout=60)
     at.number_input(key="generate_count").set_value(2)
     at.number_input(key="generate_steps").set_value(1)
-    at.button(key="generate_run").click().run(timeout=120)
+    _wait_for_the_run(at.button(key="generate_run").click().run(timeout=120))
     assert not at.exception, [e.value for e in at.exception]
     assert any("Stored as run 1" in s.value for s in at.success)
 
@@ -237,8 +244,8 @@ def test_model_page_shows_the_evaluation_report(shipped: Path, tmp_path: Path,
 
 def _store_candidate(var: Path, structure: Structure, predicted: float) -> int:
     """One stored candidate (a run of one) in the app's store under ``var``."""
-    from store.database import RunInfo, open_store
     from scoring.record import candidate_record
+    from store.database import RunInfo, open_store
 
     store = open_store(var / "candidates.duckdb")
     run = store.start_run(RunInfo("formula", 1, 0, "demo", "0" * 64))

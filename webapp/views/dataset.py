@@ -61,7 +61,7 @@ def show_counts(df: pd.DataFrame) -> None:
         counts.append(("Flip classes", f"{df['flip_class'].nunique():,}"))
     if "relaxed" in df:
         counts.append(("Relaxed", f"{int(df['relaxed'].sum()):,}"))
-    for column, (title, value) in zip(st.columns(len(counts)), counts):
+    for column, (title, value) in zip(st.columns(len(counts)), counts, strict=True):
         column.metric(title, value)
 
 
@@ -82,12 +82,14 @@ def show_label_ranges(df: pd.DataFrame) -> None:
 
 
 def show_histograms(folder: Path) -> None:
+    """Each histogram at its own pixel width (the dataset build writes 660 px PNGs), as many per row
+    as fit: side by side on a wide screen, one under the other on a narrow one. Squeezed into one
+    row of columns they shrank to thumbnails with unreadable labels."""
     pictures = sorted(folder.glob("*.png"))
     if not pictures:
         return
     st.subheader("Histograms")
-    for column, picture in zip(st.columns(len(pictures)), pictures):
-        column.image(str(picture), caption=picture.stem.replace("_", " "), width="stretch")
+    st.image([str(p) for p in pictures], caption=[p.stem.replace("_", " ") for p in pictures], width="content")
 
 
 def show_table(df: pd.DataFrame) -> None:

@@ -1,0 +1,367 @@
+"""The Generate page on the shipped model: stored records shown, runs in the background, requests checked.
+
+Requests are small (one or two crystals, one Langevin step per level) and seeded. Where a test needs a run
+caught mid-way it holds the run at a gate (a patched step that waits for an event) instead of racing a clock.
+"""
+
+from __future__ import annotations
+
+import gc
+import io
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import zipfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from pymatgen.core import Composition, Structure
+from streamlit.testing.v1 import AppTest
+
+from core.manifest import read_manifest
+from scoring.record import candidate_record
+from serving.engine import Engine
+from serving.request import MAX_SCREENING_RATIO, MAX_STEPS_PER_LEVEL, GenerationRequest
+from store.database import close_store, open_store
+from store.files import poscar_name
+from webapp.run_results import duplicate_label, poscar_zip, results_table
+
+ROOT = Path(__file__).resolve().parents[2]
+APP = ROOT / "webapp" / "app.py"
+MODEL = ROOT / "artifacts" / "cdvae-plus-janus"
+GENERATE_PAGE = "views/generate.py"
+OTHER_PAGE = "views/dataset.py"  # any other page: leaving the Generate page is what matters
+JOB = "generate_job"
+WAIT = 180.0
+
+
+@pytest.fixture
+def app_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The app on the shipped artifacts with empty dataset and data folders; its store closed after."""
+    assert (MODEL / "manifest.json").is_file(), "the default model is not shipped"
+    for name in ("dataset", "var"):
+        (tmp_path / name).mkdir()
+    monkeypatch.setenv("VDWGEN_ARTIFACTS_DIR", str(ROOT / "artifacts"))
+    monkeypatch.setenv("VDWGEN_DATASET_DIR", str(tmp_path / "dataset"))
+    monkeypatch.setenv("VDWGEN_DATA_DIR", str(tmp_path / "var"))
+    monkeypatch.delenv("VDWGEN_DB", raising=False)
+    yield tmp_path
+    st.cache_resource.clear()
+    close_store(tmp_path / "var" / "candidates.duckdb")
+    gc.collect()
+
+
+@pytest.fixture
+def gate(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[object, str], threading.Event]]:
+    """``(owner, name) -> event``: ``owner.name`` waits for the event before doing its work."""
+    events: list[threading.Event] = []
+
+    def hold(owner: object, name: str) -> threading.Event:
+        original, event = getattr(owner, name), threading.Event()
+
+        def gated(*args, **kwargs):
+            if not event.wait(WAIT):
+                raise TimeoutError(f"the test never opened the gate of {name}")
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(owner, name, gated)
+        events.append(event)
+        return event
+
+    yield hold
+    for event in events:  # a failed test must not leave a run waiting
+        event.set()
+
+
+@pytest.fixture
+def downloads(monkeypatch: pytest.MonkeyPatch) -> dict[str, tuple[str | None, bytes]]:
+    """Download URL -> (file name, data) of every download button drawn during the test."""
+    from streamlit.runtime.media_file_manager import MediaFileManager
+
+    files: dict[str, tuple[str | None, bytes]] = {}
+    original = MediaFileManager.add
+
+    def add(self, path_or_data, mimetype, coordinates, file_name=None, is_for_static_download=False):
+        url = original(self, path_or_data, mimetype, coordinates, file_name, is_for_static_download)
+        files[url] = (file_name, path_or_data.encode() if isinstance(path_or_data, str) else path_or_data)
+        return url
+
+    monkeypatch.setattr(MediaFileManager, "add", add)
+    return files
+
+
+def _app() -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=60).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _ask(at: AppTest, formula: str | None = "GaInSSe", count: int = 2, seed: int = 0) -> AppTest:
+    """Fill a formula request (one Langevin step per level) and click Generate."""
+    if formula is not None:
+        at.radio(key="generate_mode").set_value("formula").run()
+        at.text_input(key="generate_formula").set_value(formula)
+    at.number_input(key="generate_count").set_value(count)
+    at.number_input(key="generate_seed").set_value(seed)
+    at.number_input(key="generate_steps").set_value(1)
+    at.button(key="generate_run").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _finish(at: AppTest) -> AppTest:
+    """Wait for the session's run to end, then show the page again."""
+    assert at.session_state[JOB].wait(WAIT), "the run did not end"
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _until(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + WAIT
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def _rows(var: Path, sql: str) -> list[tuple]:
+    return open_store(var / "candidates.duckdb").cursor().execute(sql).fetchall()
+
+
+def _download(at: AppTest, files: dict[str, tuple[str | None, bytes]], label: str) -> tuple[str | None, bytes]:
+    """The file name and data behind the download button ``label``."""
+    (button,) = [b for b in at.get("download_button") if b.proto.label == label]
+    return files[button.proto.url]
+
+
+def test_the_table_and_the_files_are_the_stored_records(app_dirs: Path, downloads, monkeypatch: pytest.MonkeyPatch
+                                                        ) -> None:
+    var = app_dirs / "var"
+    at = _finish(_ask(_app(), count=2, seed=0))
+    at = _finish(_ask(at, formula=None, count=2, seed=0))  # the same crystals again: duplicates of run 1's
+    stored = _rows(var, "SELECT id, formula, valid, novel, duplicate_of, n_layers, poscar, cif FROM candidates "
+                        "WHERE run_id = 2 ORDER BY index_in_run")
+    table = at.dataframe[0].value
+    assert table["id"].tolist() == [r[0] for r in stored] == [3, 4]
+    assert table["formula"].tolist() == [r[1] for r in stored]
+    assert [v == "valid" for v in table["validity"]] == [r[2] for r in stored]
+    assert table["novel"].tolist() == [{True: "yes", False: "no", None: "-"}[r[3]] for r in stored]
+    assert all(r[4] in (1, 2) for r in stored), "the same seed gives run 1's crystals again"
+    assert table["duplicate of"].tolist() == [f"candidate {r[4]}" for r in stored]
+    assert table["layers"].tolist() == [r[5] for r in stored]
+
+    # The pick and the files belong to the run shown, named as on the Candidates page and by export-poscar.
+    assert not [s for s in at.selectbox if s.key == "generate_pick_1"]
+    pick = at.selectbox(key="generate_pick_2")
+    assert pick.options == [f"#{i} {r[1]} (candidate {r[0]})" for i, r in enumerate(stored)]
+    first = poscar_name(3, stored[0][1])
+    assert _download(at, downloads, "POSCAR") == (first, stored[0][6].encode())
+    assert _download(at, downloads, "CIF") == (first.replace(".vasp", ".cif"), stored[0][7].encode())
+    pick.set_value(1).run()
+    assert _download(at, downloads, "POSCAR") == (poscar_name(4, stored[1][1]), stored[1][6].encode())
+    assert at.code[0].value == stored[1][6].strip()
+    _, data = _download(at, downloads, "All POSCARs (ZIP)")
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        assert archive.namelist() == [poscar_name(r[0], r[1]) for r in stored]
+        assert [archive.read(poscar_name(r[0], r[1])).decode() for r in stored] == [r[6] for r in stored]
+
+    # Showing the run again scores nothing: the page only reads the records.
+    def no_scoring(*args, **kwargs):
+        raise AssertionError("the page scored a crystal")
+
+    for module, name in (("scoring.validity", "structurally_valid"), ("scoring.validity", "compositionally_valid"),
+                         ("scoring.validity", "min_distance"), ("scoring.layers", "analyse_layers")):
+        monkeypatch.setattr(f"{module}.{name}", no_scoring)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.dataframe[0].value["id"].tolist() == [3, 4]
+
+
+def test_the_run_table_and_files_from_records(bilayer) -> None:
+    records = [candidate_record(0, bilayer(), -0.7, novel=True, duplicate_of=None),
+               candidate_record(1, bilayer(0.3), -0.6, novel=None, duplicate_of=-1),
+               candidate_record(2, bilayer(), None, novel=False, duplicate_of=12)]
+    table = results_table([20, 21, 22], records)
+    assert table["id"].tolist() == [20, 21, 22] and table["#"].tolist() == [0, 1, 2]
+    assert table["novel"].tolist() == ["yes", "-", "no"]
+    assert table["duplicate of"].tolist() == ["-", "#0 of this run", "candidate 12"]
+    assert table["validity"].tolist() == [r.verdict for r in records]
+    assert table["predicted E_f (eV/atom)"].isna().tolist() == [False, False, True]
+    assert duplicate_label(-3) == "#2 of this run"
+    with zipfile.ZipFile(io.BytesIO(poscar_zip([20, 21, 22], records))) as archive:
+        assert archive.namelist() == [poscar_name(cid, "Ga4S4") for cid in (20, 21, 22)]
+        assert archive.read(poscar_name(21, "Ga4S4")).decode() == records[1].poscar
+
+
+def _limit_cases() -> list[tuple[str, int, str]]:
+    cap = read_manifest(MODEL).sampling.max_count
+    return [("generate_count", 0, f"count must be a whole number from 1 to {cap}, got 0"),
+            ("generate_count", 100_000, f"count must be a whole number from 1 to {cap}, got 100000"),
+            ("generate_steps", 0, f"steps per level must be from 1 to {MAX_STEPS_PER_LEVEL}, got 0"),
+            ("generate_steps", MAX_STEPS_PER_LEVEL + 1, f"from 1 to {MAX_STEPS_PER_LEVEL}"),
+            ("generate_ratio", MAX_SCREENING_RATIO + 1, f"screening ratio must be from 1 to {MAX_SCREENING_RATIO}"),
+            ("generate_seed", -1, "seed must be a whole number >= 0, got -1")]
+
+
+@pytest.mark.parametrize(("key", "value", "message"), _limit_cases())
+def test_an_out_of_range_value_is_refused_and_nothing_runs(app_dirs: Path, key: str, value: int,
+                                                           message: str) -> None:
+    at = _app()  # a formation-energy request: every setting applies
+    at.number_input(key="generate_count").set_value(2)
+    at.number_input(key=key).set_value(value)
+    at.button(key="generate_run").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert len(at.error) == 1 and message in at.error[0].value, [e.value for e in at.error]
+    assert JOB not in at.session_state and not at.dataframe and not at.progress
+    assert _rows(app_dirs / "var", "SELECT count(*) FROM runs") == [(0,)]
+
+
+def test_progress_while_the_reference_loads_and_the_crystals_decode(app_dirs: Path, gate) -> None:
+    import services.generation
+
+    var = app_dirs / "var"
+    reference = gate(services.generation, "training_set")
+    decoding = gate(Engine, "decode")
+    at = _ask(_app(), count=2)
+    job = at.session_state[JOB]
+    assert job.running and job.progress().stage == "reference"
+    assert "Loading the novelty reference" in at.progress[0].text
+    assert "50 noise levels x 1 Langevin steps" in "\n".join(c.value for c in at.caption)
+
+    at.button(key="generate_run").click().run()  # a second click while the run is on starts nothing
+    assert any("already in progress" in w.value for w in at.warning)
+    assert at.session_state[JOB] is job
+
+    reference.set()
+    _until(lambda: job.progress().stage == "decoding")
+    at.run()
+    assert "decoding: 0/2 crystals decoded" in at.progress[0].text and at.progress[0].value == 0
+    assert _rows(var, "SELECT id, status FROM runs") == [(1, "running")]
+
+    decoding.set()
+    at = _finish(at)
+    assert not at.progress and len(at.dataframe[0].value) == 2
+    assert any("Stored as run 1" in s.value for s in at.success)
+    assert _rows(var, "SELECT id, status, count_stored FROM runs") == [(1, "completed", 2)]
+
+
+def test_a_run_goes_on_when_the_user_leaves_the_page(app_dirs: Path, gate) -> None:
+    var = app_dirs / "var"
+    decoding = gate(Engine, "decode")
+    at = _ask(_app(), count=2, seed=3)
+    job = at.session_state[JOB]
+    at.switch_page(OTHER_PAGE).run()  # the script of the Generate page stops here
+    at.switch_page(GENERATE_PAGE).run()
+    assert job.running and at.progress, "back on the page, the run's progress shows"
+    at.switch_page(OTHER_PAGE).run()
+    decoding.set()
+    assert job.wait(WAIT) and job.error is None
+    assert _rows(var, "SELECT status, count_stored, message FROM runs") == [("completed", 2, None)]
+    assert _rows(var, "SELECT count(*) FROM candidates WHERE run_id = 1") == [(2,)]
+
+    at.switch_page(GENERATE_PAGE).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.dataframe[0].value["id"].tolist() == [1, 2]
+    assert any("Stored as run 1" in s.value for s in at.success)
+
+
+def test_the_app_gives_the_crystals_the_engine_gives_for_a_seed(app_dirs: Path) -> None:
+    """The run in a background thread keeps the seeding: the same request gives the same crystals."""
+    _finish(_ask(_app(), count=2, seed=7))
+    stored = [r[0] for r in _rows(app_dirs / "var", "SELECT poscar FROM candidates ORDER BY index_in_run")]
+    direct = Engine.load(MODEL).generate(GenerationRequest("formula", 2, formula="GaInSSe", seed=7, steps_per_level=1))
+    assert len(stored) == 2
+    for poscar, crystal in zip(stored, direct.crystals, strict=True):
+        mine = Structure.from_str(poscar, fmt="poscar")
+        assert mine.composition == Composition("Ga2In2S2Se2") == crystal.structure.composition
+        assert poscar == crystal.structure.to(fmt="poscar")
+
+
+# -- in a real browser: what a user saw (the defects were found this way) -----------------------------------------
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture
+def browser_page(tmp_path: Path) -> Iterator[object]:
+    """A chromium page (Playwright) on ``streamlit run webapp/app.py`` with the shipped artifacts and an empty
+    data folder; skipped without playwright or chromium."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no chromium at {CHROMIUM}")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "VDWGEN_DATA_DIR": str(tmp_path / "var"), "VDWGEN_ARTIFACTS_DIR": str(ROOT / "artifacts"),
+           "OMP_NUM_THREADS": "1"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(APP), "--server.headless", "true", "--server.port", str(port),
+         "--browser.gatherUsageStats", "false"], cwd=ROOT, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/_stcore/health", timeout=1)
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the app did not start within 60 s"
+                time.sleep(0.5)
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1400}, accept_downloads=True)
+            page.goto(url, wait_until="domcontentloaded")
+            page.get_by_text("Generate bilayers").wait_for(timeout=60_000)
+            yield page
+            browser.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _browser_request(page, formula: str, count: int, steps: int) -> None:
+    page.get_by_text("Formula", exact=True).first.click()
+    box = page.get_by_role("textbox", name="Formula")
+    box.fill(formula)
+    box.press("Enter")
+    for name, value in (("Number of crystals", count), ("Langevin steps per noise level", steps)):
+        if name.startswith("Langevin") and not page.get_by_role("spinbutton", name=name).is_visible():
+            page.get_by_text("Advanced settings").click()
+        box = page.get_by_role("spinbutton", name=name)
+        box.fill(str(value))
+        box.press("Enter")
+    page.wait_for_timeout(500)
+    page.get_by_role("button", name="Generate").click()
+
+
+def test_in_a_browser_a_run_outlives_leaving_the_page_and_the_pick_follows_the_run(browser_page,
+                                                                                    tmp_path: Path) -> None:
+    page = browser_page
+    _browser_request(page, "GaInSSe", count=2, steps=5)
+    page.get_by_text("noise levels x 5 Langevin steps").wait_for(timeout=60_000)  # the progress shows
+    page.get_by_role("link", name="Candidates").click()  # leave the page during the run
+    page.get_by_role("textbox", name="SQL: one SELECT over the tables").wait_for(timeout=60_000)
+    page.get_by_role("link", name="Generate").click()
+    page.get_by_text("Stored as run 1").wait_for(timeout=180_000)
+    page.get_by_text("2 crystals from").wait_for(timeout=10_000)
+    assert page.get_by_text("ended interrupted").count() == 0 and page.get_by_text("failed").count() == 0
+
+    _browser_request(page, "AlGaSeTe", count=1, steps=1)
+    page.get_by_text("Stored as run 2").wait_for(timeout=180_000)
+    pick = page.get_by_role("combobox", name="Crystal to download")
+    assert pick.input_value() == "#0 Al2Ga2Se2Te2 (candidate 3)"  # the pick shows this run's crystal, not run 1's
+    with page.expect_download(timeout=30_000) as download:
+        page.get_by_role("button", name="POSCAR", exact=True).click()
+    assert download.value.suggested_filename == poscar_name(3, "Al2Ga2Se2Te2")
+    path = tmp_path / "downloaded.vasp"
+    download.value.save_as(path)
+    assert Structure.from_str(path.read_text(), fmt="poscar").composition == Composition("Al2Ga2Se2Te2")

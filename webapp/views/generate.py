@@ -1,0 +1,218 @@
+"""Generate page: bilayers for a formation-energy target, a formula, or unconditionally.
+
+The page serves the exported artifacts under ``artifacts/`` (one folder per model, each
+with a ``manifest.json``) through :class:`serving.engine.Engine` -- the same call as
+``vdwgen generate``. A conditional model (``both``) answers formation-energy and formula
+requests; the unconditional CDVAE baseline answers unconditional ones. Every run is scored
+and stored in the candidate store (:func:`services.generation.generate_and_store`) in a
+background thread (:mod:`webapp.background`), so it is stored even when the user leaves the page;
+the session keeps the job and the page shows its progress, then the stored records
+(:mod:`webapp.run_results`), never scoring a crystal itself. Requests are checked by
+:func:`serving.request.check_request` only: a value out of range is refused with its reason.
+Engines and the store load once per process (``st.cache_resource``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from core.manifest import ArtifactError, Manifest
+from core.paths import artifacts_dir
+from services.generation import StoredRun
+from serving.artifacts import find_models, models_by_mode
+from serving.engine import DECODE_BATCH, Engine
+from serving.request import MAX_SCREENING_RATIO, MAX_STEPS_PER_LEVEL, GenerationRequest, RequestError
+from store.database import StoreError
+from store.files import poscar_name
+from webapp.background import GenerationJob, JobProgress
+from webapp.resources import candidate_store
+from webapp.run_results import cif_name, poscar_zip, results_table
+
+MODES = {"formation_energy": "Formation energy", "formula": "Formula", "unconditional": "Unconditional"}
+# Module-level strings would be drawn on the page (Streamlit's magic), hence comments.
+JOB = "generate_job"  # session-state key of the session's generation job (one at a time)
+POLL_SECONDS = 1.0  # how often the progress of a running job is redrawn
+
+
+@st.cache_resource(show_spinner="Loading the model (checking every file's sha256)...")
+def load_engine(folder: str) -> Engine:
+    return Engine.load(Path(folder))
+
+
+def request_form(mode: str, manifest: Manifest) -> GenerationRequest:
+    sampling, prop = manifest.sampling, manifest.property
+    left, right = st.columns(2)
+    target = formula = None
+    if mode == "formation_energy":
+        low, high = manifest.property_range
+        pct = {k: prop.percentile(k) for k in ("10", "50", "90")}
+        target = left.number_input(
+            "Target formation energy (eV/atom)", value=round(float(pct.get("50", (low + high) / 2)), 3),
+            step=0.01, format="%.3f", key="generate_target",
+            help=f"Training labels span {low:+.3f} .. {high:+.3f} eV/atom (10th / 50th / 90th percentile: "
+                 f"{pct.get('10', low):+.3f} / {pct.get('50', 0):+.3f} / {pct.get('90', high):+.3f}). "
+                 "Targets outside are allowed but extrapolate.")
+        left.caption(f"Training range {low:+.3f} .. {high:+.3f} eV/atom")
+    elif mode == "formula":
+        formula = left.text_input("Formula", value="GaInSSe", key="generate_formula",
+                                  help=f"Elements: {', '.join(manifest.vocabulary)}. Scaled to the model's "
+                                       f"cell ({', '.join(map(str, manifest.cell_sizes))} atoms).")
+        left.caption(f"Elements: {', '.join(manifest.vocabulary)}")
+    # No min/max on the number inputs: the browser would refuse an out-of-range value and keep the previous one
+    # without a word; serving.request.check_request refuses it with its reason when Generate is clicked.
+    count = right.number_input("Number of crystals", value=min(10, sampling.max_count), step=1, key="generate_count",
+                               help=f"1 to {sampling.max_count} crystals per request.")
+    seed = right.number_input("Seed", value=0, step=1, key="generate_seed",
+                              help="A whole number >= 0. The same seed and settings give the same crystals on the "
+                                   "same machine and number of CPU threads (the Langevin steps amplify rounding "
+                                   "differences between thread counts).")
+    with st.expander("Advanced settings"):
+        steps = st.number_input("Langevin steps per noise level", value=sampling.steps_per_level, step=1,
+                                key="generate_steps",
+                                help=f"1 to {MAX_STEPS_PER_LEVEL}. {sampling.noise_levels} noise levels; decoding "
+                                     "time grows linearly with the steps.")
+        ratio = st.number_input("Screening ratio (latents drawn per crystal kept)", value=sampling.screening_ratio,
+                                step=1, key="generate_ratio", disabled=mode != "formation_energy",
+                                help=f"1 to {MAX_SCREENING_RATIO}. Formation-energy requests: draw ratio x count "
+                                     "latents and keep those whose predicted formation energy is closest to the "
+                                     "target.")
+    return GenerationRequest(mode, int(count), target=target, formula=formula, seed=int(seed),  # type: ignore[arg-type]
+                             steps_per_level=int(steps),
+                             screening_ratio=int(ratio) if mode == "formation_energy" else None)
+
+
+def start_job(engine: Engine, request: GenerationRequest) -> GenerationJob | None:
+    """Check the request and start it in the background; a refused request or store says why and runs nothing."""
+    try:
+        checked = engine.check(request)
+        store = candidate_store()
+    except (RequestError, StoreError) as exc:
+        st.error(str(exc), icon=":material/error:")
+        return None
+    job = GenerationJob.start(engine, checked, store)
+    st.session_state[JOB] = job
+    return job
+
+
+def progress_text(job: GenerationJob, progress: JobProgress) -> tuple[float, str]:
+    """The bar's fraction and text for the job's stage."""
+    elapsed = f"{progress.elapsed:.0f} s"
+    if progress.stage == "reference":
+        return 0.0, (f"Loading the novelty reference (the model's training table; once per app process) · "
+                     f"{elapsed}")
+    fraction = progress.done / progress.total if progress.total else 0.0
+    if progress.stage == "decoding":
+        return fraction, (f"Sampling latents and decoding: {progress.done}/{progress.total} crystals decoded · "
+                          f"{elapsed}")
+    if progress.done < progress.total:
+        return fraction, (f"Scoring (validity, layers, novelty, duplicates): {progress.done}/{progress.total} · "
+                          f"{elapsed}")
+    return 1.0, f"Storing the run · {elapsed}"
+
+
+def decoding_plan(job: GenerationJob) -> str:
+    """What the decoder runs, in words: why the bar can stand still for a while."""
+    checked, levels = job.checked, job.engine.manifest.sampling.noise_levels
+    n = checked.request.count
+    batches = -(-n // DECODE_BATCH)
+    return (f"{n} crystal{'s' if n != 1 else ''}, seed {checked.request.seed}: the decoder runs {levels} noise levels "
+            f"x {checked.steps_per_level} Langevin steps = {levels * checked.steps_per_level} steps on each batch of "
+            f"up to {DECODE_BATCH} crystals ({batches} batch{'es' if batches != 1 else ''}); the count moves when a "
+            "batch is done. The run goes on, and is stored, if you leave this page.")
+
+
+@st.fragment(run_every=POLL_SECONDS)
+def show_progress(job: GenerationJob) -> None:
+    """The running job's progress, redrawn every :data:`POLL_SECONDS`; the whole page reruns once it ended."""
+    if not job.running:
+        st.rerun()
+    fraction, text = progress_text(job, job.progress())
+    st.progress(min(max(fraction, 0.0), 1.0), text=text)
+    st.caption(decoding_plan(job))
+
+
+def show_result(stored: StoredRun) -> None:
+    """The stored run: its records as a table, the picked crystal's files and all POSCARs as a ZIP."""
+    result, records, ids, run = stored.result, stored.records, stored.candidate_ids, stored.run_id
+    for warning in result.warnings:
+        st.warning(warning, icon=":material/warning:")
+    table = results_table(ids, records)
+    n = len(records)
+    valid = sum(r.valid for r in records)
+    judged = [r.novel for r in records if r.novel is not None]
+    duplicates = sum(r.duplicate_of is not None for r in records)
+    st.subheader(f"{n} crystal{'s' if n != 1 else ''} from {result.model}")
+    st.caption(f"{valid}/{n} valid (all distances ≥ 0.5 Å and SMACT charge-neutral) · "
+               + (f"{sum(judged)}/{len(judged)} novel (no match in the model's training set) · " if judged else "")
+               + f"{duplicates} duplicate{'s' if duplicates != 1 else ''} of stored or earlier crystals · "
+               f"{result.seconds:.1f} s · {result.steps_per_level} Langevin steps per level"
+               + (f" · screening {result.screening_ratio}:1" if result.request.mode == "formation_energy" else ""))
+    if stored.status != "completed":
+        st.warning(f"Run {run} ended {stored.status}.", icon=":material/warning:")
+    # Keys carry the run id: a widget keyed alike across runs would keep the earlier run's options in the browser.
+    st.dataframe(table, hide_index=True, width="stretch", key=f"generate_table_{run}")
+    if not records:
+        return
+    k = st.selectbox("Crystal to download", range(n), key=f"generate_pick_{run}",
+                     format_func=lambda i: f"#{records[i].index_in_run} {records[i].formula} (candidate {ids[i]})")
+    cid, chosen = ids[k], records[k]
+    a, b, c = st.columns(3)
+    a.download_button("POSCAR", chosen.poscar, poscar_name(cid, chosen.formula), key=f"generate_poscar_{run}")
+    b.download_button("CIF", chosen.cif, cif_name(cid, chosen.formula), key=f"generate_cif_{run}")
+    c.download_button("All POSCARs (ZIP)", poscar_zip(ids, records), "candidates.zip", mime="application/zip",
+                      key=f"generate_zip_{run}")
+    with st.expander(f"POSCAR of #{chosen.index_in_run} (candidate {cid})"):
+        st.code(chosen.poscar, language=None)
+
+
+def show_job(job: GenerationJob) -> None:
+    """The session's job: its progress while it runs, then the stored run or why it failed."""
+    if job.running:
+        for warning in job.checked.warnings:
+            st.warning(warning, icon=":material/warning:")
+        show_progress(job)
+        return
+    stored = job.stored
+    if stored is None:
+        error = job.error
+        st.error(f"The run failed: {type(error).__name__}: {error}", icon=":material/error:")
+        return
+    show_result(stored)
+    st.success(f"Stored as run {stored.run_id}; filter all stored candidates on the Candidates page.",
+               icon=":material/database:")
+
+
+st.title("Generate bilayers")
+st.write("Ask for van der Waals bilayers with a target formation energy or a formula; the model proposes "
+         "candidate crystals to check and download as POSCARs for DFT.")
+
+root = artifacts_dir()
+served, problems = models_by_mode(find_models(root))
+for problem in problems:
+    st.error(problem, icon=":material/error:")
+if not served:
+    st.info(f"No model artifacts found under `{root}`. Export one with `vdwgen export MODEL.pt --out "
+            f"{root}/NAME`.", icon=":material/info:")
+    st.stop()
+
+modes = [m for m in MODES if m in served]
+mode = st.radio("Request", modes, format_func=MODES.__getitem__, horizontal=True, key="generate_mode")
+try:
+    engine = load_engine(str(served[mode]))
+except ArtifactError as exc:
+    st.error(str(exc), icon=":material/error:")
+    st.stop()
+st.caption(f"Model `{engine.name}` ({engine.manifest.condition}-conditioned) on {engine.device}")
+request = request_form(mode, engine.manifest)
+
+job: GenerationJob | None = st.session_state.get(JOB)
+if st.button("Generate", type="primary", key="generate_run"):
+    if job is not None and job.running:
+        st.warning("A run is already in progress in this session (its progress is below); wait for it to finish "
+                   "before starting another.", icon=":material/hourglass_top:")
+    else:
+        job = start_job(engine, request) or job
+if job is not None:
+    show_job(job)
