@@ -217,7 +217,7 @@ def test_model_page_labels_both_reconstruction_figures(shipped_models: Path) -> 
     assert set(table["source"]) == {"evaluation report", "model card at export"}
 
     text = _texts(at.markdown)
-    assert "`vdwgen evaluate artifacts/cdvae-plus-janus" in text and "python -m training.evaluation.model_card" in text
+    assert "`vdwgen evaluate artifacts/cdvae-plus-janus" in text and "`vdwgen model-card`" in text
     assert "Why two reconstruction figures?" in text
     assert f"sample size: {m['count']:,} crystals (model card at export) against {r['count']:,}" in text
     assert "StructureMatcher(stol 0.5, angle_tol 10, ltol 0.3)" in text

@@ -3,7 +3,7 @@ measured.
 
 Two tools measure a model, and every figure on the page names the one it comes from:
 
-- the **model card** (``python -m training.evaluation.model_card``): run on the trained PyTorch weights before
+- the **model card** (``vdwgen model-card``): run on the trained PyTorch weights before
   export, copied into the manifest's ``metrics`` at export;
 - the **evaluation report** (``vdwgen evaluate``): ``reports/<name>/metrics.json`` and ``report.md``, run later;
   it generates through the exported artifact (what the app serves) and checks crystals with the oracle.
@@ -146,7 +146,7 @@ def sources_text(manifest: Manifest, card: dict[str, Any], report: dict[str, Any
     if card:
         s = card.get("settings", {})
         lines.append(
-            f"- **{CARD}**: `python -m training.evaluation.model_card` on the trained PyTorch weights before export "
+            f"- **{CARD}**: `vdwgen model-card` on the trained PyTorch weights before export "
             "(the manifest's `metrics`), "
             f"seed {s.get('seed', '?')}, {s.get('steps_per_level', '?')} Langevin steps per level, "
             f"`{s.get('split', '?')}`; copied into the manifest at export ({manifest.created[:10] or '?'}).")
