@@ -2,46 +2,16 @@
 
 from __future__ import annotations
 
-import gc
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 import pytest
-import streamlit as st
 from pymatgen.core import Composition, Structure
 from streamlit.testing.v1 import AppTest
 
-from store.database import close_store
-
 ROOT = Path(__file__).resolve().parents[2]
-APP = ROOT / "webapp" / "app.py"
 DATASET_PAGE = "views/dataset.py"
-
-
-@pytest.fixture
-def empty_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """Point the app at empty artifacts, dataset and data folders; close the app's store after."""
-    for name in ("artifacts", "dataset", "var"):
-        (tmp_path / name).mkdir()
-    monkeypatch.setenv("VDWGEN_ARTIFACTS_DIR", str(tmp_path / "artifacts"))
-    monkeypatch.setenv("VDWGEN_DATASET_DIR", str(tmp_path / "dataset"))
-    monkeypatch.setenv("VDWGEN_DATA_DIR", str(tmp_path / "var"))
-    yield tmp_path
-    # The app caches its store (st.cache_resource); drop it so no DuckDB handle outlives the test.
-    st.cache_resource.clear()
-    close_store(tmp_path / "var" / "candidates.duckdb")
-    gc.collect()
-
-
-def _run(page: str | None = None) -> AppTest:
-    at = AppTest.from_file(str(APP), default_timeout=30).run(timeout=30)
-    assert not at.exception, [e.value for e in at.exception]
-    if page is not None:
-        at.switch_page(page).run(timeout=30)
-        assert not at.exception, [e.value for e in at.exception]
-    return at
 
 
 def _wait_for_the_run(at: AppTest) -> AppTest:
@@ -55,31 +25,23 @@ def _infos(at: AppTest) -> str:
     return "\n".join(str(box.value) for box in at.info)
 
 
-def test_generate_page_without_model(empty_dirs: Path) -> None:
-    at = _run()
+def test_generate_page_without_model(app_dirs: Path, open_app) -> None:
+    at = open_app()
     assert "No model artifacts found" in _infos(at)
     assert not at.radio
 
 
-def test_generate_page_names_a_broken_manifest(empty_dirs: Path) -> None:
-    model = empty_dirs / "artifacts" / "cdvae-demo"
+def test_generate_page_names_a_broken_manifest(app_dirs: Path, open_app) -> None:
+    model = app_dirs / "artifacts" / "cdvae-demo"
     model.mkdir()
     (model / "manifest.json").write_text(json.dumps({"name": "cdvae-demo", "version": "0"}))
-    at = _run()
+    at = open_app()
     assert at.error and "cdvae-demo" in at.error[0].value
     assert "No model artifacts found" in _infos(at)
 
 
-@pytest.fixture
-def shipped(empty_dirs: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The app on the shipped artifacts (and empty data folders)."""
-    monkeypatch.setenv("VDWGEN_ARTIFACTS_DIR", str(ROOT / "artifacts"))
-    assert (ROOT / "artifacts" / "cdvae-plus-janus" / "manifest.json").is_file(), "the default model is not shipped"
-    return ROOT / "artifacts"
-
-
-def test_generate_page_formula_request_on_the_shipped_model(shipped: Path) -> None:
-    at = _run()
+def test_generate_page_formula_request_on_the_shipped_model(shipped_models: Path, open_app) -> None:
+    at = open_app()
     assert list(at.radio(key="generate_mode").options) == ["Formation energy", "Formula", "Unconditional"]
     at.radio(key="generate_mode").set_value("formula").run(timeout=60)
     at.text_input(key="generate_formula").set_value("GaInSSe")
@@ -92,8 +54,8 @@ def test_generate_page_formula_request_on_the_shipped_model(shipped: Path) -> No
     assert len(at.get("download_button")) == 3
 
 
-def test_generate_page_energy_request_and_bad_formula(shipped: Path) -> None:
-    at = _run()
+def test_generate_page_energy_request_and_bad_formula(shipped_models: Path, open_app) -> None:
+    at = open_app()
     at.number_input(key="generate_target").set_value(-0.7)
     at.number_input(key="generate_count").set_value(2)
     at.number_input(key="generate_steps").set_value(1)
@@ -107,8 +69,8 @@ def test_generate_page_energy_request_and_bad_formula(shipped: Path) -> None:
     assert at.error and "allowed elements" in at.error[0].value
 
 
-def test_dataset_page_not_built(empty_dirs: Path) -> None:
-    at = _run(DATASET_PAGE)
+def test_dataset_page_not_built(app_dirs: Path, open_app) -> None:
+    at = open_app(DATASET_PAGE)
     assert "not built" in _infos(at)
     assert "vdwgen dataset build" in _infos(at)
     assert not at.dataframe
@@ -129,17 +91,17 @@ def _small_dataset(folder: Path) -> None:
     }).to_parquet(folder / "bilayers.parquet")
 
 
-def test_dataset_page_with_partial_columns(empty_dirs: Path) -> None:
+def test_dataset_page_with_partial_columns(app_dirs: Path, open_app) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    folder = empty_dirs / "dataset"
+    folder = app_dirs / "dataset"
     _small_dataset(folder)
     plt.imsave(folder / "hist_formation_energy.png", [[0.0, 1.0], [1.0, 0.0]])
 
-    at = _run(DATASET_PAGE)
+    at = open_app(DATASET_PAGE)
     assert not _infos(at)
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Configurations"] == "6"
@@ -165,18 +127,18 @@ def test_dataset_page_with_partial_columns(empty_dirs: Path) -> None:
                                                    "jb-00005"]
 
 
-def test_dataset_page_with_unreadable_table(empty_dirs: Path) -> None:
-    (empty_dirs / "dataset" / "bilayers.parquet").write_bytes(b"not a parquet file")
-    at = _run(DATASET_PAGE)
+def test_dataset_page_with_unreadable_table(app_dirs: Path, open_app) -> None:
+    (app_dirs / "dataset" / "bilayers.parquet").write_bytes(b"not a parquet file")
+    at = open_app(DATASET_PAGE)
     assert at.error and "Could not read" in at.error[0].value
 
 
 @pytest.mark.skipif(not (ROOT / "data" / "janus_iii_vi" / "bilayers.parquet").is_file(),
                     reason="the committed dataset is not in this checkout")
-def test_dataset_page_on_the_committed_dataset(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_dataset_page_on_the_committed_dataset(open_app, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("VDWGEN_DATASET_DIR", raising=False)
     monkeypatch.delenv("VDWGEN_ROOT", raising=False)
-    at = _run(DATASET_PAGE)
+    at = open_app(DATASET_PAGE)
     assert not _infos(at)
     assert len(at.dataframe) == 2 and len(at.dataframe[1].value) > 0
     assert at.metric
@@ -186,8 +148,8 @@ CANDIDATES_PAGE = "views/candidates.py"
 MODEL_PAGE = "views/model.py"
 
 
-def test_candidates_page_on_an_empty_store(empty_dirs: Path) -> None:
-    at = _run(CANDIDATES_PAGE)
+def test_candidates_page_on_an_empty_store(app_dirs: Path, open_app) -> None:
+    at = open_app(CANDIDATES_PAGE)
     metrics = {m.label: m.value for m in at.metric}
     assert metrics == {"Runs": "0", "Candidates": "0", "Valid": "0", "Novel": "0"}
     assert at.text_area(key="candidates_sql").value.startswith("SELECT")
@@ -196,8 +158,8 @@ def test_candidates_page_on_an_empty_store(empty_dirs: Path) -> None:
     assert at.error and "outside the store" in at.error[0].value
 
 
-def test_generated_runs_are_stored_and_filtered_on_the_candidates_page(shipped: Path) -> None:
-    at = _run()
+def test_generated_runs_are_stored_and_filtered_on_the_candidates_page(shipped_models: Path, open_app) -> None:
+    at = open_app()
     at.radio(key="generate_mode").set_value("formula").run(timeout=60)
     at.number_input(key="generate_count").set_value(2)
     at.number_input(key="generate_steps").set_value(1)
@@ -219,43 +181,33 @@ def test_generated_runs_are_stored_and_filtered_on_the_candidates_page(shipped: 
     assert picked.composition == Composition("Ga2In2S2Se2")
 
 
-def test_model_page_shows_the_manifest(shipped: Path) -> None:
-    at = _run(MODEL_PAGE)
+def test_model_page_shows_the_manifest(shipped_models: Path, open_app) -> None:
+    at = open_app(MODEL_PAGE)
     assert at.selectbox(key="model_pick").value.name == "cdvae-plus-janus"  # the conditional model before the baseline
     assert at.selectbox(key="model_pick").options == ["cdvae-plus-janus", "cdvae-baseline-janus"]
     assert any(m.label == "Parameters" for m in at.metric)
 
 
-def test_model_page_shows_the_evaluation_report(shipped: Path, tmp_path: Path,
+def test_model_page_shows_the_evaluation_report(shipped_models: Path, open_app, tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     reports = tmp_path / "reports"
     monkeypatch.setenv("VDWGEN_REPORTS_DIR", str(reports))
-    at = _run(MODEL_PAGE)
+    at = open_app(MODEL_PAGE)
     name = at.selectbox(key="model_pick").value.name
     assert "No evaluation report for this model yet" in _infos(at)
     folder = reports / name
     folder.mkdir(parents=True)
     (folder / "report.md").write_text(f"# Evaluation of `{name}`\n\n## Reconstruction (Table 1)\n\n"
                                       "| model | match |\n|---|---|\n| ours | 4.00 |\n\n## Figures\n\n![x](x.png)\n")
-    at = _run(MODEL_PAGE)
+    at = open_app(MODEL_PAGE)
     text = "\n".join(str(m.value) for m in at.markdown)
     assert "Reconstruction (Table 1)" in text and "![x]" not in text
 
 
-def _store_candidate(var: Path, structure: Structure, predicted: float) -> int:
-    """One stored candidate (a run of one) in the app's store under ``var``."""
-    from scoring.record import candidate_record
-    from store.database import RunInfo, open_store
-
-    store = open_store(var / "candidates.duckdb")
-    run = store.start_run(RunInfo("formula", 1, 0, "demo", "0" * 64))
-    (cid,) = store.finish_run(run, [candidate_record(0, structure, predicted)])
-    return cid
-
-
-def test_candidates_page_without_dataset_offers_no_oracle_check(bilayer, empty_dirs: Path) -> None:
-    _store_candidate(empty_dirs / "var", bilayer(), -0.7)
-    at = _run(CANDIDATES_PAGE)
+def test_candidates_page_without_dataset_offers_no_oracle_check(bilayer, app_dirs: Path, open_app,
+                                                                store_candidates) -> None:
+    store_candidates([bilayer()], -0.7)
+    at = open_app(CANDIDATES_PAGE)
     assert "oracle check is not available" in _infos(at) and "references.json" in _infos(at)
     assert not [b for b in at.button if b.key == "candidates_oracle_check"]
 
@@ -263,28 +215,29 @@ def test_candidates_page_without_dataset_offers_no_oracle_check(bilayer, empty_d
 @pytest.mark.slow
 @pytest.mark.skipif(not (ROOT / "data" / "janus_iii_vi" / "bilayers.parquet").is_file(),
                     reason="the committed dataset is not in this checkout")
-def test_candidates_page_checks_a_candidate_with_the_oracle(perturbed_dataset_bilayer, empty_dirs: Path) -> None:
+def test_candidates_page_checks_a_candidate_with_the_oracle(perturbed_dataset_bilayer, app_dirs: Path, open_app,
+                                                            store_candidates) -> None:
     import shutil
 
     from store.database import open_store
     from webapp.oracle_check import BUTTON_LABEL
 
-    shutil.copy(ROOT / "data" / "janus_iii_vi" / "references.json", empty_dirs / "dataset")
+    shutil.copy(ROOT / "data" / "janus_iii_vi" / "references.json", app_dirs / "dataset")
     structure, label = perturbed_dataset_bilayer()  # a dataset bilayer with its atoms moved a little
-    cid = _store_candidate(empty_dirs / "var", structure, label + 0.02)
-    at = _run(CANDIDATES_PAGE)
+    (cid,) = store_candidates([structure], label + 0.02)
+    at = open_app(CANDIDATES_PAGE)
     assert at.button(key="candidates_oracle_check").label == BUTTON_LABEL
     assert any("Not checked by the oracle yet" in c.value for c in at.caption)
     at.button(key="candidates_oracle_check").click().run(timeout=120)
     assert not at.exception, [e.value for e in at.exception]
 
-    stored = open_store(empty_dirs / "var" / "candidates.duckdb").candidate(cid)
+    stored = open_store(app_dirs / "var" / "candidates.duckdb").candidate(cid)
     assert abs(stored["oracle_formation_energy"] - label) < 0.005 and stored["oracle_converged"]
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Oracle E_f (eV/atom)"] == f"{stored['oracle_formation_energy']:.3f}"
     assert metrics["Predicted E_f (eV/atom)"] == f"{label + 0.02:.3f}" and metrics["Converged"] == "yes"
     assert metrics["Steps"] == str(stored["oracle_steps"])
 
-    later = _run(CANDIDATES_PAGE)  # a new session: the stored verdict shows without a click
+    later = open_app(CANDIDATES_PAGE)  # a new session: the stored verdict shows without a click
     assert {m.label: m.value for m in later.metric}["Oracle E_f (eV/atom)"] == metrics["Oracle E_f (eV/atom)"]
     assert any(d.proto.label == "Relaxed POSCAR" for d in later.get("download_button"))

@@ -6,22 +6,14 @@ caught mid-way it holds the run at a gate (a patched step that waits for an even
 
 from __future__ import annotations
 
-import gc
 import io
-import os
-import shutil
-import socket
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import streamlit as st
 from pymatgen.core import Composition, Structure
 from streamlit.testing.v1 import AppTest
 
@@ -29,33 +21,16 @@ from core.manifest import read_manifest
 from scoring.record import candidate_record
 from serving.engine import Engine
 from serving.request import MAX_SCREENING_RATIO, MAX_STEPS_PER_LEVEL, GenerationRequest
-from store.database import close_store, open_store
+from store.database import open_store
 from store.files import poscar_name
 from webapp.run_results import duplicate_label, poscar_zip, results_table
 
 ROOT = Path(__file__).resolve().parents[2]
-APP = ROOT / "webapp" / "app.py"
 MODEL = ROOT / "artifacts" / "cdvae-plus-janus"
 GENERATE_PAGE = "views/generate.py"
 OTHER_PAGE = "views/dataset.py"  # any other page: leaving the Generate page is what matters
 JOB = "generate_job"
 WAIT = 180.0
-
-
-@pytest.fixture
-def app_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """The app on the shipped artifacts with empty dataset and data folders; its store closed after."""
-    assert (MODEL / "manifest.json").is_file(), "the default model is not shipped"
-    for name in ("dataset", "var"):
-        (tmp_path / name).mkdir()
-    monkeypatch.setenv("VDWGEN_ARTIFACTS_DIR", str(ROOT / "artifacts"))
-    monkeypatch.setenv("VDWGEN_DATASET_DIR", str(tmp_path / "dataset"))
-    monkeypatch.setenv("VDWGEN_DATA_DIR", str(tmp_path / "var"))
-    monkeypatch.delenv("VDWGEN_DB", raising=False)
-    yield tmp_path
-    st.cache_resource.clear()
-    close_store(tmp_path / "var" / "candidates.duckdb")
-    gc.collect()
 
 
 @pytest.fixture
@@ -97,12 +72,6 @@ def downloads(monkeypatch: pytest.MonkeyPatch) -> dict[str, tuple[str | None, by
     return files
 
 
-def _app() -> AppTest:
-    at = AppTest.from_file(str(APP), default_timeout=60).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
 def _ask(at: AppTest, formula: str | None = "GaInSSe", count: int = 2, seed: int = 0) -> AppTest:
     """Fill a formula request (one Langevin step per level) and click Generate."""
     if formula is not None:
@@ -141,10 +110,10 @@ def _download(at: AppTest, files: dict[str, tuple[str | None, bytes]], label: st
     return files[button.proto.url]
 
 
-def test_the_table_and_the_files_are_the_stored_records(app_dirs: Path, downloads, monkeypatch: pytest.MonkeyPatch
-                                                        ) -> None:
+def test_the_table_and_the_files_are_the_stored_records(app_dirs: Path, shipped_models: Path, open_app, downloads,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     var = app_dirs / "var"
-    at = _finish(_ask(_app(), count=2, seed=0))
+    at = _finish(_ask(open_app(), count=2, seed=0))
     at = _finish(_ask(at, formula=None, count=2, seed=0))  # the same crystals again: duplicates of run 1's
     stored = _rows(var, "SELECT id, formula, valid, novel, duplicate_of, n_layers, poscar, cif FROM candidates "
                         "WHERE run_id = 2 ORDER BY index_in_run")
@@ -211,9 +180,9 @@ def _limit_cases() -> list[tuple[str, int, str]]:
 
 
 @pytest.mark.parametrize(("key", "value", "message"), _limit_cases())
-def test_an_out_of_range_value_is_refused_and_nothing_runs(app_dirs: Path, key: str, value: int,
-                                                           message: str) -> None:
-    at = _app()  # a formation-energy request: every setting applies
+def test_an_out_of_range_value_is_refused_and_nothing_runs(app_dirs: Path, shipped_models: Path, open_app, key: str,
+                                                           value: int, message: str) -> None:
+    at = open_app()  # a formation-energy request: every setting applies
     at.number_input(key="generate_count").set_value(2)
     at.number_input(key=key).set_value(value)
     at.button(key="generate_run").click().run()
@@ -223,13 +192,14 @@ def test_an_out_of_range_value_is_refused_and_nothing_runs(app_dirs: Path, key: 
     assert _rows(app_dirs / "var", "SELECT count(*) FROM runs") == [(0,)]
 
 
-def test_progress_while_the_reference_loads_and_the_crystals_decode(app_dirs: Path, gate) -> None:
+def test_progress_while_the_reference_loads_and_the_crystals_decode(app_dirs: Path, shipped_models: Path, open_app,
+                                                                    gate) -> None:
     import services.generation
 
     var = app_dirs / "var"
     reference = gate(services.generation, "training_set")
     decoding = gate(Engine, "decode")
-    at = _ask(_app(), count=2)
+    at = _ask(open_app(), count=2)
     job = at.session_state[JOB]
     assert job.running and job.progress().stage == "reference"
     assert "Loading the novelty reference" in at.progress[0].text
@@ -252,10 +222,10 @@ def test_progress_while_the_reference_loads_and_the_crystals_decode(app_dirs: Pa
     assert _rows(var, "SELECT id, status, count_stored FROM runs") == [(1, "completed", 2)]
 
 
-def test_a_run_goes_on_when_the_user_leaves_the_page(app_dirs: Path, gate) -> None:
+def test_a_run_goes_on_when_the_user_leaves_the_page(app_dirs: Path, shipped_models: Path, open_app, gate) -> None:
     var = app_dirs / "var"
     decoding = gate(Engine, "decode")
-    at = _ask(_app(), count=2, seed=3)
+    at = _ask(open_app(), count=2, seed=3)
     job = at.session_state[JOB]
     at.switch_page(OTHER_PAGE).run()  # the script of the Generate page stops here
     at.switch_page(GENERATE_PAGE).run()
@@ -272,9 +242,9 @@ def test_a_run_goes_on_when_the_user_leaves_the_page(app_dirs: Path, gate) -> No
     assert any("Stored as run 1" in s.value for s in at.success)
 
 
-def test_the_app_gives_the_crystals_the_engine_gives_for_a_seed(app_dirs: Path) -> None:
+def test_the_app_gives_the_crystals_the_engine_gives_for_a_seed(app_dirs: Path, shipped_models: Path, open_app) -> None:
     """The run in a background thread keeps the seeding: the same request gives the same crystals."""
-    _finish(_ask(_app(), count=2, seed=7))
+    _finish(_ask(open_app(), count=2, seed=7))
     stored = [r[0] for r in _rows(app_dirs / "var", "SELECT poscar FROM candidates ORDER BY index_in_run")]
     direct = Engine.load(MODEL).generate(GenerationRequest("formula", 2, formula="GaInSSe", seed=7, steps_per_level=1))
     assert len(stored) == 2
@@ -285,49 +255,6 @@ def test_the_app_gives_the_crystals_the_engine_gives_for_a_seed(app_dirs: Path) 
 
 
 # -- in a real browser: what a user saw (the defects were found this way) -----------------------------------------
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-@pytest.fixture
-def browser_page(tmp_path: Path) -> Iterator[object]:
-    """A chromium page (Playwright) on ``streamlit run webapp/app.py`` with the shipped artifacts and an empty
-    data folder; skipped without playwright or chromium."""
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"no chromium at {CHROMIUM}")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "VDWGEN_DATA_DIR": str(tmp_path / "var"), "VDWGEN_ARTIFACTS_DIR": str(ROOT / "artifacts"),
-           "OMP_NUM_THREADS": "1"}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(APP), "--server.headless", "true", "--server.port", str(port),
-         "--browser.gatherUsageStats", "false"], cwd=ROOT, env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/_stcore/health", timeout=1)
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "the app did not start within 60 s"
-                time.sleep(0.5)
-        with sync_api.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-            page = browser.new_page(viewport={"width": 1400, "height": 1400}, accept_downloads=True)
-            page.goto(url, wait_until="domcontentloaded")
-            page.get_by_text("Generate bilayers").wait_for(timeout=60_000)
-            yield page
-            browser.close()
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-
-
 def _browser_request(page, formula: str, count: int, steps: int) -> None:
     page.get_by_text("Formula", exact=True).first.click()
     box = page.get_by_role("textbox", name="Formula")
@@ -343,9 +270,9 @@ def _browser_request(page, formula: str, count: int, steps: int) -> None:
     page.get_by_role("button", name="Generate").click()
 
 
-def test_in_a_browser_a_run_outlives_leaving_the_page_and_the_pick_follows_the_run(browser_page,
+def test_in_a_browser_a_run_outlives_leaving_the_page_and_the_pick_follows_the_run(new_browser_page,
                                                                                     tmp_path: Path) -> None:
-    page = browser_page
+    page = new_browser_page(1400)
     _browser_request(page, "GaInSSe", count=2, steps=5)
     page.get_by_text("noise levels x 5 Langevin steps").wait_for(timeout=60_000)  # the progress shows
     page.get_by_role("link", name="Candidates").click()  # leave the page during the run

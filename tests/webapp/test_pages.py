@@ -4,11 +4,9 @@ and parity table, the dataset histograms' size, and the offline favicon and tool
 
 from __future__ import annotations
 
-import gc
 import json
 import re
 import tomllib
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -18,10 +16,7 @@ from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Structure
 from streamlit.testing.v1 import AppTest
 
-from store.database import close_store
-
 ROOT = Path(__file__).resolve().parents[2]
-APP = ROOT / "webapp" / "app.py"
 CANDIDATES_PAGE = "views/candidates.py"
 MODEL_PAGE = "views/model.py"
 DATASET_PAGE = "views/dataset.py"
@@ -29,54 +24,8 @@ DATASET_PAGE = "views/dataset.py"
 JMOL = {"S": "#FFFF30", "Ga": "#C28F8F"}
 
 
-@pytest.fixture
-def app_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """The app on empty artifacts, dataset and data folders (and the shipped reports); the app's store
-    is closed after the test."""
-    for name in ("artifacts", "dataset", "var"):
-        (tmp_path / name).mkdir()
-    monkeypatch.setenv("VDWGEN_ARTIFACTS_DIR", str(tmp_path / "artifacts"))
-    monkeypatch.setenv("VDWGEN_DATASET_DIR", str(tmp_path / "dataset"))
-    monkeypatch.setenv("VDWGEN_DATA_DIR", str(tmp_path / "var"))
-    monkeypatch.delenv("VDWGEN_REPORTS_DIR", raising=False)
-    monkeypatch.delenv("VDWGEN_DB", raising=False)
-    yield tmp_path
-    st.cache_resource.clear()
-    close_store(tmp_path / "var" / "candidates.duckdb")
-    gc.collect()
-
-
-@pytest.fixture
-def shipped_models(app_dirs: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("VDWGEN_ARTIFACTS_DIR", str(ROOT / "artifacts"))
-    assert (ROOT / "artifacts" / "cdvae-plus-janus" / "manifest.json").is_file(), "the default model is not shipped"
-    return ROOT / "artifacts"
-
-
-def _open(page: str | None = None) -> AppTest:
-    at = AppTest.from_file(str(APP), default_timeout=60).run(timeout=60)
-    assert not at.exception, [e.value for e in at.exception]
-    if page is not None:
-        at.switch_page(page).run(timeout=60)
-        assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
 def _texts(elements) -> str:  # noqa: ANN001
     return "\n".join(str(e.value) for e in elements)
-
-
-def _store(var: Path, structures: list[Structure]) -> list[int]:
-    """Each structure stored as its own run of one; the candidate ids."""
-    from scoring.record import candidate_record
-    from store.database import RunInfo, open_store
-
-    store = open_store(var / "candidates.duckdb")
-    ids = []
-    for structure in structures:
-        run = store.start_run(RunInfo("formula", 1, 0, "demo", "0" * 64))
-        ids += store.finish_run(run, [candidate_record(0, structure, -0.7)])
-    return ids
 
 
 def _run_sql(at: AppTest, sql: str) -> AppTest:
@@ -94,9 +43,9 @@ def _offers_candidates(at: AppTest) -> bool:
 
 
 # -- candidates page: which results hold candidate ids ----------------------------------------------------
-def test_runs_example_is_not_taken_for_candidates(bilayer, app_dirs: Path) -> None:
-    ids = _store(app_dirs / "var", [bilayer(0.0), bilayer(0.5), bilayer(1.0)])  # runs 1-3 and candidates 1-3
-    at = _open(CANDIDATES_PAGE)
+def test_runs_example_is_not_taken_for_candidates(bilayer, app_dirs: Path, open_app, store_candidates) -> None:
+    ids = store_candidates([bilayer(0.0), bilayer(0.5), bilayer(1.0)])  # runs 1-3 and candidates 1-3
+    at = open_app(CANDIDATES_PAGE)
     assert any("candidate ids" in c and "`candidates`" in c for c in (x.value for x in at.caption)), \
         "the page states which results select and download work on"
 
@@ -128,9 +77,9 @@ QUERIES = [  # (SQL, whether its result holds candidate ids)
 ]
 
 
-def test_only_candidate_ids_are_selected(bilayer, app_dirs: Path) -> None:
-    _store(app_dirs / "var", [bilayer(0.0), bilayer(0.5)])
-    at = _open(CANDIDATES_PAGE)
+def test_only_candidate_ids_are_selected(bilayer, app_dirs: Path, open_app, store_candidates) -> None:
+    store_candidates([bilayer(0.0), bilayer(0.5)])
+    at = open_app(CANDIDATES_PAGE)
     for sql, offered in QUERIES:
         _run_sql(at, sql)
         assert not at.dataframe[0].value.empty, sql
@@ -150,15 +99,15 @@ def _drawn_structure(html: str) -> Structure:
     return Structure.from_str(json.loads(text), fmt="cif")
 
 
-def test_viewer_draws_each_layer_whole(bilayer, app_dirs: Path) -> None:
+def test_viewer_draws_each_layer_whole(bilayer, app_dirs: Path, open_app, store_candidates) -> None:
     # the fixture's bilayer moved up so the cell boundary cuts through the upper layer
     moved = bilayer(19.0)
     split = Structure(moved.lattice, moved.species, np.mod(moved.frac_coords, 1.0))
     c = split.lattice.c
     heights = np.sort(split.frac_coords[:, 2]) * c
     assert heights.max() - heights.min() > 20.0, "precondition: a layer is split across the boundary"
-    _store(app_dirs / "var", [split])
-    html = _viewer(_open(CANDIDATES_PAGE))
+    store_candidates([split])
+    html = _viewer(open_app(CANDIDATES_PAGE))
     drawn = _drawn_structure(html)
 
     # the same crystal (3 x 3 in-plane), only translated
@@ -179,9 +128,10 @@ def test_viewer_draws_each_layer_whole(bilayer, app_dirs: Path) -> None:
     assert after.interlayer_gap == pytest.approx(before.interlayer_gap, abs=1e-6)
 
 
-def test_viewer_has_an_element_legend_in_its_colours_and_no_external_host(bilayer, app_dirs: Path) -> None:
-    _store(app_dirs / "var", [bilayer(0.0)])
-    html = _viewer(_open(CANDIDATES_PAGE))
+def test_viewer_has_an_element_legend_in_its_colours_and_no_external_host(bilayer, app_dirs: Path, open_app,
+                                                                            store_candidates) -> None:
+    store_candidates([bilayer(0.0)])
+    html = _viewer(open_app(CANDIDATES_PAGE))
     legend = html[html.index('class="element-legend"'):]
     for element, colour in JMOL.items():
         # drawn in its colour ...
@@ -201,8 +151,8 @@ def _metrics_table(at: AppTest):  # noqa: ANN202
 
 @pytest.mark.skipif(not (ROOT / "reports" / "cdvae-plus-janus" / "metrics.json").is_file(),
                     reason="the evaluation report is not in this checkout")
-def test_model_page_labels_both_reconstruction_figures(shipped_models: Path) -> None:
-    at = _open(MODEL_PAGE)
+def test_model_page_labels_both_reconstruction_figures(shipped_models: Path, open_app) -> None:
+    at = open_app(MODEL_PAGE)
     table = _metrics_table(at)
     assert list(table.columns) == ["figure", "source", "value", "crystals", "reference"]
     recon = table[table["figure"] == "Reconstruction match rate, random split"].set_index("source")
@@ -223,17 +173,17 @@ def test_model_page_labels_both_reconstruction_figures(shipped_models: Path) -> 
     assert "StructureMatcher(stol 0.5, angle_tol 10, ltol 0.3)" in text
 
 
-def test_model_page_without_report_labels_the_model_card(shipped_models: Path, tmp_path: Path,
+def test_model_page_without_report_labels_the_model_card(shipped_models: Path, open_app, tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VDWGEN_REPORTS_DIR", str(tmp_path / "no-reports"))
-    at = _open(MODEL_PAGE)
+    at = open_app(MODEL_PAGE)
     table = _metrics_table(at)
     assert set(table["source"]) == {"model card at export"}
     assert "Why two reconstruction figures?" not in _texts(at.markdown)
 
 
-def test_model_page_counts_parameters_once(shipped_models: Path) -> None:
-    at = _open(MODEL_PAGE)
+def test_model_page_counts_parameters_once(shipped_models: Path, open_app) -> None:
+    at = open_app(MODEL_PAGE)
     parameters = json.loads((ROOT / "artifacts" / "cdvae-plus-janus" / "manifest.json").read_text())[
         "model"]["parameters"]
     stage1 = parameters["encoder"] + parameters["decoder"] + parameters["fusion_and_heads"]
@@ -249,8 +199,8 @@ def test_model_page_counts_parameters_once(shipped_models: Path) -> None:
     assert f"stage 1 {base['total']:,} (no generator)" in _texts(at.caption)
 
 
-def test_model_page_shows_parity_as_a_labelled_table(shipped_models: Path) -> None:
-    at = _open(MODEL_PAGE)
+def test_model_page_shows_parity_as_a_labelled_table(shipped_models: Path, open_app) -> None:
+    at = open_app(MODEL_PAGE)
     table = next(d.value for d in at.dataframe if "tolerance" in d.value.columns).set_index("part")
     parity = json.loads((ROOT / "artifacts" / "cdvae-plus-janus" / "manifest.json").read_text())["parity"]
     assert list(table.columns) == ["compared", "max difference", "unit", "tolerance", "pass"]
@@ -264,7 +214,7 @@ def test_model_page_shows_parity_as_a_labelled_table(shipped_models: Path) -> No
 
 
 # -- dataset page ----------------------------------------------------------------------------------------
-def test_dataset_histograms_keep_their_own_size(app_dirs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_dataset_histograms_keep_their_own_size(app_dirs: Path, open_app, monkeypatch: pytest.MonkeyPatch) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -284,7 +234,7 @@ def test_dataset_histograms_keep_their_own_size(app_dirs: Path, monkeypatch: pyt
         return real(*args, **kwargs)
 
     monkeypatch.setattr(st, "image", spy)
-    at = _open(DATASET_PAGE)
+    at = open_app(DATASET_PAGE)
     # one flowing list at the pictures' own width ("content": never stretched, never squeezed into
     # a column per picture), so as many fit side by side as the screen allows
     (images,) = at.image
@@ -294,7 +244,7 @@ def test_dataset_histograms_keep_their_own_size(app_dirs: Path, monkeypatch: pyt
 
 
 # -- offline and toolbar ---------------------------------------------------------------------------------
-def test_page_icon_needs_no_external_host(app_dirs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_page_icon_needs_no_external_host(app_dirs: Path, open_app, monkeypatch: pytest.MonkeyPatch) -> None:
     from streamlit.commands.page_config import _get_favicon_string
 
     seen: dict = {}
@@ -305,7 +255,7 @@ def test_page_icon_needs_no_external_host(app_dirs: Path, monkeypatch: pytest.Mo
         return real(*args, **kwargs)
 
     monkeypatch.setattr(st, "set_page_config", spy)
-    _open()
+    open_app()
     # an emoji becomes a data: URL in the browser; ":material/...:" an SVG from fonts.gstatic.com
     assert _get_favicon_string(seen["page_icon"]).startswith("emoji:")
 
