@@ -415,6 +415,10 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:  # our library's validation errors name the limit or options
         print(f"vdwgen: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a file that cannot be read or written mid-way (disk full, permissions changed)
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"vdwgen: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -157,3 +157,15 @@ def test_ship_a_run(tiny_runs: dict[str, Path], tmp_path: Path, capsys: pytest.C
     assert f"wrote {dest / 'model.pt'}" in capsys.readouterr().out
     assert (dest / "model.pt").stat().st_size > 0 and (dest / "training.json").is_file()
     _refused(["ship", str(tmp_path / "no-run"), str(tmp_path / "elsewhere")], capsys, "no run folder")
+
+
+def test_a_file_error_mid_way_is_one_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import vdwgen.cli as cli
+
+    def full_disk(args) -> int:  # noqa: ANN001
+        raise OSError(28, "No space left on device", "/data/candidates.duckdb")
+
+    monkeypatch.setitem(cli._COMMANDS, ("query", None), full_disk)
+    assert cli.main(["query", "SELECT 1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["vdwgen: No space left on device (/data/candidates.duckdb)"]
