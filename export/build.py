@@ -25,12 +25,15 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
 from core.errors import VdwgenError
 from core.manifest import MANIFEST, write_manifest
 from export.graphs import ConditionGraph, FusionHeadsGraph, HalfStored, UnconditionalHeadsGraph
 from training.data.janus import load_janus_dataset
+from training.data.sources import SPLIT as DATA_SPLIT
+from training.data.sources import TABLE_NAME as DATA_TABLE
 from training.model.langevin import AnnealedLangevin, CrystalDecoder, LangevinSettings
 from training.train.weights import TrainedModel, load_trained
 
@@ -39,6 +42,8 @@ DECODER_TOLERANCE_A = 1e-4
 DEFAULT_STEPS_PER_LEVEL = 5
 MAX_COUNT = 1000
 PARITY_BATCH = 7
+TRAINING_TABLE = "training_data.parquet"
+"""The training crystals inside an artifact trained on a dataset other than the committed one."""
 
 
 class ExportError(VdwgenError):
@@ -130,20 +135,42 @@ def _versions() -> dict[str, str]:
             "onnxruntime": onnxruntime.__version__, "pymatgen": getattr(pymatgen.core, "__version__", "?")}
 
 
-def _training_data(trained: TrainedModel) -> tuple[dict, dict]:
+def _training_data(trained: TrainedModel, weights: Path, out: Path) -> tuple[dict, dict, list[str]]:
+    """The manifest's ``training.data`` and ``model.property``, and the files to add to the artifact.
+
+    The committed Janus table stays where it is (the manifest names it relative to the checkout);
+    any other dataset's table (``data.parquet`` beside the weights, written by ``vdwgen train``) is
+    copied into the artifact as :data:`TRAINING_TABLE`, so the artifact carries its novelty reference.
+    """
     from core.manifest import sha256
     from core.paths import dataset_dir
 
-    split = trained.config.train.split
-    table = dataset_dir() / "bilayers.parquet"
-    labels = load_janus_dataset(split=split, part="train").property_array("formation_energy_per_atom")  # type: ignore[arg-type]
-    data = {"id": f"janus_iii_vi:{split}:train", "table": "data/janus_iii_vi/bilayers.parquet",
-            "sha256": sha256(table), "rows": int(labels.size)}
-    prop = {"name": "formation_energy_per_atom", "unit": "eV/atom", "min": float(labels.min()),
+    cfg = trained.config.data
+    if not cfg.path:
+        split = trained.config.train.split
+        table = dataset_dir() / "bilayers.parquet"
+        labels = load_janus_dataset(split=split, part="train", properties=(cfg.property,)).property_array(  # type: ignore[arg-type]
+            cfg.property)
+        data = {"id": f"janus_iii_vi:{split}:train", "table": "data/janus_iii_vi/bilayers.parquet",
+                "sha256": sha256(table), "rows": int(labels.size)}
+        extra: list[str] = []
+    else:
+        source = Path(weights).parent / DATA_TABLE
+        if not source.is_file():
+            raise ExportError(f"{weights} was trained on {cfg.path}, but {source} (the crystals it learned from) "
+                              "is missing; ship or export from the run folder that holds it")
+        shutil.copyfile(source, out / TRAINING_TABLE)
+        frame = pd.read_parquet(out / TRAINING_TABLE)
+        labels = frame.loc[frame[f"split_{DATA_SPLIT}"] == "train", cfg.property].to_numpy(dtype=float)
+        name = Path(cfg.path).stem if Path(cfg.path).suffix else Path(cfg.path).name
+        data = {"id": f"{name}:{DATA_SPLIT}:train", "table": TRAINING_TABLE, "sha256": sha256(out / TRAINING_TABLE),
+                "rows": int(labels.size), "source": cfg.path}
+        extra = [TRAINING_TABLE]
+    prop = {"name": cfg.property, "unit": cfg.unit, "min": float(labels.min()),
             "max": float(labels.max()), "mean": float(trained.model.property_embedding.mean),
             "std": float(trained.model.property_embedding.std),
             "percentiles": {str(q): float(np.quantile(labels, q / 100)) for q in (10, 50, 90)}}
-    return data, prop
+    return data, prop, extra
 
 
 def export_artifact(weights: Path, out: Path, name: str | None = None,
@@ -200,7 +227,8 @@ def export_artifact(weights: Path, out: Path, name: str | None = None,
     parity["decoder.pt"] = _decoder_parity(out / "decoder.pt", decoder, heads, trained, cond, steps_per_level)
     files.append("decoder.pt")
 
-    data, prop = _training_data(trained)
+    data, prop, extra = _training_data(trained, weights, out)
+    files += extra
     metrics_file = weights.parent / "metrics.json"
     sigmas = model.coord_sigmas
     manifest = {

@@ -54,12 +54,13 @@ def training_set(table: str, split: str, part: str = "train") -> TrainingSet:
 def novelty_reference(manifest: Manifest) -> tuple[TrainingSet | None, str | None]:
     """The model's training part as the novelty reference, found through the manifest's training data.
 
-    The table is the manifest's ``training.data.table`` (relative to the checkout), else
-    ``bilayers.parquet`` in :func:`core.paths.dataset_dir`; its sha256 must equal the manifest's.
+    The table is the manifest's ``training.data.table``: a file inside the artifact folder (a model
+    trained on its own dataset carries it), or a path relative to the checkout (the committed Janus
+    table), else ``bilayers.parquet`` in :func:`core.paths.dataset_dir`; its sha256 must equal the manifest's.
     Returns the reference, or None and the reason novelty cannot be judged.
     """
     data = manifest.training_data
-    candidates = [repo_root() / data.table] if data.table else []
+    candidates = [manifest.folder / data.table, repo_root() / data.table] if data.table else []
     candidates.append(dataset_dir() / "bilayers.parquet")
     table = next((path for path in candidates if path.is_file()), None)
     if table is None:

@@ -93,15 +93,17 @@ def check_request(request: GenerationRequest, manifest: Manifest, max_count: int
         warnings.append(f"the screening ratio applies to formation-energy requests only; ignored for a "
                         f"{request.mode} request")
     counts = None
+    unit = f" {manifest.property.unit}" if manifest.property.unit else ""
     if request.mode == "formation_energy":
         if request.target is None or isinstance(request.target, bool) or not isinstance(request.target, (int, float)):
-            raise RequestError("a formation-energy request needs a target in eV/atom, e.g. -0.8")
+            raise RequestError(f"a {manifest.property.name} request needs a target{unit}, e.g. "
+                               f"{manifest.property.percentile('50'):.2f}")
         if not math.isfinite(request.target):
-            raise RequestError(f"the target must be a finite number of eV/atom, got {request.target}")
+            raise RequestError(f"the target must be a finite number{unit}, got {request.target}")
         low, high = manifest.property_range
         if not low <= request.target <= high:
-            warnings.append(f"target {request.target:+.3f} eV/atom lies outside the training range "
-                            f"{low:+.3f} .. {high:+.3f} eV/atom; the model extrapolates and the screened "
+            warnings.append(f"target {request.target:+.3f}{unit} lies outside the training range "
+                            f"{low:+.3f} .. {high:+.3f}{unit}; the model extrapolates and the screened "
                             "crystals will sit near the edge of that range")
     elif request.mode == "formula":
         try:

@@ -6,6 +6,8 @@ once per session and shared by the export, evaluation and sampling tests.
 
 from __future__ import annotations
 
+import csv
+import itertools
 from collections.abc import Callable
 from pathlib import Path
 
@@ -51,6 +53,46 @@ def _perturbed_dataset_bilayer() -> tuple[Structure, float]:
     s = table_structure(row["lattice"], row["species"], row["frac_coords"])
     moved = s.cart_coords + np.random.default_rng(7).normal(scale=0.04, size=(len(s), 3))
     return Structure(s.lattice, s.species, moved, coords_are_cartesian=True), float(row["formation_energy_per_atom"])
+
+
+def _perovskite(a_site: str, b_site: str, a: float) -> Structure:
+    """Cubic ABO3 in its 5-atom cell."""
+    return Structure(Lattice.cubic(a), [a_site, b_site, "O", "O", "O"],
+                     [[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]])
+
+
+def _write_csv(path: Path, rows: list[dict]) -> Path:
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["material_id", "cif", "heat_ref", "band_gap"])
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def _perovskite_rows(n: int = 20, seed: int = 0) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    combos = itertools.cycle(itertools.product(("Sr", "Ba", "Ca"), ("Ti", "Zr")))
+    rows = []
+    for k in range(n):
+        a_site, b_site = next(combos)
+        a = float(rng.uniform(3.9, 4.2))
+        rows.append({"material_id": f"p{k}", "cif": _perovskite(a_site, b_site, a).to(fmt="cif"),
+                     "heat_ref": round(-a + 3.0, 4), "band_gap": "" if k == 3 else round(a - 2.0, 3)})
+    return rows
+
+
+def _perovskite_csv(path: Path, n: int = 20, seed: int = 0,
+                    edit: Callable[[dict], dict] | None = None) -> Path:
+    rows = _perovskite_rows(n, seed)
+    return _write_csv(Path(path), [edit(r) for r in rows] if edit is not None else rows)
+
+
+@pytest.fixture(scope="session")
+def perovskite_csv() -> Callable[..., Path]:
+    """``(path, n=20, seed=0, edit=None) -> path``: a CDVAE-layout CSV of ``n`` cubic ABO3 perovskites (A in Sr,
+    Ba, Ca; B in Ti, Zr; a from 3.9 to 4.2 Å, seeded), ids ``p0``..., a ``heat_ref`` of ``3 - a`` and a ``band_gap``
+    of ``a - 2`` that is empty in row ``p3``; ``edit`` changes each row (a dict) before it is written."""
+    return _perovskite_csv
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ one-line reason; interrupted long operations exit with status 130.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import sys
@@ -50,6 +51,16 @@ def _output_path(path: Path, flag: str, *, folder: bool) -> Path:
     if not os.access(existing, os.W_OK | os.X_OK):
         raise UsageError(f"cannot write to {flag} {path}: {existing} is not writable")
     return path
+
+
+CONDITIONS = {
+    "both": ["model.condition=both"],
+    "property": ["model.condition=formation_energy"],
+    "formula": ["model.condition=formula"],
+    "none": ["model.condition=none", "model.condition_dropout=0"],
+}
+"""``vdwgen train --condition``: the config overrides of each choice (``property`` is the model's
+``formation_energy`` condition, on whatever column ``--property`` names)."""
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -105,6 +116,14 @@ def _build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", action="store_true", help="continue the run in --out")
     train.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
                        help="override a config value, e.g. train.epochs=2 or model.encoder.num_layers=1")
+    train.add_argument("--data", type=Path, default=None,
+                       help="a CDVAE-layout CSV (split here 6:2:2, seeded), a folder with train.csv, val.csv and "
+                            "test.csv, or a Parquet from `vdwgen dataset import` (default: the committed Janus data)")
+    train.add_argument("--property", default=None, metavar="COLUMN",
+                       help="the property column to condition on and predict (default: formation_energy_per_atom)")
+    train.add_argument("--unit", default=None, help="the property's unit, shown with it (default: none for --data)")
+    train.add_argument("--condition", choices=sorted(CONDITIONS), default=None,
+                       help="what the model is conditioned on (default: the config's, both)")
 
     exp = sub.add_parser(
         "export", help="export a trained model (weights file) as a served artifact folder",
@@ -249,7 +268,21 @@ def _train(args: argparse.Namespace) -> int:
     from training.train.config import load_config
     from training.train.run import run_training
 
-    config = load_config(args.config, args.overrides)
+    overrides = list(args.overrides)
+    if args.data is not None:
+        if not args.data.exists():
+            raise UsageError(f"no dataset at {args.data}: give a CSV, a folder with train.csv, val.csv and "
+                             "test.csv, or a Parquet")
+        overrides += [f"data.path={json.dumps(str(args.data))}", f"data.unit={json.dumps(args.unit or '')}"]
+        if args.property is None:
+            raise UsageError("--data needs --property COLUMN: the column to condition on and predict")
+    elif args.unit is not None:
+        overrides.append(f"data.unit={json.dumps(args.unit)}")
+    if args.property is not None:
+        overrides.append(f"data.property={json.dumps(args.property)}")
+    if args.condition is not None:
+        overrides += CONDITIONS[args.condition]
+    config = load_config(args.config, overrides)
     path = run_training(config, args.out, resume=args.resume)
     print(f"wrote {path}")
     return 0

@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from training.data.sources import DataConfig
 from training.model.cdvae import ModelConfig
 from training.model.equiformer import EquiformerConfig
 from training.model.gan import GanTrainConfig
@@ -67,12 +68,13 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class RunConfig:
-    """Everything a training run needs: model, stage-1 and stage-2 optimisation."""
+    """Everything a training run needs: data, model, stage-1 and stage-2 optimisation."""
 
     name: str = "cpu-small"
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     gan: GanTrainConfig = field(default_factory=GanTrainConfig)
+    data: DataConfig = field(default_factory=DataConfig)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -88,9 +90,9 @@ def _build(cls: type, values: dict[str, Any], where: str) -> Any:
 
 def config_from_dict(data: dict[str, Any], name: str) -> RunConfig:
     """A :class:`RunConfig` from nested plain values (YAML)."""
-    unknown = sorted(set(data) - {"model", "train", "gan"})
+    unknown = sorted(set(data) - {"model", "train", "gan", "data"})
     if unknown:
-        raise ValueError(f"unknown section(s) {unknown}; valid: model, train, gan")
+        raise ValueError(f"unknown section(s) {unknown}; valid: model, train, gan, data")
     model = dict(data.get("model", {}))
     enc = _build(EquiformerConfig, model.pop("encoder", {}) or {}, "model.encoder")
     dec = _build(EquiformerConfig, model.pop("decoder", {}) or {}, "model.decoder")
@@ -104,7 +106,11 @@ def config_from_dict(data: dict[str, Any], name: str) -> RunConfig:
     if "betas" in gan:
         gan["betas"] = tuple(float(b) for b in gan["betas"])
     gan_cfg = _build(GanTrainConfig, gan, "gan")
-    return RunConfig(name=name, model=model_cfg, train=train_cfg, gan=gan_cfg)
+    source = dict(data.get("data", {}) or {})
+    if "ratio" in source:
+        source["ratio"] = tuple(float(r) for r in source["ratio"])
+    data_cfg = _build(DataConfig, source, "data")
+    return RunConfig(name=name, model=model_cfg, train=train_cfg, gan=gan_cfg, data=data_cfg)
 
 
 def load_config(name_or_path: str, overrides: list[str] | None = None) -> RunConfig:

@@ -28,7 +28,7 @@ def run_training(config: RunConfig, out: Path, resume: bool = False) -> Path:
         raise TrainingError(f"{out} already holds a run; add --resume to continue it or choose another --out")
     if resume and not checkpoint.exists():
         raise TrainingError(f"nothing to resume in {out} (no checkpoint.pt)")
-    train, val, elements = load_parts(config)
+    train, val, elements = load_parts(config, out)
     finished = resume and torch.load(checkpoint, map_location="cpu", weights_only=False)["epoch"] >= config.train.epochs
     if not finished:
         train_stage1(config, out, train, val, resume=resume, elements=elements)

@@ -10,6 +10,8 @@ Copies into the destination:
 - ``config.yaml``: the resolved training configuration;
 - ``metrics.csv`` (stage 1, one row per epoch) and ``gan_metrics.csv`` (stage 2): the
   training log;
+- ``data.parquet``: the crystals and split the run learned from, when they are not the committed
+  Janus table (the exported artifact carries them as its novelty reference);
 - ``training.json``: parameter counts, epochs, wall-clock seconds of each stage and the file size.
 """
 
@@ -20,6 +22,7 @@ import json
 import shutil
 from pathlib import Path
 
+from training.data.sources import TABLE_NAME as DATA_TABLE
 from training.train.runfiles import TrainingError
 from training.train.weights import load_trained, save_weights
 
@@ -49,7 +52,7 @@ def ship(run: Path, dest: Path) -> Path:
     if size > MAX_BYTES:
         raise TrainingError(f"{weights} is {size / 1e6:.1f} MB, over the {MAX_BYTES / 1e6:.1f} MB limit "
                             "for committed weights")
-    for name in ("config.yaml", "metrics.csv", "gan_metrics.csv"):
+    for name in ("config.yaml", "metrics.csv", "gan_metrics.csv", DATA_TABLE):
         if (run / name).exists():
             shutil.copyfile(run / name, dest / name)
     epochs1, seconds1 = _seconds(run / "metrics.csv")

@@ -23,7 +23,7 @@ import yaml
 from tqdm import tqdm
 
 from training.data.crystal import CrystalDataset
-from training.data.janus import load_janus_dataset
+from training.data.sources import load_parts as load_data_parts
 from training.model.batching import training_batch
 from training.model.cdvae import ConditionCDVAEPlus
 from training.model.conditions import ElementVocabulary
@@ -31,7 +31,6 @@ from training.model.heads import LatticeScaler
 from training.train.config import RunConfig, TrainConfig
 from training.train.runfiles import TrainingError, append_row, save_atomic, truncate_rows
 
-PROPERTY = "formation_energy_per_atom"
 TERMS = ("natoms", "lattice", "coord", "type", "kl", "composition", "property", "loss")
 
 
@@ -41,8 +40,9 @@ def build_model(config: RunConfig, train: CrystalDataset, elements: Iterable[str
     vocab = ElementVocabulary.from_symbols(
         elements if elements is not None else {el for c in train for el in c.species}
     )
-    values = train.property_array(PROPERTY)
-    batch = training_batch(list(train), vocab)
+    prop = config.data.property
+    values = train.property_array(prop)
+    batch = training_batch(list(train), vocab, prop)
     scaler = LatticeScaler.fit(batch.lengths, batch.angles, batch.num_atoms)
     model = ConditionCDVAEPlus(config.model, vocab, float(values.mean()), float(values.std()), scaler)
     if int(batch.num_atoms.max()) > config.model.max_atoms:
@@ -60,14 +60,27 @@ def limit(data: CrystalDataset, n: int) -> CrystalDataset:
     return data.subset(sorted({int(round(i * (len(data) - 1) / max(n - 1, 1))) for i in range(n)}))
 
 
-def load_parts(config: RunConfig) -> tuple[CrystalDataset, CrystalDataset, tuple[str, ...]]:
-    """The training and validation parts of the configured split (never the test part), and
-    the elements of the whole training part (the vocabulary, also when ``limit_train`` cuts it)."""
+def load_parts(config: RunConfig, out: Path | None = None) -> tuple[CrystalDataset, CrystalDataset, tuple[str, ...]]:
+    """The training and validation parts of the configured data (never the test part), and the
+    elements of the whole training part (the vocabulary, also when ``limit_train`` cuts it).
+
+    A dataset other than the committed Janus table keeps its split in ``out/data.parquet``
+    (:func:`training.data.sources.load_parts`)."""
     cfg = config.train
-    full = load_janus_dataset(split=cfg.split, part="train", properties=(PROPERTY,))  # type: ignore[arg-type]
-    elements = tuple(sorted({el for c in full for el in c.species}))
-    val = limit(load_janus_dataset(split=cfg.split, part="val", properties=(PROPERTY,)), cfg.limit_val)  # type: ignore[arg-type]
-    return limit(full, cfg.limit_train), val, elements
+    parts = load_data_parts(config.data, cfg.split, out)
+    for line in parts.skipped[:20]:
+        tqdm.write(f"data: skipped {line}")
+    if len(parts.skipped) > 20:
+        tqdm.write(f"data: ... and {len(parts.skipped) - 20} more skipped rows")
+    elements = tuple(sorted({el for c in parts.train for el in c.species}))
+    known = set(elements)
+    inside = [i for i, c in enumerate(parts.val) if set(c.species) <= known]
+    if len(inside) < len(parts.val):  # the vocabulary is the training part's: the model cannot encode the rest
+        tqdm.write(f"data: {len(parts.val) - len(inside)} of {len(parts.val)} validation crystals hold elements "
+                   "absent from the training part; validated on the other "
+                   f"{len(inside)}")
+    val = parts.val if len(inside) == len(parts.val) else parts.val.subset(inside)
+    return limit(parts.train, cfg.limit_train), limit(val, cfg.limit_val), elements
 
 
 def train_stage1(config: RunConfig, out: Path, train: CrystalDataset, val: CrystalDataset,
@@ -116,7 +129,7 @@ def train_stage1(config: RunConfig, out: Path, train: CrystalDataset, val: Cryst
             model.train()
             for b in range(start_batch, n_batches):
                 idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size].tolist()
-                batch = training_batch([train[i] for i in idx], vocab)
+                batch = training_batch([train[i] for i in idx], vocab, config.data.property)
                 noise = torch.Generator().manual_seed(cfg.seed * 7919 + step)
                 for group in optimizer.param_groups:
                     group["lr"] = learning_rate(cfg, step, cfg.epochs * n_batches)
@@ -139,7 +152,7 @@ def train_stage1(config: RunConfig, out: Path, train: CrystalDataset, val: Cryst
                     last_save = time.time()
             done = max(n_batches - int(sums["skipped"]), 1)
             row = {"epoch": epoch + 1, **{f"train_{k}": sums[k] / done for k in TERMS},
-                   "val_loss": validation_loss(model, val, cfg.batch_size, cfg.seed),
+                   "val_loss": validation_loss(model, val, cfg.batch_size, cfg.seed, config.data.property),
                    "teacher_forcing": epoch < forced_epochs, "lr": optimizer.param_groups[0]["lr"],
                    "skipped_batches": int(sums["skipped"]), "seconds": time.time() - t0}
             append_row(out / "metrics.csv", row)
@@ -161,7 +174,8 @@ def learning_rate(cfg: TrainConfig, step: int, total_steps: int) -> float:
 
 
 @torch.no_grad()
-def validation_loss(model: ConditionCDVAEPlus, data: CrystalDataset, batch_size: int, seed: int) -> float:
+def validation_loss(model: ConditionCDVAEPlus, data: CrystalDataset, batch_size: int, seed: int,
+                    property_name: str = "formation_energy_per_atom") -> float:
     """Mean total loss on a part, teacher-forced, with fixed noise (comparable across epochs)."""
     if len(data) == 0:
         return float("nan")
@@ -169,7 +183,8 @@ def validation_loss(model: ConditionCDVAEPlus, data: CrystalDataset, batch_size:
     total, count = 0.0, 0
     for start in range(0, len(data), batch_size):
         crystals = [data[i] for i in range(start, min(start + batch_size, len(data)))]
-        losses = model(training_batch(crystals, model.vocab), True, torch.Generator().manual_seed(seed + start))
+        losses = model(training_batch(crystals, model.vocab, property_name), True,
+                       torch.Generator().manual_seed(seed + start))
         total += float(losses["loss"]) * len(crystals)
         count += len(crystals)
     model.train()

@@ -109,7 +109,7 @@ def train_stage2(config: RunConfig, out: Path, train_data: CrystalDataset, resum
         epoch = state["epoch"]
     truncate_rows(out / GAN_METRICS, epoch)
 
-    data = encode_dataset(model, train_data, batch_size=max(64, cfg.batch_size))
+    data = encode_dataset(model, train_data, batch_size=max(64, cfg.batch_size), property_name=config.data.property)
     n = data["mu"].shape[0]
     if n < cfg.batch_size:
         raise TrainingError(f"stage 2 needs at least batch_size={cfg.batch_size} training crystals, got {n}")

@@ -41,6 +41,12 @@ def load_engine(folder: str) -> Engine:
     return Engine.load(Path(folder))
 
 
+def target_label(name: str, unit: str) -> str:
+    """The target input's label: "Target formation energy (eV/atom)" for the dataset's label, else the column."""
+    words = "formation energy" if name == "formation_energy_per_atom" else name
+    return f"Target {words}" + (f" ({unit})" if unit else "")
+
+
 def request_form(mode: str, manifest: Manifest) -> GenerationRequest:
     sampling, prop = manifest.sampling, manifest.property
     left, right = st.columns(2)
@@ -49,12 +55,12 @@ def request_form(mode: str, manifest: Manifest) -> GenerationRequest:
         low, high = manifest.property_range
         pct = {k: prop.percentile(k) for k in ("10", "50", "90")}
         target = left.number_input(
-            "Target formation energy (eV/atom)", value=round(float(pct.get("50", (low + high) / 2)), 3),
+            target_label(prop.name, prop.unit), value=round(float(pct.get("50", (low + high) / 2)), 3),
             step=0.01, format="%.3f", key="generate_target",
-            help=f"Training labels span {low:+.3f} .. {high:+.3f} eV/atom (10th / 50th / 90th percentile: "
+            help=f"Training labels span {low:+.3f} .. {high:+.3f} {prop.unit} (10th / 50th / 90th percentile: "
                  f"{pct.get('10', low):+.3f} / {pct.get('50', 0):+.3f} / {pct.get('90', high):+.3f}). "
                  "Targets outside are allowed but extrapolate.")
-        left.caption(f"Training range {low:+.3f} .. {high:+.3f} eV/atom")
+        left.caption(f"Training range {low:+.3f} .. {high:+.3f} {prop.unit}")
     elif mode == "formula":
         formula = left.text_input("Formula", value="GaInSSe", key="generate_formula",
                                   help=f"Elements: {', '.join(manifest.vocabulary)}. Scaled to the model's "
