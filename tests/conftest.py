@@ -138,6 +138,25 @@ def tiny_artifacts(tmp_path_factory: pytest.TempPathFactory, tiny_runs: dict[str
 
 
 @pytest.fixture(scope="session")
+def perovskite_artifact(tmp_path_factory: pytest.TempPathFactory, perovskite_csv: Callable[..., Path],
+                        tiny_overrides: tuple[str, ...]) -> Path:
+    """A tiny model trained for one epoch through `vdwgen train --data` on 30 perovskites (property heat_ref, eV/atom),
+    shipped and exported with 1 Langevin step per level: the artifact folder (named ``perov``)."""
+    from vdwgen.cli import main
+
+    root = tmp_path_factory.mktemp("perov")
+    csv = perovskite_csv(root / "perov.csv", 30)
+    sets = [x for item in [*tiny_overrides, "train.epochs=1"] if not item.startswith("train.limit")
+            for x in ("--set", item)]
+    assert main(["train", "--data", str(csv), "--property", "heat_ref", "--unit", "eV/atom",
+                 "--out", str(root / "run"), *sets]) == 0
+    assert main(["ship", str(root / "run"), str(root / "models" / "perov")]) == 0
+    assert main(["export", str(root / "models" / "perov" / "model.pt"), "--out", str(root / "artifacts" / "perov"),
+                 "--steps-per-level", "1"]) == 0
+    return root / "artifacts" / "perov"
+
+
+@pytest.fixture(scope="session")
 def bilayer() -> Callable[[float], Structure]:
     """``shift -> Structure``: a GaS-like bilayer, two S-Ga-Ga-S layers 3.2 Å apart along z, 20 Å vacuum,
     everything moved up by ``shift`` Å."""

@@ -15,21 +15,6 @@ from store.query import run_query
 from vdwgen.cli import main
 
 
-@pytest.fixture(scope="module")
-def perovskite_artifact(tmp_path_factory: pytest.TempPathFactory, perovskite_csv: Callable[..., Path],
-                        tiny_overrides: tuple[str, ...]) -> Path:
-    root = tmp_path_factory.mktemp("perov")
-    csv = perovskite_csv(root / "perov.csv", 30)
-    sets = [x for item in [*tiny_overrides, "train.epochs=1"] if not item.startswith("train.limit")
-            for x in ("--set", item)]
-    assert main(["train", "--data", str(csv), "--property", "heat_ref", "--unit", "eV/atom",
-                 "--out", str(root / "run"), *sets]) == 0
-    assert main(["ship", str(root / "run"), str(root / "models" / "perov")]) == 0
-    assert main(["export", str(root / "models" / "perov" / "model.pt"), "--out", str(root / "artifacts" / "perov"),
-                 "--steps-per-level", "1"]) == 0
-    return root / "artifacts" / "perov"
-
-
 def test_the_manifest_carries_the_datasets_property_vocabulary_and_table(perovskite_artifact: Path) -> None:
     manifest = json.loads((perovskite_artifact / "manifest.json").read_text())
     prop = manifest["model"]["property"]

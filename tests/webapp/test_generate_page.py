@@ -7,6 +7,7 @@ caught mid-way it holds the run at a gate (a patched step that waits for an even
 from __future__ import annotations
 
 import io
+import shutil
 import threading
 import time
 import zipfile
@@ -292,3 +293,24 @@ def test_in_a_browser_a_run_outlives_leaving_the_page_and_the_pick_follows_the_r
     path = tmp_path / "downloaded.vasp"
     download.value.save_as(path)
     assert Structure.from_str(path.read_text(), fmt="poscar").composition == Composition("Al2Ga2Se2Te2")
+
+
+def test_the_model_picker_offers_every_model_and_the_form_follows_the_one_picked(
+        app_dirs: Path, perovskite_artifact: Path, open_app) -> None:  # noqa: ANN001
+    artifacts = app_dirs / "artifacts"
+    shutil.copytree(MODEL, artifacts / "cdvae-plus-janus")
+    shutil.copytree(perovskite_artifact, artifacts / "perov")
+    at = open_app()
+    picker = at.selectbox(key="generate_model_formation_energy")
+    assert list(picker.options) == ["cdvae-plus-janus", "perov"] and picker.value == "cdvae-plus-janus"
+    assert at.number_input(key="generate_target").label == "Target formation energy (eV/atom)"
+    picker.set_value("perov").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.number_input(key="generate_target").label == "Target heat_ref (eV/atom)"
+    assert any("property heat_ref (eV/atom); trained on perov:data:train" in c.value for c in at.caption)
+    at.radio(key="generate_mode").set_value("formula").run()
+    at.selectbox(key="generate_model_formula").set_value("perov").run()
+    at.text_input(key="generate_formula").set_value("GaInSSe").run()
+    at.button(key="generate_run").click().run()
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1 and "allowed elements: " in errors[0] and "Sr" in errors[0]  # the picked model's

@@ -21,7 +21,7 @@ import streamlit as st
 from core.manifest import ArtifactError, Manifest
 from core.paths import artifacts_dir
 from services.generation import StoredRun
-from serving.artifacts import find_models, models_by_mode
+from serving.artifacts import all_by_mode, describe, find_models
 from serving.engine import DECODE_BATCH, Engine
 from serving.request import MAX_SCREENING_RATIO, MAX_STEPS_PER_LEVEL, GenerationRequest, RequestError
 from store.database import StoreError
@@ -195,7 +195,7 @@ st.write("Ask for van der Waals bilayers with a target formation energy or a for
          "candidate crystals to check and download as POSCARs for DFT.")
 
 root = artifacts_dir()
-served, problems = models_by_mode(find_models(root))
+served, problems = all_by_mode(find_models(root))
 for problem in problems:
     st.error(problem, icon=":material/error:")
 if not served:
@@ -205,8 +205,13 @@ if not served:
 
 modes = [m for m in MODES if m in served]
 mode = st.radio("Request", modes, format_func=MODES.__getitem__, horizontal=True, key="generate_mode")
+# Every model that serves the mode; the first by name is the default (the shipped one, when it is there).
+by_name = {m.name: m for m in served[mode]}
+picked = st.selectbox("Model", list(by_name), key=f"generate_model_{mode}",
+                      help="Every exported model under the artifacts folder that serves this request.")
+st.caption(describe(by_name[picked]))
 try:
-    engine = load_engine(str(served[mode]))
+    engine = load_engine(str(by_name[picked].folder))
 except ArtifactError as exc:
     st.error(str(exc), icon=":material/error:")
     st.stop()
