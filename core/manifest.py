@@ -88,6 +88,12 @@ class PropertyInfo:
                    mean=float(data.get("mean", float("nan"))), std=float(data.get("std", float("nan"))),
                    percentiles={str(k): float(v) for k, v in data.get("percentiles", {}).items()})
 
+    @property
+    def label(self) -> str:
+        """A short column label: ``E_f (eV/atom)`` for the formation energy per atom, else ``name (unit)``."""
+        name = "E_f" if self.name == "formation_energy_per_atom" else self.name
+        return f"{name} ({self.unit})" if self.unit else name
+
     def percentile(self, key: str) -> float:
         """The training labels' percentile ``key`` ("10", "50", "90"); the range's middle when not recorded."""
         return self.percentiles.get(key, (self.min + self.max) / 2)

@@ -33,6 +33,11 @@ SEARCH_RADIUS = 6.0
 """Neighbour search radius (Å) for bonds and interlayer contacts."""
 
 
+SLAB_VACUUM = 6.0
+"""Å: the least empty space along c that makes a cell a slab (a 2D crystal in vacuum). The van der Waals gaps
+of layered bulk crystals are 2.5-4.5 Å (2.8-4.2 Å between the layers of our bilayers); our slabs have 20 Å."""
+
+
 @dataclass(frozen=True)
 class LayerAnalysis:
     """What the 2D checks found in one structure (distances in Å; NaN where undefined)."""
@@ -46,6 +51,12 @@ class LayerAnalysis:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    @property
+    def slab(self) -> bool:
+        """A 2D crystal: no bonded network runs along c and at least :data:`SLAB_VACUUM` of vacuum separates
+        the periodic images. Only then do layers, vacuum and interlayer gap describe the crystal."""
+        return not self.periodic_along_c and self.vacuum >= SLAB_VACUUM
 
 
 def _radius(symbol: str) -> float:

@@ -25,7 +25,9 @@ class CandidateRecord:
 
     ``duplicate_of`` is a stored candidate id, or ``-(k + 1)`` for the crystal with
     ``index_in_run`` k of the same run (its id exists only once the run is stored).
-    ``novel`` is None when no training table was available to compare with.
+    ``novel`` is None when no training table was available to compare with. ``slab`` says whether the 2D checks
+    apply (:attr:`scoring.layers.LayerAnalysis.slab`); for a bulk crystal ``n_layers``, ``vacuum`` and the
+    ``interlayer_*`` fields are None: they were not checked, because they mean nothing there.
     """
 
     index_in_run: int
@@ -46,16 +48,17 @@ class CandidateRecord:
     structure_valid: bool
     composition_valid: bool
     valid: bool
-    n_layers: int
+    n_layers: int | None
     periodic_along_c: bool
     vacuum: float | None
     interlayer_gap: float | None
     interlayer_distance: float | None
-    interlayer_too_short: bool
+    interlayer_too_short: bool | None
     novel: bool | None
     duplicate_of: int | None
     poscar: str
     cif: str
+    slab: bool
 
     def row(self) -> dict:
         """Column -> value, as the store writes it."""
@@ -74,11 +77,13 @@ class CandidateRecord:
 
 def candidate_record(index_in_run: int, structure: Structure, predicted_formation_energy: float | None,
                      novel: bool | None = None, duplicate_of: int | None = None) -> CandidateRecord:
-    """Score one crystal: validity, geometry, 2D layer analysis, the given novelty and duplicate verdicts."""
+    """Score one crystal: validity, geometry, the 2D layer analysis when it is a slab, the given novelty and
+    duplicate verdicts."""
     composition = structure.composition
     structural = structurally_valid(structure)
     compositional = compositionally_valid(composition)
     layers = analyse_layers(structure)
+    slab = layers.slab
     a, b, c = structure.lattice.abc
     alpha, beta, gamma = structure.lattice.angles
     return CandidateRecord(
@@ -92,10 +97,11 @@ def candidate_record(index_in_run: int, structure: Structure, predicted_formatio
         predicted_formation_energy=_finite(predicted_formation_energy),
         min_distance=_finite(min_distance(structure)),
         structure_valid=structural, composition_valid=compositional, valid=structural and compositional,
-        n_layers=layers.n_layers, periodic_along_c=layers.periodic_along_c,
-        vacuum=_finite(layers.vacuum), interlayer_gap=_finite(layers.interlayer_gap),
-        interlayer_distance=_finite(layers.interlayer_distance),
-        interlayer_too_short=layers.interlayer_too_short,
+        n_layers=layers.n_layers if slab else None, periodic_along_c=layers.periodic_along_c,
+        vacuum=_finite(layers.vacuum) if slab else None,
+        interlayer_gap=_finite(layers.interlayer_gap) if slab else None,
+        interlayer_distance=_finite(layers.interlayer_distance) if slab else None,
+        interlayer_too_short=layers.interlayer_too_short if slab else None, slab=slab,
         novel=novel, duplicate_of=duplicate_of,
         poscar=structure.to(fmt="poscar"), cif=structure.to(fmt="cif"),
     )

@@ -150,7 +150,7 @@ CANDIDATE_COLUMNS: tuple[str, ...] = (
     "formula", "reduced_formula", "elements", "num_atoms", "a", "b", "c", "alpha", "beta", "gamma", "volume",
     "density", "predicted_formation_energy", "min_distance", "structure_valid", "composition_valid", "valid",
     "n_layers", "periodic_along_c", "vacuum", "interlayer_gap", "interlayer_distance", "interlayer_too_short",
-    "novel", "duplicate_of", "poscar", "cif",
+    "novel", "duplicate_of", "poscar", "cif", "slab",
 )
 """Columns a candidate record fills (besides id, run_id, index_in_run, created)."""
 

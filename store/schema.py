@@ -75,5 +75,9 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE candidates ADD COLUMN oracle_checked_at TIMESTAMP;         -- UTC
     ALTER TABLE candidates ADD COLUMN oracle_version VARCHAR;              -- e.g. CHGNet 0.3.0 + D3(zero, PBE)
     """,
+    # 3: bulk crystals and slabs: the 2D columns (n_layers, vacuum, interlayer_*) are NULL unless a slab
+    """
+    ALTER TABLE candidates ADD COLUMN slab BOOLEAN;  -- vacuum along c, no bond across it (NULL: stored before v3)
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -68,16 +68,22 @@ def run_generate(request: GenerationRequest, artifacts: Path | None = None, out:
             (out / f"{stem}.cif").write_text(record.cif)
     print(f"model {result.model}: {len(records)} crystals in {result.seconds:.1f} s "
           f"({result.steps_per_level} Langevin steps per level, screening {result.screening_ratio}:1)")
-    print(f"{'#':>4}  {'formula':<16} {'E_f pred (eV/atom)':>18} {'d_min (Å)':>9} {'layers':>6} {'novel':>5} "
+    predicted = f"{engine.manifest.property.label} pred"
+    print(f"{'#':>4}  {'formula':<16} {predicted:>18} {'d_min (Å)':>9} {'layers':>6} {'novel':>5} "
           f"{'dup. of':>7}  validity")
     for r in records:
         energy = "-" if r.predicted_formation_energy is None else f"{r.predicted_formation_energy:.3f}"
         dmin = "-" if r.min_distance is None else f"{r.min_distance:.2f}"
         duplicate = "-" if r.duplicate_of is None else (f"#{-r.duplicate_of - 1}" if r.duplicate_of < 0
                                                          else str(r.duplicate_of))
-        print(f"{r.index_in_run:>4}  {r.formula:<16} {energy:>18} {dmin:>9} {r.n_layers:>6} {_yes_no(r.novel):>5} "
+        layers = str(r.n_layers) if r.slab else "bulk"
+        print(f"{r.index_in_run:>4}  {r.formula:<16} {energy:>18} {dmin:>9} {layers:>6} {_yes_no(r.novel):>5} "
               f"{duplicate:>7}  {r.verdict}")
     valid = sum(1 for r in records if r.valid)
+    bulk = sum(1 for r in records if not r.slab)
+    if bulk:
+        print(f"2D checks (layers, vacuum, interlayer gap) skipped for {bulk} bulk crystal{'s' if bulk != 1 else ''}: "
+              "no vacuum along c")
     if store is not None:
         ids = done.candidate_ids
         span = f"candidates {ids[0]}..{ids[-1]}" if ids else "no candidates"

@@ -35,11 +35,14 @@ def duplicate_label(duplicate_of: int | None) -> str:
     return f"candidate {duplicate_of}"
 
 
-def results_table(candidate_ids: Sequence[int], records: Sequence[CandidateRecord]) -> pd.DataFrame:
-    """One row per stored crystal: its id, index in the run, validity, 2D checks, novelty and duplicate."""
+def results_table(candidate_ids: Sequence[int], records: Sequence[CandidateRecord],
+                  property_label: str = "E_f (eV/atom)") -> pd.DataFrame:
+    """One row per stored crystal: its id, index in the run, validity, 2D checks (slabs only: a bulk crystal's
+    layers and gap are empty), novelty and duplicate."""
     rows = [{"id": cid, "#": r.index_in_run, "formula": r.formula, "validity": r.verdict,
              "novel": yes_no(r.novel), "duplicate of": duplicate_label(r.duplicate_of),
-             "predicted E_f (eV/atom)": _rounded(r.predicted_formation_energy, 4), "layers": r.n_layers,
+             f"predicted {property_label}": _rounded(r.predicted_formation_energy, 4),
+             "kind": "slab" if r.slab else "bulk", "layers": r.n_layers,
              "interlayer gap (Å)": _rounded(r.interlayer_gap, 3), "min distance (Å)": _rounded(r.min_distance, 3),
              "a (Å)": round(r.a, 3), "c (Å)": round(r.c, 3), "atoms": r.num_atoms}
             for cid, r in zip(candidate_ids, records, strict=True)]

@@ -201,9 +201,10 @@ def _version_1_file(path: Path, bilayer) -> None:
         con.execute("INSERT INTO runs (id, created, finished, status, mode, formula_request, count_requested, "
                     "count_stored, seed, model_name, manifest_sha256) "
                     "VALUES (1, ?, ?, 'completed', 'formula', 'GaS', 1, 1, 0, 'demo', ?)", [now, now, "0" * 64])
-        columns = ("id", "run_id", "index_in_run", "created", *CANDIDATE_COLUMNS)
+        version_1 = [c for c in CANDIDATE_COLUMNS if c != "slab"]  # slab came with version 3
+        columns = ("id", "run_id", "index_in_run", "created", *version_1)
         con.execute(f"INSERT INTO candidates ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})",
-                    [1, 1, 0, now, *(record.row()[c] for c in CANDIDATE_COLUMNS)])
+                    [1, 1, 0, now, *(record.row()[c] for c in version_1)])
     finally:
         con.close()
 
@@ -221,9 +222,10 @@ def test_a_version_1_file_migrates_and_keeps_its_rows(bilayer, tmp_path: Path) -
     _version_1_file(path, bilayer)
     store = open_store(path)
     try:
-        assert store.schema_version == SCHEMA_VERSION >= 2
+        assert store.schema_version == SCHEMA_VERSION >= 3
         frame = run_query(store, "SELECT id, formula, predicted_formation_energy, oracle_formation_energy, "
-                                 "oracle_checked_at FROM candidates").frame
+                                 "oracle_checked_at, slab FROM candidates").frame
+        assert frame["slab"].isna().all()  # not known for a row stored before version 3
         assert frame["id"].tolist() == [1] and frame["formula"].tolist() == ["Ga4S4"]
         assert frame["predicted_formation_energy"].tolist() == [-0.7]
         assert frame["oracle_formation_energy"].isna().all() and frame["oracle_checked_at"].isna().all()

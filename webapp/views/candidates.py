@@ -193,7 +193,8 @@ sql = st.text_area("SQL: one SELECT over the tables `candidates` and `runs`", ke
                    help="Read-only; no file access; at most 10,000 rows; stopped after 10 s. Columns of candidates: "
                         "formula, reduced_formula, elements (list), num_atoms, a, b, c, alpha, beta, gamma, volume, "
                         "density, predicted_formation_energy, min_distance, structure_valid, composition_valid, "
-                        "valid, n_layers, vacuum, interlayer_gap, interlayer_distance, interlayer_too_short, "
+                        "valid, slab (2D crystal in vacuum), and for slabs only: n_layers, vacuum, interlayer_gap, "
+                        "interlayer_distance, interlayer_too_short; "
                         "novel, duplicate_of, run_id, created, poscar, cif; after an oracle check: "
                         "oracle_formation_energy, oracle_energy_drop_per_atom, oracle_interlayer_gap, oracle_rmsd, "
                         "oracle_steps, oracle_converged, oracle_relaxed_poscar, oracle_checked_at, oracle_version.")

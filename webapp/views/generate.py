@@ -139,12 +139,12 @@ def show_progress(job: GenerationJob) -> None:
     st.caption(decoding_plan(job))
 
 
-def show_result(stored: StoredRun) -> None:
+def show_result(stored: StoredRun, property_label: str) -> None:
     """The stored run: its records as a table, the picked crystal's files and all POSCARs as a ZIP."""
     result, records, ids, run = stored.result, stored.records, stored.candidate_ids, stored.run_id
     for warning in result.warnings:
         st.warning(warning, icon=":material/warning:")
-    table = results_table(ids, records)
+    table = results_table(ids, records, property_label)
     n = len(records)
     valid = sum(r.valid for r in records)
     judged = [r.novel for r in records if r.novel is not None]
@@ -155,6 +155,10 @@ def show_result(stored: StoredRun) -> None:
                + f"{duplicates} duplicate{'s' if duplicates != 1 else ''} of stored or earlier crystals · "
                f"{result.seconds:.1f} s · {result.steps_per_level} Langevin steps per level"
                + (f" · screening {result.screening_ratio}:1" if result.request.mode == "formation_energy" else ""))
+    bulk = sum(not r.slab for r in records)
+    if bulk:
+        st.caption(f"2D checks (layers, vacuum, interlayer gap) skipped for {bulk} bulk crystal"
+                   f"{'s' if bulk != 1 else ''}: no vacuum along c, so they would mean nothing.")
     if stored.status != "completed":
         st.warning(f"Run {run} ended {stored.status}.", icon=":material/warning:")
     # Keys carry the run id: a widget keyed alike across runs would keep the earlier run's options in the browser.
@@ -185,7 +189,7 @@ def show_job(job: GenerationJob) -> None:
         error = job.error
         st.error(f"The run failed: {type(error).__name__}: {error}", icon=":material/error:")
         return
-    show_result(stored)
+    show_result(stored, job.engine.manifest.property.label)
     st.success(f"Stored as run {stored.run_id}; filter all stored candidates on the Candidates page.",
                icon=":material/database:")
 
