@@ -84,6 +84,8 @@ class Sampler:
         self.generator = trained.generator.eval() if trained.generator is not None else None
         self.settings = settings
         self.batch_size = batch_size
+        self.property_name = trained.config.data.property
+        """The crystals' property column the model was trained on (and conditions on)."""
         self.heads = GenerationHeads(self.model).eval()
         langevin = AnnealedLangevin(self.model.decoder, self.model.coord_sigmas, settings)
         self.decoder = CrystalDecoder(langevin, self.model.vocab.size).eval()
@@ -142,7 +144,7 @@ class Sampler:
         """Posterior means ``mu`` (B, D) and each crystal's own condition vector (B, C)."""
         mus, conds = [], []
         for start in range(0, len(crystals), self.batch_size):
-            batch = training_batch(crystals[start:start + self.batch_size], self.model.vocab)
+            batch = training_batch(crystals[start:start + self.batch_size], self.model.vocab, self.property_name)
             mu, _ = self.model.encoder(batch.frac_coords, batch.atomic_numbers, batch.lattice, batch.num_atoms)
             mus.append(mu)
             conds.append(self.model.condition_embedding(batch.property, batch.counts)
@@ -151,13 +153,15 @@ class Sampler:
 
     @torch.no_grad()
     def predict_property(self, crystals: list[Crystal]) -> np.ndarray:
-        """Formation energy (eV/atom) the trained encoder + property head give each crystal (z = mu)."""
+        """The property (e.g. formation energy, eV/atom) the trained encoder + property head give each crystal
+        (z = mu)."""
         if self.model.config.property_from != "z":
             raise ValueError("re-predicting a crystal's property needs a property head that reads z")
         mus = []
         for start in range(0, len(crystals), self.batch_size):
             batch = training_batch(
-                [_with_property(c) for c in crystals[start:start + self.batch_size]], self.model.vocab
+                [_with_property(c, self.property_name) for c in crystals[start:start + self.batch_size]],
+                self.model.vocab, self.property_name,
             )
             mus.append(self.model.encoder(batch.frac_coords, batch.atomic_numbers, batch.lattice, batch.num_atoms)[0])
         mu = torch.cat(mus)
@@ -238,12 +242,11 @@ class Sampler:
         return self.heads(z, cond, torch.zeros(z.shape[0], dtype=torch.long))[4].numpy()
 
 
-def _with_property(crystal: Crystal) -> Crystal:
+def _with_property(crystal: Crystal, name: str) -> Crystal:
     """Generated crystals carry no label; batching wants one (ignored by the encoder)."""
-    if "formation_energy_per_atom" in crystal.properties:
+    if name in crystal.properties:
         return crystal
-    return Crystal(crystal.id, crystal.lattice, crystal.species, crystal.frac_coords,
-                   {"formation_energy_per_atom": 0.0})
+    return Crystal(crystal.id, crystal.lattice, crystal.species, crystal.frac_coords, {name: 0.0})
 
 
 def as_dataset(crystals: list[Crystal], name: str) -> CrystalDataset:
