@@ -14,7 +14,6 @@ part lacks cannot be encoded and are counted apart. This is the stop-gap measure
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import time
 from pathlib import Path
@@ -30,15 +29,8 @@ from training.evaluation.reconstruction import reconstruct
 from training.evaluation.selection import evenly
 from training.model.langevin import LangevinSettings
 from training.sample import Sampler
+from training.train.runfiles import logged_time
 from training.train.weights import load_trained
-
-
-def _seconds(path: Path) -> tuple[int, float]:
-    if not path.is_file():
-        return 0, 0.0
-    with path.open(newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    return len(rows), round(sum(float(r["seconds"]) for r in rows), 1)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,14 +51,14 @@ def main(argv: list[str] | None = None) -> int:
     vocab = set(trained.vocab.symbols)
     test = [c for c in parts["test"] if set(c.species) <= vocab]
     sampler = Sampler(trained, LangevinSettings(steps_per_level=args.steps_per_level))
-    epochs1, seconds1 = _seconds(args.run / "metrics.csv")
-    epochs2, seconds2 = _seconds(args.run / "gan_metrics.csv")
+    epochs1, seconds1 = logged_time(args.run / "metrics.csv")
+    epochs2, seconds2 = logged_time(args.run / "gan_metrics.csv")
     out: dict = {
         "run": str(args.run), "data": trained.config.data.path, "property": prop, "unit": trained.config.data.unit,
         "parts": {k: len(v) for k, v in parts.items()}, "test_outside_vocabulary": len(parts["test"]) - len(test),
         "parameters": trained.parameter_counts(), "config": trained.config.name,
-        "training": {"stage1_epochs": epochs1, "stage1_seconds": seconds1, "stage2_epochs": epochs2,
-                     "stage2_seconds": seconds2},
+        "training": {"stage1_epochs": epochs1, "stage1_seconds": round(seconds1, 1), "stage2_epochs": epochs2,
+                     "stage2_seconds": round(seconds2, 1)},
         "settings": {"steps_per_level": args.steps_per_level, "seed": args.seed},
         "torch_threads": torch.get_num_threads(),
     }

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from core.manifest import Manifest, sha256
+from core.manifest import MANIFEST, Manifest, sha256
 from core.paths import dataset_dir, repo_root
 from scoring.batch import score_crystals
 from scoring.novelty import TrainingSet
@@ -66,15 +66,26 @@ def novelty_reference(manifest: Manifest) -> tuple[TrainingSet | None, str | Non
     if table is None:
         return None, (f"novelty not judged: the training table of {manifest.name} ({data.table or 'bilayers.parquet'}) "
                       "is not here")
-    if data.sha256 and _file_sha256(str(table)) != data.sha256:
+    if data.sha256 and _file_sha256(table) != data.sha256:
         return None, (f"novelty not judged: {table.name} differs from the table {manifest.name} was trained on "
                       "(sha256 mismatch)")
     return training_set(str(table), data.split, data.part), None
 
 
+def _file_sha256(path: Path) -> str:
+    """The file's sha256, hashed once per version of the file (its size and modification time)."""
+    stat = path.stat()
+    return _sha256_of(str(path), stat.st_size, stat.st_mtime_ns)
+
+
 @lru_cache(maxsize=4)
-def _file_sha256(path: str) -> str:
+def _sha256_of(path: str, _size: int, _mtime_ns: int) -> str:
     return sha256(Path(path))
+
+
+def _stage(progress: Progress | None, stage: str) -> Callable[[int, int], None] | None:
+    """``progress`` as a (done, total) callback of one stage."""
+    return None if progress is None else (lambda done, total: progress(stage, done, total))
 
 
 def score_result(engine: Engine, result: GenerationResult, store: Store | None = None,
@@ -86,7 +97,7 @@ def score_result(engine: Engine, result: GenerationResult, store: Store | None =
     if why_not is not None and why_not not in result.warnings:
         result.warnings.append(why_not)
     return score_crystals(result.crystals, reference, None if store is None else store.same_formula,
-                          None if progress is None else (lambda done, total: progress("scoring", done, total)))
+                          _stage(progress, "scoring"))
 
 
 @dataclass(frozen=True)
@@ -99,8 +110,7 @@ class ScoredRun:
 
 def generate_and_score(engine: Engine, checked: CheckedRequest, progress: Progress | None = None) -> ScoredRun:
     """Generate ``checked`` on ``engine`` and score each crystal, storing nothing."""
-    result = engine.generate(checked, None if progress is None else
-                             (lambda done, total: progress("decoding", done, total)))
+    result = engine.generate(checked, _stage(progress, "decoding"))
     return ScoredRun(score_result(engine, result, None, progress), result)
 
 
@@ -109,7 +119,7 @@ def generate_and_store(engine: Engine, checked: CheckedRequest, store: Store,
     """Run the checked request on ``engine`` and store it (see the module docstring)."""
     request = checked.request
     info = RunInfo(request.mode, request.count, request.seed, engine.name,
-                   sha256(engine.manifest.path("manifest.json")), request.target,
+                   sha256(engine.manifest.path(MANIFEST)), request.target,
                    request.formula, checked.steps_per_level,
                    checked.screening_ratio if request.mode == "formation_energy" else None)
     run_id = store.start_run(info)
@@ -117,8 +127,7 @@ def generate_and_store(engine: Engine, checked: CheckedRequest, store: Store,
     status, message = "completed", None
     try:
         try:
-            result = engine.generate(checked, None if progress is None else
-                                     (lambda done, total: progress("decoding", done, total)))
+            result = engine.generate(checked, _stage(progress, "decoding"))
         except GenerationInterrupted as stop:
             result, status = stop.result, "interrupted"
             message = f"stopped by the user after {len(result.crystals)} of {request.count} crystals"

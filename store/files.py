@@ -11,24 +11,25 @@ import zipfile
 from pathlib import Path
 
 from store.database import Store
-from store.query import QueryRefused, run_query
+from store.query import CANDIDATE_ID_RULE, QueryRefused, candidate_id_column, run_query
 
 
-def poscar_name(cid: int, formula: str) -> str:
-    """``000042_Ga2In2S2Se2.vasp``: the candidate id (zero-padded) and its cell formula."""
-    return f"{cid:06d}_{formula}.vasp"
+def poscar_name(cid: int, formula: str, suffix: str = ".vasp") -> str:
+    """``000042_Ga2In2S2Se2.vasp``: the candidate id (zero-padded) and its cell formula; ``suffix`` names the
+    candidate's other files the same way (``.cif``, ``_relaxed.vasp``)."""
+    return f"{cid:06d}_{formula}{suffix}"
 
 
 def selected_ids(store: Store, sql: str) -> list[int]:
-    """Ids from a user query whose first column (or ``id`` column) holds candidate ids."""
+    """The candidate ids a user query selects (:func:`store.query.candidate_id_column`): never the ids of
+    ``runs`` or any other column taken for candidates."""
     frame = run_query(store, sql).frame
     if frame.empty:
         return []
-    column = "id" if "id" in frame.columns else frame.columns[0]
-    try:
-        return [int(v) for v in frame[column].tolist()]
-    except (TypeError, ValueError):
-        raise QueryRefused(f"the query must return candidate ids (column {column!r} holds other values)") from None
+    column = candidate_id_column(sql, frame)
+    if column is None:
+        raise QueryRefused(f"the query returns no candidate ids; select {CANDIDATE_ID_RULE}")
+    return [int(v) for v in frame[column].tolist()]
 
 
 def write_poscars(store: Store, ids: list[int], out: Path) -> int:

@@ -16,6 +16,7 @@ Errors come back as :class:`QueryRefused` with DuckDB's message, stripped of fil
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
@@ -132,3 +133,80 @@ def run_query(store: Store, sql: str, row_cap: int = ROW_CAP, timeout_s: float =
 
 
 __all__ = ["EXAMPLES", "QueryRefused", "QueryResult", "ROW_CAP", "TIMEOUT_S", "check_select", "run_query"]
+
+
+CANDIDATE_ID = "candidate_id"
+CANDIDATE_ID_RULE = ("an `id` column read straight from `candidates` (`SELECT id, ... FROM candidates ...`, or "
+                     "`c.id` in a join), or a column named `candidate_id` (e.g. `c.id AS candidate_id`)")
+"""Which result column holds candidate ids, in words (the app's caption, the CLI's refusal)."""
+
+
+def _from_relations(node: dict, relations: dict[str, str | None]) -> None:
+    """Name (alias, else table name) -> base table of each relation in a FROM tree; None for anything
+    else (subqueries, table functions)."""
+    kind = node.get("type")
+    if kind == "JOIN":
+        _from_relations(node["left"], relations)
+        _from_relations(node["right"], relations)
+    elif kind == "BASE_TABLE":
+        table = str(node.get("table_name", "")).lower()
+        relations[str(node.get("alias") or table).lower()] = table
+    elif kind != "EMPTY":
+        relations[str(node.get("alias") or f"<{kind}>").lower()] = None
+
+
+def candidates_id_output(sql: str) -> str | None:
+    """The output name of the column that is ``candidates.id`` read straight from the table, or None.
+
+    From DuckDB's own parse tree (``json_serialize_sql``): the query must be one SELECT (no UNION)
+    whose FROM holds the table ``candidates`` (not a CTE of that name), and a select item must be
+    the column ``id`` of it: ``id`` when candidates is the only relation, ``alias.id`` in a join,
+    or ``*`` / ``alias.*`` that keeps ``id`` as it is.
+    """
+    connection = duckdb.connect()  # parses only; nothing is read
+    try:
+        tree = json.loads(connection.execute("SELECT json_serialize_sql(?)", [sql]).fetchone()[0])
+    except (duckdb.Error, TypeError, ValueError):
+        return None
+    finally:
+        connection.close()
+    statements = tree.get("statements") if isinstance(tree, dict) and not tree.get("error") else None
+    if not statements or len(statements) != 1:
+        return None
+    node = statements[0].get("node", {})
+    if node.get("type") != "SELECT_NODE":
+        return None
+    ctes = {str(entry.get("key", "")).lower() for entry in node.get("cte_map", {}).get("map", [])}
+    relations: dict[str, str | None] = {}
+    _from_relations(node.get("from_table") or {}, relations)
+    names = {name for name, table in relations.items() if table == "candidates" and "candidates" not in ctes}
+    alone = len(relations) == 1 and bool(names)
+    for item in node.get("select_list", []):
+        if item.get("class") == "COLUMN_REF":
+            parts = [str(p).lower() for p in item.get("column_names", [])]
+            if parts and parts[-1] == "id" and ((len(parts) == 1 and alone) or (len(parts) > 1 and parts[-2] in names)):
+                return str(item.get("alias") or "id")
+        elif item.get("class") == "STAR" and not item.get("columns") and item.get("expr") is None:
+            relation = str(item.get("relation_name") or "").lower()
+            touched = json.dumps([item.get(k) for k in ("exclude_list", "replace_list", "rename_list",
+                                                        "qualified_exclude_list")]).lower()
+            if ((relation in names) or (not relation and alone)) and '"id"' not in touched:
+                return "id"
+    return None
+
+
+def candidate_id_column(sql: str, frame: pd.DataFrame) -> str | None:
+    """The column of ``frame`` (the result of ``sql``) that holds candidate ids, or None.
+
+    ``candidate_id`` when the result has it (the user named it so); else the output column that the
+    query reads straight from ``candidates.id`` (:func:`candidates_id_output`). The column must be
+    unique in the result, integer and without nulls.
+    """
+    columns = list(frame.columns)
+    name = CANDIDATE_ID if CANDIDATE_ID in columns else candidates_id_output(sql)
+    if name is None or columns.count(name) != 1:
+        return None
+    values = frame[name]
+    if not pd.api.types.is_integer_dtype(values) or values.isna().any():
+        return None
+    return name

@@ -68,7 +68,7 @@ def _show_stored(row: dict) -> None:
     st.caption(f"{row['oracle_version']}, checked {row['oracle_checked_at']:%Y-%m-%d %H:%M} UTC.")
     if row["oracle_relaxed_poscar"]:
         st.download_button("Relaxed POSCAR", row["oracle_relaxed_poscar"],
-                           poscar_name(int(row["id"]), str(row["formula"])).replace(".vasp", "_relaxed.vasp"),
+                           poscar_name(int(row["id"]), str(row["formula"]), "_relaxed.vasp"),
                            key="candidates_oracle_poscar")
 
 

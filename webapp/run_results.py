@@ -49,11 +49,6 @@ def results_table(candidate_ids: Sequence[int], records: Sequence[CandidateRecor
     return pd.DataFrame(rows)
 
 
-def cif_name(cid: int, formula: str) -> str:
-    """The CIF's file name: :func:`store.files.poscar_name` with ``.cif``."""
-    return poscar_name(cid, formula).removesuffix(".vasp") + ".cif"
-
-
 def poscar_zip(candidate_ids: Sequence[int], records: Sequence[CandidateRecord]) -> bytes:
     """A ZIP of the stored POSCARs, one file per crystal named by :func:`store.files.poscar_name`."""
     buffer = io.BytesIO()

@@ -62,6 +62,12 @@ def test_generate_stores_a_scored_run_that_query_and_export_read(db: Path, tmp_p
                  "--db", str(db)]) == 0
     assert sorted(p.name for p in folder.iterdir()) == ["000005_Ga2In2S2Se2.vasp", "000006_Ga2In2S2Se2.vasp"]
 
+    # run ids are never taken for candidate ids (the rule the Candidates page applies)
+    assert main(["export-poscar", "--query", "SELECT id FROM runs", "--out", str(tmp_path / "runs"),
+                 "--db", str(db)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "returns no candidate ids" in err[0] and not (tmp_path / "runs").exists()
+
 
 def test_refused_queries_exit_nonzero_with_one_line(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
     for sql, message in (("DELETE FROM candidates", "only SELECT"),

@@ -56,3 +56,13 @@ def truncate_rows(path: Path, last_epoch: int) -> None:
         writer.writeheader()
         writer.writerows(kept)
     os.replace(tmp, path)
+
+
+def logged_time(path: Path) -> tuple[int, float]:
+    """Epochs and summed ``seconds`` of a run's per-epoch log (``metrics.csv``, ``gan_metrics.csv``);
+    ``(0, 0.0)`` when the log does not exist."""
+    if not Path(path).exists():
+        return 0, 0.0
+    with Path(path).open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    return len(rows), sum(float(row["seconds"]) for row in rows)

@@ -17,25 +17,16 @@ Copies into the destination:
 
 from __future__ import annotations
 
-import csv
 import json
 import shutil
 from pathlib import Path
 
 from training.data.sources import TABLE_NAME as DATA_TABLE
-from training.train.runfiles import TrainingError
+from training.train.runfiles import TrainingError, logged_time
 from training.train.weights import load_trained, save_weights
 
 MAX_BYTES = 10 * 1024 * 1024
 """Largest weights file we commit (issue 3: <= 10 MB)."""
-
-
-def _seconds(path: Path) -> tuple[int, float]:
-    if not path.exists():
-        return 0, 0.0
-    with path.open(newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    return len(rows), sum(float(r["seconds"]) for r in rows)
 
 
 def ship(run: Path, dest: Path) -> Path:
@@ -55,8 +46,8 @@ def ship(run: Path, dest: Path) -> Path:
     for name in ("config.yaml", "metrics.csv", "gan_metrics.csv", DATA_TABLE):
         if (run / name).exists():
             shutil.copyfile(run / name, dest / name)
-    epochs1, seconds1 = _seconds(run / "metrics.csv")
-    epochs2, seconds2 = _seconds(run / "gan_metrics.csv")
+    epochs1, seconds1 = logged_time(run / "metrics.csv")
+    epochs2, seconds2 = logged_time(run / "gan_metrics.csv")
     record = {"name": dest.name, "parameters": trained.parameter_counts(), "weights_bytes": size,
               "weights_dtype": "float16", "stage1": {"epochs": epochs1, "seconds": round(seconds1, 1)},
               "stage2": {"epochs": epochs2, "seconds": round(seconds2, 1)},

@@ -3,7 +3,7 @@ check one with the physics oracle (CHGNet + D3, :mod:`webapp.oracle_check`).
 
 Queries go through :func:`store.query.run_query` (one read-only SELECT, row cap, timeout).
 Selecting and downloading work only on results that hold candidate ids (see
-:func:`candidate_id_column`): an ``id`` read straight from ``candidates``, or a column named
+:func:`store.query.candidate_id_column`): an ``id`` read straight from ``candidates``, or a column named
 ``candidate_id``; the ``id`` of ``runs`` is a run id, never taken for a candidate.
 The 3D viewer is py3Dmol's HTML pointed at the vendored ``webapp/static/3Dmol-min.js``
 (served at ``/app/static/`` by ``server.enableStaticServing``; the CDN is unreachable offline),
@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import functools
 import html
-import json
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pandas as pd
 import py3Dmol
@@ -28,16 +26,13 @@ from pymatgen.core import Structure
 
 from store.database import StoreError
 from store.files import poscar_name, zip_bytes
-from store.query import EXAMPLES, QueryRefused, run_query
+from store.query import CANDIDATE_ID_RULE, EXAMPLES, QueryRefused, candidate_id_column, run_query
 from webapp.oracle_check import oracle_panel
 from webapp.resources import candidate_store
 
 VIEWER_JS = "/app/static/3Dmol-min.js"
 DEFAULT_EXAMPLE = "Latest candidates"
-CANDIDATE_ID = "candidate_id"
-ID_RULE = ("Select and download work on results with candidate ids: an `id` column read straight from "
-           "`candidates` (`SELECT id, ... FROM candidates ...`, or `c.id` in a join), or a column named "
-           "`candidate_id` (e.g. `c.id AS candidate_id`).")
+ID_RULE = f"Select and download work on results with candidate ids: {CANDIDATE_ID_RULE}."
 
 
 @functools.cache
@@ -93,77 +88,6 @@ def viewer_html(structure: Structure, repeat: int = 3, width: int = 640, height:
     view.zoomTo()
     view.rotate(-75, "x")  # look along the layers: c points up the screen, the stacking shows
     return view._make_html() + element_legend(elements)
-
-
-def _from_relations(node: dict, relations: dict[str, str | None]) -> None:
-    """Name (alias, else table name) -> base table of each relation in a FROM tree; None for anything
-    else (subqueries, table functions)."""
-    kind = node.get("type")
-    if kind == "JOIN":
-        _from_relations(node["left"], relations)
-        _from_relations(node["right"], relations)
-    elif kind == "BASE_TABLE":
-        table = str(node.get("table_name", "")).lower()
-        relations[str(node.get("alias") or table).lower()] = table
-    elif kind != "EMPTY":
-        relations[str(node.get("alias") or f"<{kind}>").lower()] = None
-
-
-def candidates_id_output(sql: str) -> str | None:
-    """The output name of the column that is ``candidates.id`` read straight from the table, or None.
-
-    From DuckDB's own parse tree (``json_serialize_sql``): the query must be one SELECT (no UNION)
-    whose FROM holds the table ``candidates`` (not a CTE of that name), and a select item must be
-    the column ``id`` of it: ``id`` when candidates is the only relation, ``alias.id`` in a join,
-    or ``*`` / ``alias.*`` that keeps ``id`` as it is.
-    """
-    connection = duckdb.connect()  # parses only; nothing is read
-    try:
-        tree = json.loads(connection.execute("SELECT json_serialize_sql(?)", [sql]).fetchone()[0])
-    except (duckdb.Error, TypeError, ValueError):
-        return None
-    finally:
-        connection.close()
-    statements = tree.get("statements") if isinstance(tree, dict) and not tree.get("error") else None
-    if not statements or len(statements) != 1:
-        return None
-    node = statements[0].get("node", {})
-    if node.get("type") != "SELECT_NODE":
-        return None
-    ctes = {str(entry.get("key", "")).lower() for entry in node.get("cte_map", {}).get("map", [])}
-    relations: dict[str, str | None] = {}
-    _from_relations(node.get("from_table") or {}, relations)
-    names = {name for name, table in relations.items() if table == "candidates" and "candidates" not in ctes}
-    alone = len(relations) == 1 and bool(names)
-    for item in node.get("select_list", []):
-        if item.get("class") == "COLUMN_REF":
-            parts = [str(p).lower() for p in item.get("column_names", [])]
-            if parts and parts[-1] == "id" and ((len(parts) == 1 and alone) or (len(parts) > 1 and parts[-2] in names)):
-                return str(item.get("alias") or "id")
-        elif item.get("class") == "STAR" and not item.get("columns") and item.get("expr") is None:
-            relation = str(item.get("relation_name") or "").lower()
-            touched = json.dumps([item.get(k) for k in ("exclude_list", "replace_list", "rename_list",
-                                                        "qualified_exclude_list")]).lower()
-            if ((relation in names) or (not relation and alone)) and '"id"' not in touched:
-                return "id"
-    return None
-
-
-def candidate_id_column(sql: str, frame: pd.DataFrame) -> str | None:
-    """The column of ``frame`` (the result of ``sql``) that holds candidate ids, or None.
-
-    ``candidate_id`` when the result has it (the user named it so); else the output column that the
-    query reads straight from ``candidates.id`` (:func:`candidates_id_output`). The column must be
-    unique in the result, integer and without nulls.
-    """
-    columns = list(frame.columns)
-    name = CANDIDATE_ID if CANDIDATE_ID in columns else candidates_id_output(sql)
-    if name is None or columns.count(name) != 1:
-        return None
-    values = frame[name]
-    if not pd.api.types.is_integer_dtype(values) or values.isna().any():
-        return None
-    return name
 
 
 def _use_example() -> None:
@@ -240,7 +164,7 @@ if result is not None:
             row_slot = st.empty()  # filled after the oracle panel, so a check just made shows in the row too
             a, b = st.columns(2)
             a.download_button("POSCAR", poscar, poscar_name(cid, formula), key="candidates_poscar")
-            b.download_button("CIF", cif, poscar_name(cid, formula).replace(".vasp", ".cif"), key="candidates_cif")
+            b.download_button("CIF", cif, poscar_name(cid, formula, ".cif"), key="candidates_cif")
         oracle_panel(store, cid, structure)
         row = run_query(store, "SELECT * EXCLUDE (poscar, cif, oracle_relaxed_poscar) FROM candidates "
                                f"WHERE id = {cid}").frame

@@ -28,7 +28,7 @@ from store.database import StoreError
 from store.files import poscar_name
 from webapp.background import GenerationJob, JobProgress
 from webapp.resources import candidate_store
-from webapp.run_results import cif_name, poscar_zip, results_table
+from webapp.run_results import poscar_zip, results_table
 
 MODES = {"formation_energy": "Formation energy", "formula": "Formula", "unconditional": "Unconditional"}
 # Module-level strings would be drawn on the page (Streamlit's magic), hence comments.
@@ -170,7 +170,7 @@ def show_result(stored: StoredRun, property_label: str) -> None:
     cid, chosen = ids[k], records[k]
     a, b, c = st.columns(3)
     a.download_button("POSCAR", chosen.poscar, poscar_name(cid, chosen.formula), key=f"generate_poscar_{run}")
-    b.download_button("CIF", chosen.cif, cif_name(cid, chosen.formula), key=f"generate_cif_{run}")
+    b.download_button("CIF", chosen.cif, poscar_name(cid, chosen.formula, ".cif"), key=f"generate_cif_{run}")
     c.download_button("All POSCARs (ZIP)", poscar_zip(ids, records), "candidates.zip", mime="application/zip",
                       key=f"generate_zip_{run}")
     with st.expander(f"POSCAR of #{chosen.index_in_run} (candidate {cid})"):
