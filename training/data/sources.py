@@ -123,12 +123,11 @@ def _seeded_split(n: int, ratio: tuple[float, float, float], seed: int) -> np.nd
 
 
 def _finite_only(data: CrystalDataset, prop: str, origin: str) -> tuple[CrystalDataset, list[str]]:
-    values = data.property_array(prop)
-    keep = [i for i, v in enumerate(values) if math.isfinite(v)]
+    finite = [math.isfinite(v) for v in data.property_array(prop)]
+    keep = [i for i, ok in enumerate(finite) if ok]
     if not keep:
         raise DataError(f"{origin}: the property {prop!r} has no finite value in {len(data)} rows")
-    dropped = [f"{origin} id {data[i].id}: property {prop!r} is not finite" for i in range(len(data))
-               if i not in set(keep)]
+    dropped = [f"{origin} id {data[i].id}: property {prop!r} is not finite" for i, ok in enumerate(finite) if not ok]
     return (data if len(keep) == len(data) else data.subset(keep)), dropped
 
 
@@ -160,9 +159,11 @@ def load_parts(cfg: DataConfig, janus_split: str = "random", out: Path | None = 
     """
     if not cfg.path:
         return _janus(cfg, janus_split)
+    if out is None:
+        raise DataError("a dataset other than the Janus table needs a run folder to keep its split in")
     path = Path(cfg.path).expanduser()
     name = path.stem if path.is_file() else path.name
-    if out is not None and (Path(out) / TABLE_NAME).is_file():
+    if (Path(out) / TABLE_NAME).is_file():
         table = Path(out) / TABLE_NAME
         frame = pd.read_parquet(table)
         parts = {part: CrystalDataset.from_table(frame[frame[f"split_{SPLIT}"] == part], name=f"{name}:{part}",
@@ -195,7 +196,7 @@ def load_parts(cfg: DataConfig, janus_split: str = "random", out: Path | None = 
                 if len(too_big) == len(data):
                     raise DataError(f"{path}: no usable row: all {len(data)} rows have more than "
                                     f"data.max_atoms={cfg.max_atoms} atoms (first: {skipped[0]})")
-                data = data.subset([i for i in range(len(data)) if i not in set(too_big)])
+                data = data.subset([i for i, n in enumerate(sizes) if n <= cfg.max_atoms])
         data, dropped = _finite_only(data, cfg.property, path.name)
         skipped += dropped
         labels = _seeded_split(len(data), cfg.ratio, cfg.seed)
@@ -207,8 +208,6 @@ def load_parts(cfg: DataConfig, janus_split: str = "random", out: Path | None = 
         if len(parts[part]) == 0:
             raise DataError(f"{path}: the {part} part is empty ({len(parts['train'])} / {len(parts['val'])} / "
                             f"{len(parts['test'])} rows in train / val / test); give more rows or another ratio")
-    if out is None:
-        raise DataError("a dataset other than the Janus table needs a run folder to keep its split in")
     Path(out).mkdir(parents=True, exist_ok=True)
     table = _write_table(parts, Path(out))
     return DataParts(parts["train"], parts["val"], parts["test"], name, SPLIT, table, cfg.property, cfg.unit,
