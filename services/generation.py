@@ -11,6 +11,10 @@ The app and ``vdwgen generate --db`` both call :func:`generate_and_store`:
 
 Ctrl-C during decoding stores the crystals finished so far with status ``interrupted``;
 an error marks the run ``failed`` with its message.
+
+A large request (``vdwgen generate --cluster``) goes through :func:`generate_bulk` instead: it is cut
+into chunks that workers of a :class:`core.executor.Executor` generate and score (each worker loads the
+engine once), and the driver resolves duplicates over the whole run and stores it as one run.
 """
 
 from __future__ import annotations
@@ -21,13 +25,14 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from core.executor import Executor
 from core.manifest import MANIFEST, Manifest, sha256
 from core.paths import dataset_dir, repo_root
-from scoring.batch import score_crystals
+from scoring.batch import StoredSameFormula, score_crystals
 from scoring.novelty import TrainingSet
 from scoring.record import CandidateRecord
-from serving.engine import Engine, GenerationInterrupted, GenerationResult
-from serving.request import CheckedRequest
+from serving.engine import DECODE_BATCH, Engine, GeneratedCrystal, GenerationInterrupted, GenerationResult
+from serving.request import CheckedRequest, GenerationRequest
 from store.database import RunInfo, Store
 
 Progress = Callable[[str, int, int], None]
@@ -137,4 +142,208 @@ def generate_and_store(engine: Engine, checked: CheckedRequest, store: Store,
                          time.perf_counter() - t0, f"{type(exc).__name__}: {exc}"[:500])
         raise
     ids = store.finish_run(run_id, records, status, time.perf_counter() - t0, message)
+    return StoredRun(run_id, ids, records, result, status)
+
+
+# -- bulk generation over worker processes (`vdwgen generate --cluster`) -------------------------
+BULK_MAX_COUNT = 100_000
+"""Most crystals one bulk request may ask for (a plain request is capped by the manifest's ``max_count``)."""
+
+
+def chunk_seed(seed: int, chunk: int) -> int:
+    """The seed of chunk ``chunk`` of a bulk request with ``seed``.
+
+    Chunk 0 keeps the request's seed, so a bulk request of one chunk gives the crystals of a plain
+    request; every later chunk gets a 31-bit seed drawn from ``SeedSequence((seed, chunk))``, so chunks
+    never share noise and the crystals do not depend on how many workers ran them.
+    """
+    if chunk == 0:
+        return seed
+    import numpy as np
+
+    return int(np.random.SeedSequence([seed, chunk]).generate_state(1)[0] >> 1)
+
+
+@dataclass(frozen=True)
+class BulkChunk:
+    """One chunk of a bulk request, as sent to a worker.
+
+    Attributes:
+        folder: the artifact folder (an absolute path the workers can read).
+        manifest_sha256: the manifest the driver checked; a worker whose folder holds another model refuses.
+        device: ``cpu``/``cuda`` for the worker's engine (None: cuda when the worker sees a GPU).
+        request: this chunk's request (its count and :func:`chunk_seed`).
+        first_index: ``index_in_run`` of the chunk's first crystal.
+    """
+
+    folder: str
+    manifest_sha256: str
+    device: str | None
+    request: GenerationRequest
+    first_index: int
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    """What a worker returns for one chunk: its crystals (indexed in the run) and their records, scored for
+    validity, the 2D checks and novelty; duplicates are left to the driver, which sees the whole run."""
+
+    crystals: list[GeneratedCrystal]
+    records: list[CandidateRecord]
+    warnings: list[str]
+
+
+def bulk_chunks(checked: CheckedRequest, folder: Path, manifest_sha256: str, device: str | None,
+                chunk_size: int) -> list[BulkChunk]:
+    """The chunks of a bulk request: ``chunk_size`` crystals each (the last one fewer), seeds by :func:`chunk_seed`."""
+    from dataclasses import replace
+
+    request = checked.request
+    folder_name = str(Path(folder).resolve())
+    return [BulkChunk(folder_name, manifest_sha256, device,
+                      replace(request, count=min(chunk_size, request.count - start), seed=chunk_seed(request.seed, k),
+                          steps_per_level=checked.steps_per_level, screening_ratio=request.screening_ratio),
+                      start)
+            for k, start in enumerate(range(0, request.count, chunk_size))]
+
+
+def init_bulk_worker(threads: int) -> None:
+    """Set up a bulk-generation worker process once: ``threads`` torch threads (the crystals of a seed depend
+    on the thread count), dependency warnings off."""
+    import warnings
+
+    import torch
+
+    warnings.filterwarnings("ignore")
+    torch.set_num_threads(threads)
+
+
+@lru_cache(maxsize=2)
+def _worker_engine(folder: str, device: str | None) -> Engine:
+    """The engine of ``folder``, loaded once per worker process."""
+    return Engine.load(Path(folder), device=device)
+
+
+def generate_chunk(job: BulkChunk) -> ChunkResult:
+    """Worker side of a bulk request: generate one chunk and score it (novelty included), storing nothing."""
+    from dataclasses import replace
+
+    from core.manifest import ArtifactError
+    from scoring.record import candidate_record
+
+    engine = _worker_engine(job.folder, job.device)
+    if sha256(engine.manifest.path(MANIFEST)) != job.manifest_sha256:
+        _worker_engine.cache_clear()  # the folder changed since it was loaded here: load it again once
+        engine = _worker_engine(job.folder, job.device)
+        if sha256(engine.manifest.path(MANIFEST)) != job.manifest_sha256:
+            raise ArtifactError(f"the artifact folder {job.folder} holds another model on this worker than the one "
+                                "the request was checked against; give the workers the same artifacts")
+    checked = engine.check(job.request)
+    result = engine.generate(checked)
+    reference, why_not = novelty_reference(engine.manifest)
+    crystals = [replace(c, index=c.index + job.first_index) for c in result.crystals]
+    records = [candidate_record(c.index, c.structure, c.predicted_formation_energy,
+                                None if reference is None else reference.is_novel(c.structure)) for c in crystals]
+    return ChunkResult(crystals, records, [*result.warnings, *([why_not] if why_not else [])])
+
+
+def resolve_duplicates(crystals: list[GeneratedCrystal], records: list[CandidateRecord],
+                       stored: StoredSameFormula | None, progress: Callable[[int, int], None] | None = None,
+                       ) -> list[CandidateRecord]:
+    """``records`` with ``duplicate_of`` set as :func:`scoring.batch.score_crystals` sets it: the first match
+    among ``stored`` candidates of the same reduced formula (the newest
+    :data:`~scoring.batch.MAX_DUPLICATE_CHECKS`), else among earlier crystals of the run (``-(index + 1)``).
+
+    ``crystals`` and ``records`` are in run order; the driver of a bulk request calls this once it holds every
+    chunk, so the verdicts do not depend on the order the chunks finished in.
+    """
+    from dataclasses import replace
+
+    from pymatgen.core import Structure
+
+    from scoring.batch import MAX_DUPLICATE_CHECKS
+    from scoring.novelty import ReducedCrystal, first_duplicate, matcher
+
+    m = matcher()
+    earlier: dict[str, list[tuple[int, ReducedCrystal]]] = {}
+    out = []
+    for done, (crystal, record) in enumerate(zip(crystals, records), 1):
+        me = ReducedCrystal(crystal.structure, m)
+        formula = record.reduced_formula
+        if formula not in earlier:
+            pairs = stored(formula)[-MAX_DUPLICATE_CHECKS:] if stored is not None else []
+            earlier[formula] = [(cid, ReducedCrystal(Structure.from_str(poscar, fmt="poscar"), m))
+                                for cid, poscar in pairs]
+        out.append(replace(record, duplicate_of=first_duplicate(me, earlier[formula], m)))
+        earlier[formula].append((-(crystal.index + 1), me))
+        if progress is not None:
+            progress(done, len(crystals))
+    return out
+
+
+def generate_bulk(engine: Engine, checked: CheckedRequest, executor: Executor, store: Store | None = None,
+                  progress: Progress | None = None, chunk_size: int = DECODE_BATCH,
+                  device: str | None = None) -> StoredRun | ScoredRun:
+    """A large request cut into chunks that run (generated and scored) on ``executor``'s workers.
+
+    The driver keeps every finished chunk, then resolves duplicates over the whole run (and against the
+    store) and stores one run with all candidates in one transaction (:meth:`Store.finish_run`), as
+    :func:`generate_and_store` does. A worker that dies loses only its chunk: the cluster reruns it, and
+    a chunk that cannot finish (or fails) leaves the others stored in a ``failed`` run whose message names
+    what is missing (the error is raised after storing). Ctrl-C stores the finished chunks as ``interrupted``.
+
+    The crystals depend on the request, ``chunk_size`` and the workers' device and torch threads (one per
+    worker process, see :func:`init_bulk_worker`), not on the number of workers: chunk ``k`` has its own
+    seed (:func:`chunk_seed`).
+
+    ``checked`` is checked against ``engine``'s manifest, with a count of up to :data:`BULK_MAX_COUNT`;
+    ``engine`` itself only names the model: the workers load their own from its folder.
+    """
+    request = checked.request
+    size = max(1, min(chunk_size, engine.manifest.sampling.max_count))
+    manifest_sha = sha256(engine.manifest.path(MANIFEST))
+    jobs = bulk_chunks(checked, engine.manifest.folder, manifest_sha, device, size)
+    run_id = None
+    if store is not None:
+        run_id = store.start_run(RunInfo(request.mode, request.count, request.seed, engine.name, manifest_sha,
+                                         request.target, request.formula, checked.steps_per_level,
+                                         checked.screening_ratio if request.mode == "formation_energy" else None))
+    t0 = time.perf_counter()
+    finished: dict[int, ChunkResult] = {}
+    status, message, error = "completed", None, None
+    try:
+        try:
+            for k, chunk in executor.map_unordered(generate_chunk, jobs):
+                finished[k] = chunk
+                if progress is not None:
+                    progress("generating + scoring", sum(len(c.crystals) for c in finished.values()), request.count)
+        except KeyboardInterrupt:
+            executor.terminate()
+            status = "interrupted"
+        except Exception as exc:  # a lost or failed chunk: the chunks that finished are still stored
+            status, error = "failed", exc
+        if status != "completed":
+            missing = [k for k in range(len(jobs)) if k not in finished]
+            done = sum(len(c.crystals) for c in finished.values())
+            message = (f"{'stopped by the user' if error is None else str(error)}; {done} of {request.count} "
+                       f"crystals stored, chunk(s) {', '.join(map(str, missing))} of {len(jobs)} missing")[:500]
+        chunks = [finished[k] for k in sorted(finished)]
+        crystals = [c for chunk in chunks for c in chunk.crystals]
+        records = resolve_duplicates(crystals, [r for chunk in chunks for r in chunk.records],
+                                     None if store is None else store.same_formula, _stage(progress, "duplicates"))
+    except BaseException as exc:
+        if store is not None and run_id is not None:
+            store.finish_run(run_id, [], "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed",
+                             time.perf_counter() - t0, f"{type(exc).__name__}: {exc}"[:500])
+        raise
+    notes = list(dict.fromkeys([*checked.warnings, *(w for chunk in chunks for w in chunk.warnings)]))
+    result = GenerationResult(request, engine.name, checked.steps_per_level, checked.screening_ratio, crystals,
+                              notes, time.perf_counter() - t0)
+    if store is None or run_id is None:
+        if error is not None:
+            raise error
+        return ScoredRun(records, result)
+    ids = store.finish_run(run_id, records, status, result.seconds, message)
+    if error is not None:
+        raise error
     return StoredRun(run_id, ids, records, result, status)

@@ -86,6 +86,9 @@ def _build_parser() -> argparse.ArgumentParser:
     build.add_argument("--chunk-size", type=int, default=60,
                        help="configurations per stored chunk (default 60)")
     build.add_argument("--fresh", action="store_true", help="discard stored work and start over")
+    build.add_argument("--cluster", default=None, metavar="ADDRESS|local:N",
+                       help="label on a Dask cluster: its scheduler (e.g. tcp://HOST:8786) or local:N worker "
+                            "processes started here (default: a local process pool of --workers)")
 
     imp = ds_sub.add_parser(
         "import", help="import a CSV in the CDVAE layout (cif column + property columns)"
@@ -136,13 +139,15 @@ def _build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--steps-per-level", type=int, default=None, help="default Langevin steps per level")
 
     gen = sub.add_parser(
-        "generate", help="generate candidate bilayers from a shipped or exported model",
-        description="Generate crystals for a formation-energy target, a formula, or unconditionally; "
-        "writes POSCAR and CIF files and prints a summary with validity.",
+        "generate", help="generate candidate crystals from a shipped or exported model",
+        description="Generate crystals for a target of the model's property (the formation energy per atom for "
+        "the shipped Janus model), a formula, or unconditionally; writes POSCAR and CIF files and prints a "
+        "summary with validity.",
     )
     what = gen.add_mutually_exclusive_group(required=True)
-    what.add_argument("--formation-energy", type=float, metavar="EV_PER_ATOM",
-                      help="target formation energy")
+    what.add_argument("--target", "--formation-energy", dest="target", type=float, metavar="VALUE",
+                      help="a target of the model's property, in its unit (the shipped model: formation energy, "
+                           "eV/atom; --formation-energy is the same option)")
     what.add_argument("--formula", help="formula, e.g. GaInSSe (scaled to the model's cell)")
     what.add_argument("--unconditional", action="store_true", help="sample the CDVAE baseline's prior")
     gen.add_argument("--n", type=int, default=10, help="number of crystals (default 10)")
@@ -156,6 +161,11 @@ def _build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: cuda when available")
     gen.add_argument("--db", type=Path, default=None,
                      help="store the run and its scored candidates in this DuckDB file")
+    gen.add_argument("--cluster", default=None, metavar="ADDRESS|local:N",
+                     help="generate and score in chunks on a Dask cluster: its scheduler (e.g. tcp://HOST:8786) or "
+                          "local:N worker processes started here; allows up to 100,000 crystals")
+    gen.add_argument("--chunk-size", type=int, default=None,
+                     help="crystals per chunk with --cluster (default: the decode batch, 128)")
 
     ev = sub.add_parser(
         "evaluate",
@@ -165,22 +175,27 @@ def _build_parser() -> argparse.ArgumentParser:
         "Finished stages and chunks are kept: run the same command again to resume.",
     )
     ev.add_argument("artifacts", type=Path, help="artifact folder of the model (e.g. artifacts/cdvae-plus-janus)")
-    ev.add_argument("--data", type=Path, default=None, help="dataset folder (default: data/janus_iii_vi)")
+    ev.add_argument("--data", type=Path, default=None,
+                    help="the model's dataset: a Janus dataset folder, a CDVAE-layout CSV, a folder with train.csv, "
+                         "val.csv and test.csv, or an imported Parquet, split as `vdwgen train --data` split it "
+                         "(default: the table the model carries, else data/janus_iii_vi)")
     ev.add_argument("--split", default="test", help="part of the splits to evaluate on: test (default) or val")
     ev.add_argument("--out", type=Path, required=True, help="report folder, e.g. reports/cdvae-plus-janus")
     size = ev.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="tiny counts: checks every stage runs (minutes)")
     size.add_argument("--full", action="store_true", help="paper-comparable counts (9,600 samples; hours)")
     ev.add_argument("--baseline", type=Path, default=None,
-                    help="artifact folder of the unconditional CDVAE baseline (default: cdvae-baseline-janus beside)")
+                    help="artifact folder of an unconditional CDVAE baseline trained on the same data (default: "
+                         "cdvae-baseline-janus beside the model, when it was trained on the model's data)")
     ev.add_argument("--checkpoint", type=Path, default=None,
-                    help="model weights for reconstruction/latents (default: models/NAME/model.pt)")
+                    help="model weights for reconstruction, the property head and latents (default: "
+                         "models/NAME/model.pt beside the artifacts folder or in the checkout)")
     ev.add_argument("--baseline-checkpoint", type=Path, default=None)
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--steps-per-level", type=int, default=None, help="default: the manifest's")
     ev.add_argument("--workers", type=int, default=2, help="processes for structure fingerprints (default 2)")
     ev.add_argument("--stage", action="append", default=None, dest="stages",
-                    help="run only this stage (repeatable): reconstruction, samples, generation, "
+                    help="run only this stage (repeatable): reconstruction, property, samples, generation, "
                          "energy_targets, formulas, relaxation, latent")
 
     card = sub.add_parser(
@@ -250,17 +265,25 @@ def _generate(args: argparse.Namespace) -> int:
     from serving.request import GenerationRequest
     from vdwgen.generate_cli import run_generate
 
-    if args.formation_energy is not None:
-        if not math.isfinite(args.formation_energy):
-            raise UsageError(f"--formation-energy must be a finite number of eV/atom (got {args.formation_energy})")
-        mode = "formation_energy"
+    if args.target is not None:
+        if not math.isfinite(args.target):
+            raise UsageError(f"--target must be a finite number in the model's property unit (got {args.target})")
+        mode = "formation_energy"  # the request mode of a property target (its historic name)
     else:
         mode = "formula" if args.formula is not None else "unconditional"
     if args.out is not None:
         _output_path(args.out, "--out", folder=True)
-    request = GenerationRequest(mode, args.n, target=args.formation_energy, formula=args.formula, seed=args.seed,
+    if args.chunk_size is not None:
+        if args.cluster is None:
+            raise UsageError("--chunk-size applies to --cluster runs only")
+        _at_least(args.chunk_size, 1, "--chunk-size")
+    if args.cluster is not None:
+        from core.executor import parse_cluster
+
+        parse_cluster(args.cluster)  # a malformed value is refused before the model loads
+    request = GenerationRequest(mode, args.n, target=args.target, formula=args.formula, seed=args.seed,
                                 steps_per_level=args.steps_per_level, screening_ratio=args.screening_ratio)
-    return run_generate(request, args.artifacts, args.out, args.db, args.device)
+    return run_generate(request, args.artifacts, args.out, args.db, args.device, args.cluster, args.chunk_size)
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -293,12 +316,16 @@ def _dataset_build(args: argparse.Namespace) -> int:
 
     _at_least(args.workers, 1, "--workers")
     _at_least(args.chunk_size, 1, "--chunk-size")
+    if args.cluster is not None:
+        from core.executor import parse_cluster
+
+        parse_cluster(args.cluster)  # a malformed value is refused before any work
     names = tuple(n.strip() for n in args.monolayers.split(",") if n.strip()) if args.monolayers else None
     out = _output_path(args.out or dataset_dir(), "--out", folder=True)
     from training.data.build import BuildOptions, build_dataset
 
     path = build_dataset(BuildOptions(out=out, workers=args.workers, monolayers=names,
-                                      chunk_size=args.chunk_size, fresh=args.fresh))
+                                      chunk_size=args.chunk_size, fresh=args.fresh, cluster=args.cluster))
     print(f"wrote {path}")
     return 0
 
@@ -350,8 +377,6 @@ def _dataset_info(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from core.paths import dataset_dir
-
     _at_least(args.workers, 1, "--workers")
     _at_least(args.seed, 0, "--seed")
     if args.steps_per_level is not None:
@@ -363,7 +388,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from training.evaluation.evaluate import evaluate
 
     preset = "quick" if args.quick else "full" if args.full else "default"
-    evaluate(args.artifacts, args.out, args.data or dataset_dir(), args.split, preset, args.baseline,
+    evaluate(args.artifacts, args.out, args.data, args.split, preset, args.baseline,
              args.checkpoint, args.baseline_checkpoint, args.seed, args.steps_per_level, args.workers,
              tuple(args.stages) if args.stages else None)
     print(f"report: {args.out / 'report.md'}")

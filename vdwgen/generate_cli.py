@@ -18,9 +18,11 @@ def _progress_bar(total: int):  # noqa: ANN202
     from tqdm import tqdm
 
     bar = tqdm(total=total, desc="decoding", unit="crystal", dynamic_ncols=True, file=sys.stderr)
+    current = ["decoding"]  # the stage shown (tqdm keeps its description with a ": " appended)
 
     def update(stage: str, done: int, total: int) -> None:
-        if bar.desc != stage:
+        if current[0] != stage:
+            current[0] = stage
             bar.set_description(stage)
             bar.reset(total)
         bar.update(done - bar.n)
@@ -32,27 +34,60 @@ def _yes_no(value: bool | None) -> str:
     return "-" if value is None else ("yes" if value else "no")
 
 
+BULK_TABLE_ROWS = 100
+"""Rows of the table printed for a ``--cluster`` run (every crystal still goes to the files and the store)."""
+
+
 def run_generate(request: GenerationRequest, artifacts: Path | None = None, out: Path | None = None,
-                 db: Path | None = None, device: str | None = None) -> int:
+                 db: Path | None = None, device: str | None = None, cluster: str | None = None,
+                 chunk_size: int | None = None) -> int:
     """Answer ``request`` with the model in ``artifacts`` (default: the first that serves its mode), write
-    POSCAR/CIF files to ``out``, store the run in ``db``; print the scored records."""
+    POSCAR/CIF files to ``out``, store the run in ``db``; print the scored records.
+
+    With ``cluster`` (``local:N`` or a Dask scheduler address) the request is cut into chunks of
+    ``chunk_size`` crystals (default: the engine's decode batch) generated and scored on the cluster's
+    workers (:func:`services.generation.generate_bulk`); it may then ask for up to
+    :data:`services.generation.BULK_MAX_COUNT` crystals.
+    """
     from services.generation import generate_and_score, generate_and_store
     from serving.artifacts import find_artifact
     from serving.engine import Engine
 
+    executor = None
+    if cluster is not None:
+        from core.executor import open_executor, parse_cluster
+        from services.generation import init_bulk_worker
+
+        executor = open_executor(cluster=parse_cluster(cluster), initializer=init_bulk_worker, initargs=(1,))
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
     folder = artifacts or find_artifact(request.mode)
     engine = Engine.load(folder, device=device)
-    checked = engine.check(request)  # bad requests fail before any work
+    if executor is None:
+        checked = engine.check(request)  # bad requests fail before any work
+    else:
+        from services.generation import BULK_MAX_COUNT
+        from serving.request import check_request
+
+        checked = check_request(request, engine.manifest, BULK_MAX_COUNT)
     store = None
     if db is not None:
         from store.database import open_store
 
         store = open_store(db)
+    if executor is not None:
+        print(f"generating on {executor.where}", file=sys.stderr)
+        executor.start()  # an unreachable scheduler is reported before any work
     bar, progress = _progress_bar(request.count)
     try:
-        if store is not None:
+        if executor is not None:
+            from services.generation import generate_bulk
+            from serving.engine import DECODE_BATCH
+
+            with executor:
+                done = generate_bulk(engine, checked, executor, store, progress, chunk_size or DECODE_BATCH,
+                                     device)
+        elif store is not None:
             done = generate_and_store(engine, checked, store, progress)
         else:
             done = generate_and_score(engine, checked, progress)
@@ -71,7 +106,8 @@ def run_generate(request: GenerationRequest, artifacts: Path | None = None, out:
     predicted = f"{engine.manifest.property.label} pred"
     print(f"{'#':>4}  {'formula':<16} {predicted:>18} {'d_min (Å)':>9} {'layers':>6} {'novel':>5} "
           f"{'dup. of':>7}  validity")
-    for r in records:
+    shown = records if executor is None or len(records) <= BULK_TABLE_ROWS else records[:BULK_TABLE_ROWS]
+    for r in shown:
         energy = "-" if r.predicted_formation_energy is None else f"{r.predicted_formation_energy:.3f}"
         dmin = "-" if r.min_distance is None else f"{r.min_distance:.2f}"
         duplicate = "-" if r.duplicate_of is None else (f"#{-r.duplicate_of - 1}" if r.duplicate_of < 0
@@ -79,6 +115,8 @@ def run_generate(request: GenerationRequest, artifacts: Path | None = None, out:
         layers = str(r.n_layers) if r.slab else "bulk"
         print(f"{r.index_in_run:>4}  {r.formula:<16} {energy:>18} {dmin:>9} {layers:>6} {_yes_no(r.novel):>5} "
               f"{duplicate:>7}  {r.verdict}")
+    if len(shown) < len(records):
+        print(f"... and {len(records) - len(shown)} more crystals, not shown")
     valid = sum(1 for r in records if r.valid)
     bulk = sum(1 for r in records if not r.slab)
     if bulk:

@@ -38,9 +38,9 @@ def test_cli_writes_poscars_that_pymatgen_reads(artifacts: dict[str, Path], tmp_
 
 
 @pytest.mark.parametrize(("argv", "message"), [
-    (["--formation-energy", "inf"], "--formation-energy must be a finite number"),
-    (["--formation-energy", "nan"], "--formation-energy must be a finite number"),
-    (["--formation-energy", "1e309"], "--formation-energy must be a finite number"),
+    (["--formation-energy", "inf"], "--target must be a finite number"),
+    (["--target", "nan"], "--target must be a finite number"),
+    (["--target", "1e309"], "--target must be a finite number"),
     (["--formula", "GaInSSe", "--screening-ratio", "0"], "screening ratio must be from 1"),
     (["--formation-energy", "-0.7", "--steps-per-level", "0"], "steps per level must be from 1"),
     (["--formation-energy", "-0.7", "--n", "-3"], "count must be a whole number from 1"),

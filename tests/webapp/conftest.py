@@ -164,7 +164,7 @@ def new_browser_page(app_url: str) -> Iterator[Callable[[int], object]]:
             browsers.append(browser)
             page = browser.new_page(viewport={"width": 1400, "height": height}, accept_downloads=True)
             page.goto(app_url, wait_until="domcontentloaded")
-            page.get_by_text("Generate bilayers").wait_for(timeout=60_000)
+            page.get_by_text("Generate crystals").wait_for(timeout=60_000)
             return page
 
         yield new_page

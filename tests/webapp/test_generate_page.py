@@ -301,6 +301,8 @@ def test_the_model_picker_offers_every_model_and_the_form_follows_the_one_picked
     shutil.copytree(MODEL, artifacts / "cdvae-plus-janus")
     shutil.copytree(perovskite_artifact, artifacts / "perov")
     at = open_app()
+    # two models with different properties take a target: the mode is named for what they share
+    assert list(at.radio(key="generate_mode").options) == ["Property target", "Formula"]
     picker = at.selectbox(key="generate_model_formation_energy")
     assert list(picker.options) == ["cdvae-plus-janus", "perov"] and picker.value == "cdvae-plus-janus"
     assert at.number_input(key="generate_target").label == "Target formation energy (eV/atom)"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import tomllib
 from pathlib import Path
 
@@ -240,6 +241,27 @@ def test_dataset_histograms_keep_their_own_size(app_dirs: Path, open_app, monkey
     assert [img.caption for img in images.proto.imgs] == ["hist formation energy", "hist interlayer energy",
                                                           "hist interlayer gap"]
     assert widths == ["content"]
+
+
+def test_the_dataset_of_a_model_trained_on_its_own_data_is_browsable(
+        app_dirs: Path, perovskite_artifact: Path, open_app) -> None:  # noqa: ANN001
+    import pandas as pd
+
+    shutil.copytree(perovskite_artifact, app_dirs / "artifacts" / "perov")
+    table = pd.read_parquet(perovskite_artifact / "training_data.parquet")
+    at = open_app(DATASET_PAGE)  # no Janus table in this dataset folder: the model's dataset is offered
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.selectbox(key="dataset_choice").options == ["perov (trained perov)"]
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Crystals"] == f"{len(table):,}" and metrics["Atoms per cell"] == "5"
+    assert any("train" in c.value and "learned from the train part" in c.value for c in at.caption)
+    ranges = at.dataframe[0].value.set_index("column")
+    assert ranges.loc["heat_ref", "unit"] == "eV/atom" and ranges.loc["heat_ref", "model property"] == "yes"
+    assert ranges.loc["heat_ref", "min"] == pytest.approx(table["heat_ref"].min())
+    at.selectbox(key="dataset_element").set_value("Zr").run()
+    crystals = at.dataframe[1].value
+    has_zr = table["species"].map(lambda species: "Zr" in set(species))
+    assert len(crystals) == int(has_zr.sum()) and all("Zr" in e.split() for e in crystals["elements"])
 
 
 # -- offline and toolbar ---------------------------------------------------------------------------------

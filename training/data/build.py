@@ -1,11 +1,13 @@
 """Build and label the Janus III-VI bilayer dataset: `vdwgen dataset build`.
 
-The driver runs the steps of :mod:`training.data.stages` over worker processes,
+The driver runs the steps of :mod:`training.data.stages` over worker processes (a local
+process pool by default, or a Dask cluster with ``--cluster``: see :mod:`core.executor`),
 shows a progress bar with an ETA per step, and stores every finished piece of work
-under ``<out>/_work/`` (atomic writes).  A killed build restarts where it stopped:
-finished steps and chunks are read back, not recomputed.  The settings of a work
-folder are fixed at its first run; a different protocol or monolayer subset is refused
-until the folder is cleared (``--fresh``).
+under ``<out>/_work/`` (atomic writes; workers only return results, the driver writes
+them).  A killed build restarts where it stopped: finished steps and chunks are read
+back, not recomputed.  The settings of a work folder are fixed at its first run; a
+different protocol or monolayer subset is refused until the folder is cleared
+(``--fresh``).
 
 Outputs in ``<out>/``: ``bilayers.parquet`` (one row per configuration: structure,
 identifiers, labels, splits), ``monolayers.json``, ``references.json``,
@@ -15,7 +17,6 @@ identifiers, labels, splits), ``monolayers.json``, ``references.json``,
 from __future__ import annotations
 
 import json
-import multiprocessing as mp
 import os
 import shutil
 import time
@@ -27,10 +28,11 @@ from typing import Any
 from tqdm import tqdm
 
 from core.errors import VdwgenError
+from core.executor import Executor, open_executor
 from training.data.recipe import BilayerConfig, Monolayer, enumerate_bilayers, enumerate_monolayers
 from training.data.stages import Protocol
 
-_ORACLE: Any = None  # one per worker process
+_ORACLE: Any = None  # one per worker process (pool process or Dask worker process)
 
 
 @dataclass(frozen=True)
@@ -39,13 +41,15 @@ class BuildOptions:
 
     Attributes:
         out: output folder (``data/janus_iii_vi`` for the shipped dataset).
-        workers: worker processes, one CHGNet thread each.
+        workers: worker processes, one CHGNet thread each (ignored with ``cluster``).
         monolayers: restrict to these monolayer names (e.g. ``("S-Ga-Ga-S",)``) for a
             small build; ``None`` = all 45.
         chunk_size: configurations per stored chunk of the scan and relaxation steps.
         protocol: numerical settings of the labelling.
         fresh: delete an existing work folder first.
         write_outputs: write the card and plots (the table is always written).
+        cluster: run the labelling on a Dask cluster: a scheduler address (``tcp://HOST:8786``) or
+            ``local:N`` (a local cluster of N worker processes); ``None`` = the local process pool.
     """
 
     out: Path
@@ -55,6 +59,7 @@ class BuildOptions:
     protocol: Protocol = field(default_factory=Protocol)
     fresh: bool = False
     write_outputs: bool = True
+    cluster: str | None = None
 
 
 class BuildError(VdwgenError):
@@ -78,6 +83,7 @@ def select_monolayers(names: Sequence[str] | None) -> list[Monolayer]:
 
 # -- worker side --------------------------------------------------------------------
 def _init_worker(threads: int) -> None:
+    """Set up a worker process once: ``threads`` torch threads, warnings off, its own CHGNet oracle."""
     global _ORACLE
     import warnings
 
@@ -125,47 +131,34 @@ def _task(job: tuple[str, Any]) -> Any:
 
 # -- driver side ------------------------------------------------------------------------
 class _Runner:
-    """Runs jobs in a process pool (or in-process for one worker) with progress bars."""
+    """Runs the jobs of a step on an :class:`~core.executor.Executor` with a progress bar.
 
-    def __init__(self, workers: int) -> None:
-        self.workers = workers
-        self.pool = None  # started on the first step with work to do
+    Results come back to the driver, which alone writes them: a worker that dies loses only its chunk.
+    """
 
-    def _start(self) -> None:
-        if self.pool is None and self.workers > 1:
-            ctx = mp.get_context("spawn")
-            self.pool = ctx.Pool(self.workers, initializer=_init_worker, initargs=(1,))
+    def __init__(self, executor: Executor) -> None:
+        self.executor = executor
+
+    @property
+    def workers(self) -> int:
+        """Chunks that can run at once (known once the executor has started)."""
+        return self.executor.workers
 
     def run(
         self, jobs: list[tuple[str, Any]], weights: list[int], desc: str,
         on_result: Callable[[int, Any], None],
     ) -> None:
-        self._start()
         with tqdm(total=sum(weights), desc=desc, unit="item", dynamic_ncols=True,
                   smoothing=0.05) as bar:
-            if self.pool is None:
-                for k, job in enumerate(jobs):
-                    on_result(k, _task(job))
-                    bar.update(weights[k])
-                return
-            indexed = [(k, job) for k, job in enumerate(jobs)]
-            for k, result in self.pool.imap_unordered(_indexed_task, indexed):
+            for k, result in self.executor.map_unordered(_task, jobs):
                 on_result(k, result)
                 bar.update(weights[k])
 
     def close(self) -> None:
-        if self.pool is not None:
-            self.pool.close()
-            self.pool.join()
+        self.executor.close()
 
     def terminate(self) -> None:
-        if self.pool is not None:
-            self.pool.terminate()
-            self.pool.join()
-
-
-def _indexed_task(item: tuple[int, tuple[str, Any]]) -> tuple[int, Any]:
-    return item[0], _task(item[1])
+        self.executor.terminate()
 
 
 def _write_json(path: Path, obj: Any) -> None:
@@ -195,9 +188,13 @@ def build_dataset(options: BuildOptions) -> Path:
     protocol = options.protocol
     elements = sorted({el for m in layers for el in m.sequence})
     timings: dict[str, float] = _read_json(work / "timings.json") if (work / "timings.json").exists() else {}
-    runner = _Runner(options.workers)
+    runner = _Runner(open_executor(options.workers, options.cluster, _init_worker, (1,)))
     computed = False  # whether this run did any of the labelling (for the recorded timings)
     try:
+        if options.cluster is not None:
+            print(f"labelling on {runner.executor.where}")
+            runner.executor.start()  # an unreachable scheduler is reported before any work
+
         def stored_step(name: str, compute: Callable[[], Any]) -> Any:
             """Result of a whole step, computed once and kept in ``<work>/<name>.json``."""
             nonlocal computed
@@ -222,7 +219,7 @@ def build_dataset(options: BuildOptions) -> Path:
             "monolayers E(a)"))
         # 2. common lattice constant and layers relaxed at a* for every pair
         pair_records = stored_step(
-            "pairs", lambda: _run_pairs(runner, configs, curves, protocol, options.workers))
+            "pairs", lambda: _run_pairs(runner, configs, curves, protocol))
         pair_of = [pair_records[_pair_key(c)] for c in configs]
 
         # 3. rigid gap scan, chunked
@@ -250,9 +247,9 @@ def build_dataset(options: BuildOptions) -> Path:
             timings["relax"] = timings.get("relax", 0.0) + time.time() - t0
             computed = True
         if computed:
-            timings["workers"] = options.workers
+            timings["workers"] = runner.workers
         _write_json(work / "timings.json", timings)
-    except KeyboardInterrupt:
+    except BaseException:
         runner.terminate()  # finished chunks are already on disk under <out>/_work
         raise
     else:
@@ -273,7 +270,7 @@ def _pair_key(config: BilayerConfig) -> str:
     return f"{config.flip_class.bottom.name}|{config.flip_class.top.name}"
 
 
-def _run_pairs(runner: _Runner, configs, curves, protocol, workers: int) -> dict[str, dict]:
+def _run_pairs(runner: _Runner, configs, curves, protocol) -> dict[str, dict]:
     from training.data.stages import common_lattice_constant
 
     seen: dict[str, tuple[Monolayer, Monolayer]] = {}
@@ -283,7 +280,8 @@ def _run_pairs(runner: _Runner, configs, curves, protocol, workers: int) -> dict
         (b, t, common_lattice_constant(curves[b.name], curves[t.name]), curves[b.name], curves[t.name])
         for b, t in seen.values()
     ]
-    n_chunks = max(workers * 4, 1)
+    runner.executor.start()  # a cluster's size is known once reached
+    n_chunks = max(runner.workers * 4, 1)
     chunks = [items[k::n_chunks] for k in range(n_chunks) if items[k::n_chunks]]
     records: dict[str, dict] = {}
 

@@ -1,6 +1,13 @@
 """`vdwgen evaluate`: the paper's Tables 1-3 and Figs. 3-4 for a served model, checked by the oracle.
 
     vdwgen evaluate artifacts/cdvae-plus-janus --split test --out reports/cdvae-plus-janus [--quick|--full]
+    vdwgen evaluate artifacts/perov5 --data perov_5.csv --checkpoint var/runs/perov5/model.pt --out reports/perov5
+
+Any model is measured on its own dataset's held-out part (:mod:`training.evaluation.dataset`): the
+Janus table, the table a ``vdwgen train --data`` model carries, or ``--data`` split as training split
+it. The stages that need the oracle run only where its elements and convention apply, and the
+report says why they were skipped otherwise; the baseline's rows appear when a baseline trained on
+the same data is given (for the Janus model: ``cdvae-baseline-janus`` beside it).
 
 Stages, in order (each shows progress; each finished stage is kept in ``metrics.json`` and
 long ones also keep finished chunks under ``<out>/_cache``, so an interrupted run resumes
@@ -9,22 +16,23 @@ where it stopped when given the same command):
 1. ``reconstruction`` (Table 1): encode + decode test crystals of the random split and of the
    pair-grouped split, for the model and the same-budget CDVAE baseline. The served model
    was trained on the random split's training part, so the pair split's test crystals that
-   sit in that training part are left out (said in the report);
-2. ``samples``: N generated crystals from the served artifacts (the product's own path):
+   sit in that training part are left out (said in the report). Another dataset: its test part;
+2. ``property``: the property head's error on every test crystal (encoder mean -> head);
+3. ``samples``: N generated crystals from the served artifacts (the product's own path):
    the model with formation-energy targets drawn from the training labels (100:1 screening
    each, as the app), the baseline from its prior;
-3. ``generation`` (Table 2): validity, COV-R / COV-P against the test crystals, EMD of density
+4. ``generation`` (Table 2): validity, COV-R / COV-P against the test crystals, EMD of density
    and of number of elements on up to 1,000 valid crystals;
-4. ``energy_targets`` (Fig. 3b): for the 10th / 50th / 90th percentile of the training labels,
+5. ``energy_targets`` (Fig. 3b): for the 10th / 50th / 90th percentile of the training labels,
    crystals generated for that target are relaxed at fixed cell with CHGNet + D3 and their
    formation energy recomputed with the dataset's convention; unconditional samples for
    comparison;
-5. ``formulas``: formula requests (three training formulas, one absent from the data): oracle
+6. ``formulas``: formula requests (three training formulas, one absent from the data): oracle
    energies against the best stacking of that formula in the data, distinct stackings found;
-6. ``relaxation`` (Table 3): generated crystals that match nothing in the training part,
+7. ``relaxation`` (Table 3): generated crystals that match nothing in the training part,
    relaxed (fmax 0.05 eV/A, 500 steps), for the model and the baseline;
-7. ``latent`` (Fig. 4): t-SNE of test latents without (z = mu) and with fusion (z_c);
-8. the report: ``report.md`` next to ``metrics.json`` and the PNGs.
+8. ``latent`` (Fig. 4): t-SNE of test latents without (z = mu) and with fusion (z_c);
+9. the report: ``report.md`` next to ``metrics.json`` and the PNGs.
 
 This module is the driver (:func:`evaluate`, the budgets and the :class:`Context` every stage
 gets); each stage is a module ``training.evaluation.stage_<name>`` with a ``run`` function, and
@@ -34,6 +42,7 @@ Nothing here is tuned on the test part: the model and its sampling settings are 
 before evaluation.
 """
 
+
 from __future__ import annotations
 
 import dataclasses
@@ -41,8 +50,6 @@ import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-
-import pandas as pd
 
 from core.errors import VdwgenError
 from core.manifest import Manifest, read_manifest
@@ -52,16 +59,23 @@ from training.evaluation import (
     stage_formulas,
     stage_generation,
     stage_latent,
+    stage_property,
     stage_reconstruction,
     stage_relaxation,
     stage_samples,
 )
 from training.evaluation.cache import StageRecord
+from training.evaluation.dataset import EvaluationData, EvaluationDataError, evaluation_data, oracle_reason
 from training.evaluation.report import write_report
-from training.evaluation.selection import PROPERTY
 
-STAGES = ("reconstruction", "samples", "generation", "energy_targets", "formulas", "relaxation", "latent")
+STAGES = ("reconstruction", "property", "samples", "generation", "energy_targets", "formulas", "relaxation",
+          "latent")
 """The stages in the order they run (later ones read what ``samples`` stored)."""
+
+ORACLE_STAGES = ("energy_targets", "formulas", "relaxation")
+"""Stages that relax crystals with the oracle and recompute the formation energy in the dataset's convention."""
+
+DEFAULT_BASELINE = "cdvae-baseline-janus"
 
 
 class EvaluationError(VdwgenError):
@@ -93,13 +107,18 @@ PRESETS = {
 
 @dataclass
 class Context:
-    """What every stage needs."""
+    """What every stage needs.
+
+    ``baseline_artifacts`` and ``baseline_checkpoint`` are None when no baseline trained on the same data
+    is evaluated beside the model; ``references`` is the folder of the oracle's elemental references.
+    """
 
     artifacts: Path
-    baseline_artifacts: Path
+    baseline_artifacts: Path | None
     checkpoint: Path
-    baseline_checkpoint: Path
-    data: Path
+    baseline_checkpoint: Path | None
+    dataset: EvaluationData
+    references: Path
     split_part: str
     out: Path
     budget: Budget
@@ -111,27 +130,64 @@ class Context:
     def cache(self) -> Path:
         return self.out / "_cache"
 
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """The evaluated models: ``model``, and ``baseline`` when there is one."""
+        return ("model",) if self.baseline_artifacts is None else ("model", "baseline")
 
-def _table(ctx: Context) -> pd.DataFrame:
-    path = ctx.data / "bilayers.parquet"
-    if not path.is_file():
-        raise EvaluationError(f"no dataset table at {path}; pass --data DIR holding bilayers.parquet")
-    return pd.read_parquet(path)
+    def weights(self) -> dict[str, Path]:
+        """Weights per evaluated model (for the stages that need the encoder)."""
+        out = {"model": self.checkpoint}
+        if self.baseline_checkpoint is not None:
+            out["baseline"] = self.baseline_checkpoint
+        return out
 
 
-def _model_paths(artifacts: Path, root: Path) -> tuple[Manifest, Path]:
-    manifest = read_manifest(artifacts, verify=True)
-    checkpoint = root / "models" / manifest.name / str(manifest.weights or "model.pt")
-    return manifest, checkpoint
+def _checkpoint(manifest: Manifest, given: Path | None, root: Path) -> Path:
+    """The model's weights: ``given``, else ``models/NAME/<weights>`` beside the artifact folder or in the checkout."""
+    if given is not None:
+        return Path(given)
+    name = str(manifest.weights or "model.pt")
+    beside = manifest.folder.parent.parent / "models" / manifest.name / name
+    return beside if beside.is_file() else root / "models" / manifest.name / name
 
 
-def evaluate(artifacts: Path, out: Path, data: Path, split: str = "test", preset: str = "default",
+def _baseline(artifacts: Path, manifest: Manifest, given: Path | None) -> tuple[Path | None, Manifest | None]:
+    """The baseline artifact: ``given`` (it must be unconditional), else ``cdvae-baseline-janus`` beside the
+    model when it was trained on the same data, else none."""
+    if given is None:
+        folder = artifacts.parent / DEFAULT_BASELINE
+        if folder == artifacts or not (folder / "manifest.json").is_file():
+            return None, None
+        base = read_manifest(folder, verify=True)
+        return (folder, base) if base.training_data.id == manifest.training_data.id else (None, None)
+    base = read_manifest(Path(given), verify=True)
+    if base.condition != "none":
+        raise EvaluationError(f"{given} is not an unconditional baseline (condition {base.condition!r})")
+    if base.training_data.id != manifest.training_data.id:
+        raise EvaluationError(f"the baseline {given} was trained on {base.training_data.id}, the model on "
+                              f"{manifest.training_data.id}; give a baseline trained on the same data")
+    return Path(given), base
+
+
+def evaluate(artifacts: Path, out: Path, data: Path | None = None, split: str = "test", preset: str = "default",
              baseline_artifacts: Path | None = None, checkpoint: Path | None = None,
              baseline_checkpoint: Path | None = None, seed: int = 0, steps_per_level: int | None = None,
              workers: int = 2, stages: tuple[str, ...] | None = None, root: Path | None = None,
              log: Callable[[str], None] = print) -> dict:
-    """Run the evaluation (see the module docstring); returns the metrics written to ``out/metrics.json``."""
-    from core.paths import repo_root
+    """Run the evaluation (see the module docstring); returns the metrics written to ``out/metrics.json``.
+
+    Args:
+        artifacts: the evaluated model's artifact folder.
+        out: the report folder (kept and resumed).
+        data: the dataset (None: the one the model was trained on, see :mod:`training.evaluation.dataset`).
+        split: the evaluated part, ``test`` or ``val``.
+        preset: ``quick``, ``default`` or ``full`` (:data:`PRESETS`).
+        baseline_artifacts: an unconditional baseline trained on the same data (default: the Janus
+            baseline beside the model, when it is one).
+        checkpoint, baseline_checkpoint: weights for the encoder stages (default ``models/NAME/model.pt``).
+    """
+    from core.paths import dataset_dir, repo_root
 
     warnings.filterwarnings("ignore")
     if preset not in PRESETS:
@@ -142,47 +198,64 @@ def evaluate(artifacts: Path, out: Path, data: Path, split: str = "test", preset
     if unknown:
         raise EvaluationError(f"unknown stage(s) {sorted(unknown)}; stages: {', '.join(STAGES)}")
     root = root or repo_root()
-    artifacts = Path(artifacts)
-    baseline_artifacts = Path(baseline_artifacts or artifacts.parent / "cdvae-baseline-janus")
-    manifest, default_ckpt = _model_paths(artifacts, root)
-    base_manifest, default_base_ckpt = _model_paths(baseline_artifacts, root)
-    if base_manifest.condition != "none":
-        raise EvaluationError(f"{baseline_artifacts} is not an unconditional baseline (condition "
-                              f"{base_manifest.condition!r})")
-    ctx = Context(artifacts, baseline_artifacts, Path(checkpoint or default_ckpt),
-                  Path(baseline_checkpoint or default_base_ckpt), Path(data), split, Path(out), PRESETS[preset],
-                  seed, steps_per_level, workers)
-    for path in (ctx.checkpoint, ctx.baseline_checkpoint):
+    artifacts, out = Path(artifacts), Path(out)
+    manifest = read_manifest(artifacts, verify=True)
+    base_folder, base_manifest = _baseline(artifacts, manifest, baseline_artifacts)
+    try:
+        dataset = evaluation_data(manifest, data, split, out / "_cache" / "data")
+    except EvaluationDataError as exc:
+        raise EvaluationError(str(exc)) from None
+    references = dataset.path.parent if dataset.janus else dataset_dir()
+    base_ckpt = None if base_manifest is None else _checkpoint(base_manifest, baseline_checkpoint, root)
+    ctx = Context(artifacts, base_folder, _checkpoint(manifest, checkpoint, root), base_ckpt, dataset, references,
+                  split, out, PRESETS[preset], seed, steps_per_level, workers)
+    for path in ctx.weights().values():
         if not path.is_file():
-            raise EvaluationError(f"no weights at {path} (needed for reconstruction and latents); "
+            raise EvaluationError(f"no weights at {path} (needed for reconstruction, the property head and latents); "
                                   "pass --checkpoint / --baseline-checkpoint")
     record = StageRecord(ctx.out / "metrics.json")
     metrics = record.results
     settings = {"preset": preset, "budget": asdict(ctx.budget), "seed": seed, "split": split,
                 "steps_per_level": steps_per_level or manifest.sampling.steps_per_level,
-                "model": manifest.name, "baseline": base_manifest.name,
-                "data": dataclasses.asdict(manifest.training_data)}
+                "model": manifest.name, "baseline": None if base_manifest is None else base_manifest.name,
+                "data": dataclasses.asdict(manifest.training_data), "dataset": dataset.name,
+                "evaluated_on": str(dataset.path), "property": dataset.property, "unit": dataset.unit,
+                "outside_vocabulary": dataset.outside_vocabulary(split)}
     if metrics.get("settings", {}).get("budget") not in (None, settings["budget"]):
         raise EvaluationError(f"{record.path} was written with another preset; use another --out or delete it")
     metrics["settings"] = settings
-    table = _table(ctx)
-    train_labels = table.loc[table["split_random"] == "train", PROPERTY].to_numpy()
-    engine, baseline = Engine.load(artifacts), Engine.load(baseline_artifacts)
+    engine = Engine.load(artifacts)
+    baseline = None if base_folder is None else Engine.load(base_folder)
+    train_labels = dataset.labels("train")
 
+    oracle_why = oracle_reason(dataset, references)
+    skipped = {name: f"skipped: {oracle_why}" for name in ORACLE_STAGES} if oracle_why else {}
+    if "formulas" not in skipped and not dataset.janus:
+        skipped["formulas"] = "skipped: its formula requests and stacking references are those of the Janus dataset"
+    if manifest.modes == ("formula",):
+        for name in ("samples", "generation", "relaxation"):
+            skipped[name] = "skipped: a formula-only model is measured by its formula requests"
+    if "energy_targets" not in skipped and "formation_energy" not in manifest.modes:
+        skipped["energy_targets"] = f"skipped: {manifest.name} does not take a property target"
     runs: dict[str, Callable[[], dict]] = {
-        "reconstruction": lambda: stage_reconstruction.run(ctx, table),
+        "reconstruction": lambda: stage_reconstruction.run(ctx),
+        "property": lambda: stage_property.run(ctx),
         "samples": lambda: stage_samples.run(ctx, engine, baseline, train_labels),
-        "generation": lambda: stage_generation.run(ctx, table),
+        "generation": lambda: stage_generation.run(ctx),
         "energy_targets": lambda: stage_energy_targets.run(ctx, engine, train_labels),
-        "formulas": lambda: stage_formulas.run(ctx, engine, table),
+        "formulas": lambda: stage_formulas.run(ctx, engine),
         "relaxation": lambda: stage_relaxation.run(ctx),
-        "latent": lambda: stage_latent.run(ctx, table),
+        "latent": lambda: stage_latent.run(ctx),
     }
     for name in STAGES:
         if stages and name not in stages:
             continue
         if name in record:
             log(f"{name}: kept from {record.path}")
+            continue
+        if name in skipped:
+            log(f"{name}: {skipped[name]}")
+            record.run(name, lambda reason=skipped[name]: {"skipped": reason})
             continue
         log(f"{name}: running")
         record.run(name, runs[name])

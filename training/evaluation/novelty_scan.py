@@ -4,9 +4,9 @@ StructureMatcher against every stacking of the same formula costs 2-15 s per cry
 have up to ~260 stackings in the training part), so :func:`novel_indices` examines crystals in
 ``workers`` processes, in order, and keeps the verdicts after every chunk.
 
-Each worker gets the dataset table it compares with as an argument (``functools.partial`` of
-:func:`novelty_flag`, and the pool's initializer loads that table once per process); nothing
-has to be set up in a worker before it can answer.
+Each worker gets the dataset table and its split column's suffix as arguments (``functools.partial``
+of :func:`novelty_flag`, and the pool's initializer loads that training part once per process);
+nothing has to be set up in a worker before it can answer.
 """
 
 from __future__ import annotations
@@ -25,27 +25,29 @@ from training.evaluation.progress import progress_bar
 
 
 @functools.lru_cache(maxsize=1)
-def training_part(table: str) -> TrainingSet:
-    """The random split's training part of ``table`` (a bilayers.parquet path), loaded once per process."""
-    return TrainingSet.load(Path(table), split="random", part="train")
+def training_part(table: str, split: str) -> TrainingSet:
+    """The training part of ``table`` by its ``split_<split>`` column, loaded once per process."""
+    return TrainingSet.load(Path(table), split=split, part="train")
 
 
-def _start_worker(table: str) -> None:
+def _start_worker(table: str, split: str) -> None:
     """Pool initializer: quiet pymatgen's warnings and load the training part before the first crystal."""
     warnings.filterwarnings("ignore")
-    training_part(table)
+    training_part(table, split)
 
 
-def novelty_flag(table: str, poscar: str) -> bool | None:
+def novelty_flag(table: str, split: str, poscar: str) -> bool | None:
     """True: valid and novel; False: valid and matches a training crystal of ``table``; None: invalid."""
     s = Structure.from_str(poscar, fmt="poscar")
     if not (structurally_valid(s) and compositionally_valid(s.composition)):
         return None
-    return training_part(table).is_novel(s)
+    return training_part(table, split).is_novel(s)
 
 
-def novel_indices(poscars: list[str], want: int, path: Path, desc: str, table: Path, workers: int) -> list[int]:
-    """Indices of the first ``want`` valid crystals that match nothing in the training part of ``table``.
+def novel_indices(poscars: list[str], want: int, path: Path, desc: str, table: Path, split: str,
+                  workers: int) -> list[int]:
+    """Indices of the first ``want`` valid crystals that match nothing in the training part of ``table``
+    (split by its ``split_<split>`` column).
 
     Verdicts (see :func:`novelty_flag`) are kept in ``path`` after every chunk of ``4 * workers``
     crystals: a rerun resumes, and the chosen crystals do not depend on the number of workers.
@@ -54,11 +56,11 @@ def novel_indices(poscars: list[str], want: int, path: Path, desc: str, table: P
     bar = progress_bar(desc, want)
     bar.update(min(want, sum(f is True for f in flags)))
     chunk = 4 * max(1, workers)
-    flag = functools.partial(novelty_flag, str(table))
-    pool = (ProcessPoolExecutor(workers, initializer=_start_worker, initargs=(str(table),))
+    flag = functools.partial(novelty_flag, str(table), split)
+    pool = (ProcessPoolExecutor(workers, initializer=_start_worker, initargs=(str(table), split))
             if workers > 1 else None)
     if pool is None:
-        _start_worker(str(table))
+        _start_worker(str(table), split)
     try:
         while sum(f is True for f in flags) < want and len(flags) < len(poscars):
             batch = poscars[len(flags):len(flags) + chunk]

@@ -84,13 +84,13 @@ def predicted_vs_oracle(predicted: Sequence[float], oracle: Sequence[float], pat
     return _save(fig, path)
 
 
-def latent_maps(maps: Mapping[str, np.ndarray], energy: np.ndarray, formulas: Sequence[str], path: Path,
-                top: int = 8) -> Path:
-    """t-SNE maps (one row per latent kind), coloured by formation energy and by formula.
+def latent_maps(maps: Mapping[str, np.ndarray], values: np.ndarray, formulas: Sequence[str], path: Path,
+                label: str = "E_f (eV/atom)", top: int = 8) -> Path:
+    """t-SNE maps (one row per latent kind), coloured by the property and by formula.
 
     Args:
         maps: title -> (n, 2) embedding.
-        energy: (n,) formation energy labels.
+        values: (n,) property labels; ``label`` names them (with the unit).
         formulas: (n,) reduced formulas; the ``top`` most frequent get a colour, others grey.
     """
     common = [f for f, _ in Counter(formulas).most_common(top)]
@@ -99,9 +99,9 @@ def latent_maps(maps: Mapping[str, np.ndarray], energy: np.ndarray, formulas: Se
     fig, axes = plt.subplots(rows, 2, figsize=(9.0, 4.0 * rows), squeeze=False)
     for r, (title, xy) in enumerate(maps.items()):
         ax = axes[r][0]
-        sc = ax.scatter(xy[:, 0], xy[:, 1], c=energy, s=4, cmap="viridis")
-        fig.colorbar(sc, ax=ax, label="E_f (eV/atom)")
-        ax.set_title(f"{title}: formation energy")
+        sc = ax.scatter(xy[:, 0], xy[:, 1], c=values, s=4, cmap="viridis")
+        fig.colorbar(sc, ax=ax, label=label)
+        ax.set_title(f"{title}: {label.split(' (')[0]}")
         ax = axes[r][1]
         grey = np.array([f not in colour for f in formulas])
         ax.scatter(xy[grey, 0], xy[grey, 1], s=3, color="0.85")

@@ -2,7 +2,8 @@
 
 For the 10th / 50th / 90th percentile of the training labels, crystals generated for that
 target are relaxed at fixed cell with CHGNet + D3 and their formation energy recomputed with
-the dataset's convention; the baseline's unconditional samples are checked for comparison.
+the dataset's convention; the baseline's unconditional samples (when there is a baseline) are checked
+for comparison.
 Draws ``energy_targets.png`` and ``predicted_vs_oracle.png``.
 """
 
@@ -38,7 +39,7 @@ def run(ctx: Context, engine: Engine, train_labels: np.ndarray) -> dict:
         structures, predicted = request_samples(engine, request, ctx.cache / f"target_p{q}.json", f"target p{q}")
         index = relaxable(structures)
         checks = oracle_checks([structures[i] for i in index], ctx.cache / f"oracle_target_p{q}.json",
-                               f"oracle p{q}", ctx.data)
+                               f"oracle p{q}", ctx.references)
         energies = [c["formation_energy"] for c in checks]
         row = oracle_stats.target_accuracy(energies, target)
         row["generated"] = len(structures)
@@ -49,14 +50,17 @@ def run(ctx: Context, engine: Engine, train_labels: np.ndarray) -> dict:
         conditioned[f"p{q}"] = (target, energies)
         predicted_all += [float(predicted[i]) for i in index]
         oracle_all += energies
-    base = from_poscars(read_json(ctx.cache / "samples_baseline.json")["poscars"])
-    index = relaxable(base)[:n]
-    checks = oracle_checks([base[i] for i in index], ctx.cache / "oracle_unconditional.json",
-                           "oracle unconditional", ctx.data)
-    energies = [c["formation_energy"] for c in checks]
-    out["unconditional"] = {"count": len(energies), "median": float(np.median(energies)),
-                            **{f"within_0.05_of_p{q}": oracle_stats.target_accuracy(energies, out[f"p{q}"]["target"])
-                               ["within_0.05"] for q in QUANTILES}}
+    energies: list[float] = []
+    if "baseline" in ctx.labels:
+        base = from_poscars(read_json(ctx.cache / "samples_baseline.json")["poscars"])
+        index = relaxable(base)[:n]
+        checks = oracle_checks([base[i] for i in index], ctx.cache / "oracle_unconditional.json",
+                               "oracle unconditional", ctx.references)
+        energies = [c["formation_energy"] for c in checks]
+        out["unconditional"] = {
+            "count": len(energies), "median": float(np.median(energies)),
+            **{f"within_0.05_of_p{q}": oracle_stats.target_accuracy(energies, out[f"p{q}"]["target"])["within_0.05"]
+               for q in QUANTILES}}
     error = np.abs(np.array(predicted_all) - np.array(oracle_all))
     out["prediction_vs_oracle_mae"] = float(np.mean(error))
     out["prediction_vs_oracle_median_abs_error"] = float(np.median(error))

@@ -1,8 +1,8 @@
 """Stage ``generation`` of ``vdwgen evaluate`` (paper Table 2).
 
-Validity of the stored samples, COV-R / COV-P against the test crystals (structure and
-composition fingerprints), and the EMDs of density and of the number of elements on up to
-``budget.emd`` valid crystals; also draws ``property_distributions.png``.
+Validity of the stored samples (model, and baseline when there is one), COV-R / COV-P against the
+crystals of the evaluated part (structure and composition fingerprints), and the EMDs of density and
+of the number of elements on up to ``budget.emd`` valid crystals; also draws ``property_distributions.png``.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from scoring.novelty import table_structure
 from scoring.validity import compositionally_valid, structurally_valid
@@ -24,15 +23,15 @@ if TYPE_CHECKING:
     from training.evaluation.evaluate import Context
 
 
-def run(ctx: Context, table: pd.DataFrame) -> dict:
-    """Table-2 figures of the model's and the baseline's samples against ``ctx.budget.reference`` test crystals."""
+def run(ctx: Context) -> dict:
+    """Table-2 figures of the stored samples against ``ctx.budget.reference`` crystals of the evaluated part."""
     from training.data.crystal import Crystal
 
     part = ctx.split_part
-    test = table[table["split_random"] == part]
+    test = ctx.dataset.part(part)
     test = test.iloc[evenly(len(test), ctx.budget.reference)]
     ref_structures = [table_structure(r.lattice, r.species, r.frac_coords) for r in test.itertuples()]
-    train = table[table["split_random"] == "train"]
+    train = ctx.dataset.part("train")
     scaler = cov.CompositionScaler.fit(cov.composition_fingerprints(list(train["reduced_formula"])))
     ref_struc = cached_fingerprints(ref_structures, ctx.cache / f"fp_reference_{len(test)}.npz",
                                     "fingerprints: reference", ctx.workers)
@@ -41,9 +40,9 @@ def run(ctx: Context, table: pd.DataFrame) -> dict:
     ref_comp = scaler.transform(cov.composition_fingerprints([s.composition for s in ref_structures]))[keep]
     ref_density = [cov.density(s) for s in ref_structures]
     ref_nel = [cov.n_elements(s) for s in ref_structures]
-    out: dict = {"reference": {"split": f"random:{part}", "count": int(keep.sum())}}
+    out: dict = {"reference": {"split": f"{ctx.dataset.split}:{part}", "count": int(keep.sum())}}
     histograms = {"test": {"density": ref_density, "n_elements": ref_nel}}
-    for label in ("model", "baseline"):
+    for label in ctx.labels:
         structures = from_poscars(read_json(ctx.cache / f"samples_{label}.json")["poscars"])
         crystals = [Crystal.from_structure(s, f"{label}-{i}") for i, s in enumerate(structures)]
         validity = validity_rates(crystals).as_dict()

@@ -1,23 +1,21 @@
 """Stage ``latent`` of ``vdwgen evaluate`` (paper Fig. 4): t-SNE maps of test latents.
 
 The model's encoder means ``z = mu`` (no fusion) and the fused ``z_c`` of the same test crystals,
-coloured by formation energy; draws ``latent_tsne.png``.
+coloured by the model's property; draws ``latent_tsne.png``.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import pandas as pd
-
 from training.evaluation import plots
-from training.evaluation.selection import PROPERTY, evenly
+from training.evaluation.selection import evenly
 
 if TYPE_CHECKING:
     from training.evaluation.evaluate import Context
 
 
-def run(ctx: Context, table: pd.DataFrame) -> dict:
+def run(ctx: Context) -> dict:
     """Both maps of ``ctx.budget.tsne`` test crystals; returns the count and the t-SNE perplexity."""
     import torch
     from sklearn.manifold import TSNE
@@ -26,9 +24,10 @@ def run(ctx: Context, table: pd.DataFrame) -> dict:
     from training.sample import Sampler
     from training.train.weights import load_trained
 
-    rows = table[table["split_random"] == ctx.split_part]
+    prop = ctx.dataset.property
+    rows = ctx.dataset.part(ctx.split_part)
     rows = rows.iloc[evenly(len(rows), ctx.budget.tsne)].reset_index(drop=True)
-    crystals = list(CrystalDataset.from_table(rows, name="latent", property_columns=[PROPERTY]))
+    crystals = list(CrystalDataset.from_table(rows, name="latent", property_columns=[prop]))
     sampler = Sampler(load_trained(ctx.checkpoint))
     mu, cond = sampler.encode(crystals)
     with torch.no_grad():
@@ -37,5 +36,6 @@ def run(ctx: Context, table: pd.DataFrame) -> dict:
     maps = {}
     for title, x in (("z (no fusion)", mu.numpy()), ("z_c (LMF fusion)", z_c.numpy())):
         maps[title] = TSNE(2, perplexity=perplexity, init="pca", random_state=ctx.seed).fit_transform(x)
-    plots.latent_maps(maps, rows[PROPERTY].to_numpy(), list(rows["reduced_formula"]), ctx.out / "latent_tsne.png")
+    label = f"{prop} ({ctx.dataset.unit})" if ctx.dataset.unit else prop
+    plots.latent_maps(maps, rows[prop].to_numpy(), list(rows["reduced_formula"]), ctx.out / "latent_tsne.png", label)
     return {"count": len(rows), "perplexity": perplexity}

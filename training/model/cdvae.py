@@ -22,6 +22,7 @@ One training step on a batch (:meth:`ConditionCDVAEPlus.forward`):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal, NamedTuple
 
@@ -112,6 +113,36 @@ class TrainingBatch(NamedTuple):
     num_atoms: Tensor
     property: Tensor
     counts: Tensor
+
+
+@dataclass(frozen=True)
+class BatchRows:
+    """Where a batch sits inside a larger batch whose random draws it shares.
+
+    Data-parallel training gives each process a slice of every global batch. So that a
+    crystal gets the noise a one-process run gives it, every random tensor of
+    :meth:`ConditionCDVAEPlus.forward` is then drawn for the whole global batch (same
+    generator, shapes and order as the one-process step) and cut to this batch's rows.
+
+    Attributes:
+        crystals, atoms: size of the global batch.
+        first_crystal, first_atom: where this batch's crystals and atoms start in it.
+    """
+
+    crystals: int
+    atoms: int
+    first_crystal: int = 0
+    first_atom: int = 0
+
+
+def _per_crystal(rows: BatchRows | None, n: int, draw: Callable[[int], Tensor]) -> Tensor:
+    """``draw(n)`` for ``n`` crystals, or the global batch's ``draw`` cut to ``rows``."""
+    return draw(n) if rows is None else draw(rows.crystals).narrow(0, rows.first_crystal, n)
+
+
+def _per_atom(rows: BatchRows | None, n: int, draw: Callable[[int], Tensor]) -> Tensor:
+    """``draw(n)`` for ``n`` atoms, or the global batch's ``draw`` cut to ``rows``."""
+    return draw(n) if rows is None else draw(rows.atoms).narrow(0, rows.first_atom, n)
 
 
 class ConditionCDVAEPlus(nn.Module):
@@ -209,23 +240,28 @@ class ConditionCDVAEPlus(nn.Module):
             raise ValueError("this model's property head reads z_c: give the condition vector")
         return self.property_head(self.fusion(z, cond))
 
-    def condition_masks(self, batch: int, generator: torch.Generator | None,
-                        device: torch.device) -> tuple[Tensor | None, Tensor | None]:
-        """Training-time modality dropout of a ``"both"`` model: which rows keep each condition."""
+    def condition_masks(self, batch: int, generator: torch.Generator | None, device: torch.device,
+                        rows: BatchRows | None = None) -> tuple[Tensor | None, Tensor | None]:
+        """Training-time modality dropout of a ``"both"`` model: which rows keep each condition
+        (``rows``: drawn for the global batch, see :class:`BatchRows`)."""
         p = self.config.condition_dropout
         if self.config.condition != "both" or p <= 0:
             return None, None
-        draws = torch.rand(2, batch, generator=generator, device=device)
+        draws = torch.rand(2, batch if rows is None else rows.crystals, generator=generator, device=device)
+        if rows is not None:
+            draws = draws.narrow(1, rows.first_crystal, batch)
         return draws[0] >= p, draws[1] >= p
 
     # -- training ----------------------------------------------------------------------------
     def forward(self, batch: TrainingBatch, teacher_forcing: bool,
-                generator: torch.Generator | None = None) -> dict[str, Tensor]:
-        """Weighted loss terms of one batch; ``"loss"`` is their sum."""
+                generator: torch.Generator | None = None, rows: BatchRows | None = None) -> dict[str, Tensor]:
+        """Weighted loss terms of one batch; ``"loss"`` is their sum. ``rows``: the batch is a slice
+        of a global batch and draws its noise as that batch's rows (:class:`BatchRows`)."""
         mu, logvar = self.encoder(batch.frac_coords, batch.atomic_numbers, batch.lattice, batch.num_atoms)
-        eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
+        eps = _per_crystal(rows, mu.shape[0], lambda n: torch.randn(
+            (n, mu.shape[1]), generator=generator, dtype=mu.dtype, device=mu.device))
         z = mu + torch.exp(0.5 * logvar) * eps
-        keep_property, keep_formula = (self.condition_masks(mu.shape[0], generator, mu.device)
+        keep_property, keep_formula = (self.condition_masks(mu.shape[0], generator, mu.device, rows)
                                        if self.training else (None, None))
         z_c = self.fuse(z, batch.property, batch.counts, keep_property, keep_formula)
 
@@ -243,7 +279,7 @@ class ConditionCDVAEPlus(nn.Module):
             # decoder's edge frames are singular for edges along the frame axis (NaN)
             lattice = lattice_from_params(*physical_lattice_params(lengths, angles)).detach()
 
-        coord, types = self._denoising_losses(batch, z_c, composition_logits, lattice, generator)
+        coord, types = self._denoising_losses(batch, z_c, composition_logits, lattice, generator, rows)
         terms = {
             "natoms": natoms_loss(natoms_logits, batch.num_atoms),
             "lattice": lattice_loss(lattice_pred, lattice_target),
@@ -258,24 +294,34 @@ class ConditionCDVAEPlus(nn.Module):
         return out
 
     def _denoising_losses(self, batch: TrainingBatch, z_c: Tensor, composition_logits: Tensor,
-                          lattice: Tensor, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
+                          lattice: Tensor, generator: torch.Generator | None,
+                          rows: BatchRows | None = None) -> tuple[Tensor, Tensor]:
         num_atoms = batch.num_atoms
-        b = num_atoms.shape[0]
+        b, n_atoms = num_atoms.shape[0], batch.frac_coords.shape[0]
         device = z_c.device
         crystal = torch.repeat_interleave(torch.arange(b, device=device), num_atoms)
-        level = torch.randint(0, self.coord_sigmas.shape[0], (b,), generator=generator, device=device)
+        level = _per_crystal(rows, b, lambda n: torch.randint(
+            0, self.coord_sigmas.shape[0], (n,), generator=generator, device=device))
         sigma = self.coord_sigmas[level][crystal].unsqueeze(-1)  # (N, 1)
         atom_lattice = lattice[crystal]
-        noise = torch.randn(batch.frac_coords.shape, generator=generator, dtype=z_c.dtype, device=device)
+        noise = _per_atom(rows, n_atoms, lambda n: torch.randn(
+            (n, 3), generator=generator, dtype=z_c.dtype, device=device))
         noisy_cart = torch.bmm(batch.frac_coords.unsqueeze(1), atom_lattice).squeeze(1) + sigma * noise
         noisy_frac = torch.remainder(
             torch.bmm(noisy_cart.unsqueeze(1), torch.linalg.inv(atom_lattice)).squeeze(1), 1.0)
 
-        t_level = torch.randint(0, self.type_sigmas.shape[0], (b,), generator=generator, device=device)
+        t_level = _per_crystal(rows, b, lambda n: torch.randint(
+            0, self.type_sigmas.shape[0], (n,), generator=generator, device=device))
         t_sigma = self.type_sigmas[t_level][crystal]  # (N,)
         mix = F.one_hot(batch.type_index, self.vocab.size).to(z_c.dtype) + \
             t_sigma.unsqueeze(-1) * F.softmax(composition_logits, dim=-1)[crystal].detach()
-        noisy_types = torch.multinomial(mix / mix.sum(-1, keepdim=True), 1, generator=generator).squeeze(-1)
+        probs = mix / mix.sum(-1, keepdim=True)
+        if rows is not None:  # the other atoms of the global batch draw too (uniform stand-ins)
+            probs = F.pad(probs, (0, 0, rows.first_atom, rows.atoms - rows.first_atom - n_atoms),
+                          value=1.0 / self.vocab.size)
+        noisy_types = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+        if rows is not None:
+            noisy_types = noisy_types.narrow(0, rows.first_atom, n_atoms)
         type_probs = F.one_hot(noisy_types, self.vocab.size).to(z_c.dtype)
 
         pred_coord, type_logits = self.decoder(noisy_frac, type_probs, lattice, num_atoms, z_c)

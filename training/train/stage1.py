@@ -9,6 +9,13 @@ Output folder layout:
 Resuming (``resume=True``) reloads the checkpoint and continues at the next batch with
 the same shuffling and noise as an uninterrupted run (both derive from the seed, the
 epoch and the step).
+
+Under torchrun (:mod:`training.train.distributed`) every rank shuffles alike, computes its
+slice of each global batch of ``batch_size`` crystals with the noise a one-process run draws
+for those crystals, and weights its loss terms by its share of the batch's crystals or atoms,
+so that DDP's averaged gradient is the one-process gradient of the global batch (up to the
+order of float sums). The logged loss terms are reduced over the ranks; the validation batches
+are shared out and their losses gathered in order; only rank 0 writes.
 """
 
 from __future__ import annotations
@@ -17,21 +24,27 @@ import math
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import torch
 import yaml
+from torch import Tensor
 from tqdm import tqdm
 
 from training.data.crystal import CrystalDataset
 from training.data.sources import load_parts as load_data_parts
 from training.model.batching import training_batch
-from training.model.cdvae import ConditionCDVAEPlus
+from training.model.cdvae import ConditionCDVAEPlus, TrainingBatch
 from training.model.conditions import ElementVocabulary
 from training.model.heads import LatticeScaler
 from training.train.config import RunConfig, TrainConfig
+from training.train.distributed import SINGLE, Ranks, Share, all_sum, barrier, batch_share, data_parallel
 from training.train.runfiles import TrainingError, append_row, save_atomic, truncate_rows
 
 TERMS = ("natoms", "lattice", "coord", "type", "kl", "composition", "property", "loss")
+#: Loss terms that are means over the batch's atoms (``ConditionCDVAEPlus._denoising_losses``);
+#: the others are means over its crystals.
+MEAN_OVER_ATOMS = frozenset({"coord", "type"})
 
 
 def build_model(config: RunConfig, train: CrystalDataset, elements: Iterable[str] | None = None) -> ConditionCDVAEPlus:
@@ -84,9 +97,10 @@ def load_parts(config: RunConfig, out: Path | None = None) -> tuple[CrystalDatas
 
 
 def train_stage1(config: RunConfig, out: Path, train: CrystalDataset, val: CrystalDataset,
-                 resume: bool = False, elements: Iterable[str] | None = None) -> Path:
+                 resume: bool = False, elements: Iterable[str] | None = None, ranks: Ranks = SINGLE) -> Path:
     """Train (or continue) stage 1 on ``train`` (validation loss on ``val``; vocabulary
-    ``elements``, default those of ``train``); returns the checkpoint path."""
+    ``elements``, default those of ``train``); returns the checkpoint path. ``ranks``: this
+    process's place in a torchrun run (default: the only process)."""
     cfg = config.train
     out = Path(out)
     ckpt_path = out / "checkpoint.pt"
@@ -94,34 +108,40 @@ def train_stage1(config: RunConfig, out: Path, train: CrystalDataset, val: Cryst
         raise TrainingError(f"{out} already holds a run; add --resume to continue it or choose another --out")
     if resume and not ckpt_path.exists():
         raise TrainingError(f"nothing to resume in {out} (no checkpoint.pt)")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(yaml.safe_dump(config.as_dict(), sort_keys=False))
+    if ranks.main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.yaml").write_text(yaml.safe_dump(config.as_dict(), sort_keys=False))
 
     torch.manual_seed(cfg.seed)
-    model = build_model(config, train, elements)
+    model = build_model(config, train, elements).to(ranks.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     epoch, start_batch, step = 0, 0, 0
     sums = {k: 0.0 for k in (*TERMS, "skipped")}  # running loss sums of the current epoch
     if resume:
-        state = torch.load(ckpt_path, weights_only=False)
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         epoch, start_batch, step = state["epoch"], state["batch"], state["step"]
         sums = {"skipped": 0.0, **state["sums"]}
-    truncate_rows(out / "metrics.csv", epoch)
+    barrier(ranks)  # every rank has read the checkpoint before rank 0 may replace it
+    if ranks.main:
+        truncate_rows(out / "metrics.csv", epoch)
+    net = data_parallel(model, ranks)
     vocab = model.vocab
     n_batches = math.ceil(len(train) / cfg.batch_size)
     # at least the first epoch decodes on the true lattice: an untrained lattice head is noise
     forced_epochs = max(1, math.ceil(cfg.teacher_forcing_fraction * cfg.epochs))
 
     def checkpoint(e: int, b: int) -> None:
-        save_atomic(ckpt_path, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                          "epoch": e, "batch": b, "step": step, "sums": sums, "config": config.as_dict(),
-                          "vocab": list(vocab.symbols)})
+        if not ranks.main:
+            return
+        save_atomic(ckpt_path, _on_cpu({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                        "epoch": e, "batch": b, "step": step, "sums": sums,
+                                        "config": config.as_dict(), "vocab": list(vocab.symbols)}))
 
     last_save = time.time()
     bar = tqdm(total=cfg.epochs * n_batches, initial=epoch * n_batches + start_batch,
-               desc="stage 1", unit="batch", dynamic_ncols=True)
+               desc="stage 1", unit="batch", dynamic_ncols=True, disable=not ranks.main)
     try:
         while epoch < cfg.epochs:
             t0 = time.time()
@@ -129,17 +149,20 @@ def train_stage1(config: RunConfig, out: Path, train: CrystalDataset, val: Cryst
             model.train()
             for b in range(start_batch, n_batches):
                 idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size].tolist()
-                batch = training_batch([train[i] for i in idx], vocab, config.data.property)
-                noise = torch.Generator().manual_seed(cfg.seed * 7919 + step)
+                share = batch_share([len(train[i].species) for i in idx], ranks)  # all of it: 1 process
+                batch = _to(training_batch([train[i] for i in idx[share.start:share.stop]], vocab,
+                                           config.data.property), ranks.device)
+                noise = torch.Generator(ranks.device).manual_seed(cfg.seed * 7919 + step)
                 for group in optimizer.param_groups:
                     group["lr"] = learning_rate(cfg, step, cfg.epochs * n_batches)
-                losses = model(batch, epoch < forced_epochs, noise)
+                losses = net(batch, epoch < forced_epochs, noise, share.rows)
                 optimizer.zero_grad()
                 step += 1
+                loss, losses = (losses["loss"], losses) if not ranks.joined else _global_losses(losses, share, ranks)
                 if not bool(torch.isfinite(losses["loss"])):
                     sums["skipped"] += 1  # a diverging batch must not poison the weights
                     continue
-                losses["loss"].backward()
+                loss.backward()
                 if cfg.grad_clip > 0:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
                 optimizer.step()
@@ -152,10 +175,12 @@ def train_stage1(config: RunConfig, out: Path, train: CrystalDataset, val: Cryst
                     last_save = time.time()
             done = max(n_batches - int(sums["skipped"]), 1)
             row = {"epoch": epoch + 1, **{f"train_{k}": sums[k] / done for k in TERMS},
-                   "val_loss": validation_loss(model, val, cfg.batch_size, cfg.seed, config.data.property),
+                   "val_loss": validation_loss(model, val, cfg.batch_size, cfg.seed, config.data.property,
+                                               ranks=ranks),
                    "teacher_forcing": epoch < forced_epochs, "lr": optimizer.param_groups[0]["lr"],
                    "skipped_batches": int(sums["skipped"]), "seconds": time.time() - t0}
-            append_row(out / "metrics.csv", row)
+            if ranks.main:
+                append_row(out / "metrics.csv", row)
             epoch, start_batch = epoch + 1, 0
             sums = {k: 0.0 for k in (*TERMS, "skipped")}
             checkpoint(epoch, 0)
@@ -163,6 +188,33 @@ def train_stage1(config: RunConfig, out: Path, train: CrystalDataset, val: Cryst
     finally:
         bar.close()
     return ckpt_path
+
+
+def _global_losses(losses: dict[str, Tensor], share: Share, ranks: Ranks) -> tuple[Tensor, dict[str, Tensor]]:
+    """This rank's share of a data-parallel step: the loss it back-propagates (its terms weighted by
+    its share of the batch, see :class:`~training.train.distributed.Share`) and the global batch's
+    loss terms (the weighted terms summed over the ranks, divided by their number)."""
+    parts = [k for k in TERMS if k != "loss"]
+    weighted = torch.stack([losses[k] * (share.atom_weight if k in MEAN_OVER_ATOMS else share.crystal_weight)
+                            for k in parts])
+    overall = all_sum(weighted.detach().clone(), ranks) / ranks.world_size
+    return weighted.sum(), {**dict(zip(parts, overall, strict=True)), "loss": overall.sum()}
+
+
+def _to(batch: TrainingBatch, device: torch.device) -> TrainingBatch:
+    """The batch's tensors on ``device`` (the batch itself on the CPU)."""
+    return batch if device.type == "cpu" else TrainingBatch(*(t.to(device) for t in batch))
+
+
+def _on_cpu(value: Any) -> Any:
+    """A (nested) checkpoint payload with its tensors on the CPU, so any machine can resume it."""
+    if isinstance(value, Tensor):
+        return value.cpu()
+    if isinstance(value, dict):
+        return {k: _on_cpu(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_on_cpu(v) for v in value)
+    return value
 
 
 def learning_rate(cfg: TrainConfig, step: int, total_steps: int) -> float:
@@ -175,17 +227,26 @@ def learning_rate(cfg: TrainConfig, step: int, total_steps: int) -> float:
 
 @torch.no_grad()
 def validation_loss(model: ConditionCDVAEPlus, data: CrystalDataset, batch_size: int, seed: int,
-                    property_name: str = "formation_energy_per_atom") -> float:
-    """Mean total loss on a part, teacher-forced, with fixed noise (comparable across epochs)."""
+                    property_name: str = "formation_energy_per_atom", ranks: Ranks = SINGLE) -> float:
+    """Mean total loss on a part, teacher-forced, with fixed noise (comparable across epochs).
+
+    Under torchrun rank r computes batches r, r + N, ...; the per-batch sums are gathered and
+    added in batch order, so every rank gets the one-process value, bit for bit."""
     if len(data) == 0:
         return float("nan")
     model.eval()
-    total, count = 0.0, 0
-    for start in range(0, len(data), batch_size):
-        crystals = [data[i] for i in range(start, min(start + batch_size, len(data)))]
-        losses = model(training_batch(crystals, model.vocab, property_name), True,
-                       torch.Generator().manual_seed(seed + start))
-        total += float(losses["loss"]) * len(crystals)
-        count += len(crystals)
+    device = next(model.parameters()).device
+    starts = range(0, len(data), batch_size)
+    sums = torch.zeros(len(starts), dtype=torch.float64, device=ranks.device)
+    for i, start in enumerate(starts):
+        if i % ranks.world_size != ranks.rank:
+            continue
+        crystals = [data[j] for j in range(start, min(start + batch_size, len(data)))]
+        losses = model(_to(training_batch(crystals, model.vocab, property_name), device), True,
+                       torch.Generator(device).manual_seed(seed + start))
+        sums[i] = float(losses["loss"]) * len(crystals)
     model.train()
-    return total / count
+    total = 0.0
+    for value in all_sum(sums, ranks).tolist():
+        total += value
+    return total / len(data)

@@ -17,6 +17,14 @@ the learning rates go into ``gan_metrics.csv`` so the schedule can be seen to ac
 
 Files in the run folder: ``gan.pt`` (generator, critic, optimisers, schedulers, epoch;
 saved at least every minute and at the end) and ``gan_metrics.csv`` (one row per epoch).
+
+Under torchrun this stage runs on rank 0 alone while the other ranks wait at a barrier
+(:func:`training.train.run.run_training`); it is not data-parallel. It is small: on the
+cpu-small config an epoch over the 11,955 training latents takes about 1.5 s on 2 threads
+(bench/results/ddp.json, ``stage2_seconds_per_epoch``), some 5 minutes for 200 epochs
+against about 50 minutes of stage 1; and the critic's dropout draws from torch's global
+generator, so ranks holding slices of a batch could not draw the masks a one-process run
+draws for each latent, and a resumed or multi-process stage 2 would stop matching.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Generate page: bilayers for a formation-energy target, a formula, or unconditionally.
+"""Generate page: crystals for a property target (the formation energy for the Janus model), a formula, or
+unconditionally.
 
 The page serves the exported artifacts under ``artifacts/`` (one folder per model, each
 with a ``manifest.json``) through :class:`serving.engine.Engine` -- the same call as
@@ -30,7 +31,9 @@ from webapp.background import GenerationJob, JobProgress
 from webapp.resources import candidate_store
 from webapp.run_results import poscar_zip, results_table
 
-MODES = {"formation_energy": "Formation energy", "formula": "Formula", "unconditional": "Unconditional"}
+MODES = {"formation_energy": "Property target", "formula": "Formula", "unconditional": "Unconditional"}
+# The request mode "formation_energy" is a target of the model's own property (its historic name is kept in
+# manifests and stored runs); the radio names it by that property when every model serving it shares one.
 # Module-level strings would be drawn on the page (Streamlit's magic), hence comments.
 JOB = "generate_job"  # session-state key of the session's generation job (one at a time)
 POLL_SECONDS = 1.0  # how often the progress of a running job is redrawn
@@ -41,10 +44,23 @@ def load_engine(folder: str) -> Engine:
     return Engine.load(Path(folder))
 
 
+def property_words(name: str) -> str:
+    """How the page names a property column: "formation energy" for the dataset's label, else the column."""
+    return "formation energy" if name == "formation_energy_per_atom" else name
+
+
+def mode_labels(served: dict[str, list[Manifest]]) -> dict[str, str]:
+    """The radio's label per served mode: the property's name when every model that takes a target shares one."""
+    labels = dict(MODES)
+    names = {m.property.name for m in served.get("formation_energy", [])}
+    if len(names) == 1:
+        labels["formation_energy"] = property_words(names.pop()).capitalize()
+    return labels
+
+
 def target_label(name: str, unit: str) -> str:
     """The target input's label: "Target formation energy (eV/atom)" for the dataset's label, else the column."""
-    words = "formation energy" if name == "formation_energy_per_atom" else name
-    return f"Target {words}" + (f" ({unit})" if unit else "")
+    return f"Target {property_words(name)}" + (f" ({unit})" if unit else "")
 
 
 def request_form(mode: str, manifest: Manifest) -> GenerationRequest:
@@ -81,9 +97,9 @@ def request_form(mode: str, manifest: Manifest) -> GenerationRequest:
                                      "time grows linearly with the steps.")
         ratio = st.number_input("Screening ratio (latents drawn per crystal kept)", value=sampling.screening_ratio,
                                 step=1, key="generate_ratio", disabled=mode != "formation_energy",
-                                help=f"1 to {MAX_SCREENING_RATIO}. Formation-energy requests: draw ratio x count "
-                                     "latents and keep those whose predicted formation energy is closest to the "
-                                     "target.")
+                                help=f"1 to {MAX_SCREENING_RATIO}. Property-target requests: draw ratio x count "
+                                     f"latents and keep those whose predicted {property_words(prop.name)} is "
+                                     "closest to the target.")
     return GenerationRequest(mode, int(count), target=target, formula=formula, seed=int(seed),  # type: ignore[arg-type]
                              steps_per_level=int(steps),
                              screening_ratio=int(ratio) if mode == "formation_energy" else None)
@@ -194,9 +210,10 @@ def show_job(job: GenerationJob) -> None:
                icon=":material/database:")
 
 
-st.title("Generate bilayers")
-st.write("Ask for van der Waals bilayers with a target formation energy or a formula; the model proposes "
-         "candidate crystals to check and download as POSCARs for DFT.")
+st.title("Generate crystals")
+st.write("Ask a model for crystals with a target property (for the shipped Janus model: van der Waals bilayers "
+         "with a target formation energy) or a formula; it proposes candidates to check and download as POSCARs "
+         "for DFT.")
 
 root = artifacts_dir()
 served, problems = all_by_mode(find_models(root))
@@ -208,7 +225,8 @@ if not served:
     st.stop()
 
 modes = [m for m in MODES if m in served]
-mode = st.radio("Request", modes, format_func=MODES.__getitem__, horizontal=True, key="generate_mode")
+labels = mode_labels(served)
+mode = st.radio("Request", modes, format_func=labels.__getitem__, horizontal=True, key="generate_mode")
 # Every model that serves the mode; the first by name is the default (the shipped one, when it is there).
 by_name = {m.name: m for m in served[mode]}
 picked = st.selectbox("Model", list(by_name), key=f"generate_model_{mode}",

@@ -89,7 +89,7 @@ def test_bad_arguments_name_the_problem(tmp_path: Path, capsys: pytest.CaptureFi
     assert main(["evaluate", artifacts, "--quick", "--out", str(tmp_path), "--split", "train"]) == 2
     assert "'val' or 'test'" in capsys.readouterr().err
     assert main(["evaluate", artifacts, "--quick", "--out", str(tmp_path), "--data", str(tmp_path)]) == 2
-    assert "no dataset table" in capsys.readouterr().err
+    assert "lacks train.csv, val.csv, test.csv" in capsys.readouterr().err
 
 
 def test_novelty_scan_is_the_same_with_two_workers_and_resumes(tmp_path: Path) -> None:
@@ -111,12 +111,12 @@ def test_novelty_scan_is_the_same_with_two_workers_and_resumes(tmp_path: Path) -
     shifted.translate_sites(top, [0.5, 0.0, 0.0])
     poscars = [s.to(fmt="poscar") for s in (known[0], overlapping, known[1], shifted)]
 
-    one = novel_indices(poscars, 5, tmp_path / "one.json", "novelty", table, workers=1)
+    one = novel_indices(poscars, 5, tmp_path / "one.json", "novelty", table, "random", workers=1)
     flags = json.loads((tmp_path / "one.json").read_text())["flags"]
     assert flags[:3] == [False, None, False]  # training crystals are not novel; overlapping atoms are invalid
     assert one == [i for i, f in enumerate(flags) if f]
-    two = novel_indices(poscars, 5, tmp_path / "two.json", "novelty", table, workers=2)
+    two = novel_indices(poscars, 5, tmp_path / "two.json", "novelty", table, "random", workers=2)
     assert two == one and json.loads((tmp_path / "two.json").read_text())["flags"] == flags
     # a rerun reads the verdicts instead of recomputing them (a wrong cached verdict shows through)
     (tmp_path / "one.json").write_text(json.dumps({"flags": [True, None, False, flags[3]]}))
-    assert novel_indices(poscars, 5, tmp_path / "one.json", "novelty", table, workers=1)[0] == 0
+    assert novel_indices(poscars, 5, tmp_path / "one.json", "novelty", table, "random", workers=1)[0] == 0
