@@ -18,13 +18,15 @@ the learning rates go into ``gan_metrics.csv`` so the schedule can be seen to ac
 Files in the run folder: ``gan.pt`` (generator, critic, optimisers, schedulers, epoch;
 saved at least every minute and at the end) and ``gan_metrics.csv`` (one row per epoch).
 
-Under torchrun this stage runs on rank 0 alone while the other ranks wait at a barrier
-(:func:`training.train.run.run_training`); it is not data-parallel. It is small: on the
-cpu-small config an epoch over the 11,955 training latents takes about 1.5 s on 2 threads
-(bench/results/ddp.json, ``stage2_seconds_per_epoch``), some 5 minutes for 200 epochs
-against about 50 minutes of stage 1; and the critic's dropout draws from torch's global
-generator, so ranks holding slices of a batch could not draw the masks a one-process run
-draws for each latent, and a resumed or multi-process stage 2 would stop matching.
+Under torchrun this stage runs on rank 0 alone, with the torch threads of its node's idle
+ranks on a CPU node, while the other ranks wait at a barrier
+(:func:`training.train.run.run_training`); it is not data-parallel. Measured on the 2-core
+machine (bench/results/ddp.json): an epoch over the 11,961 Janus training latents of cpu-small
+takes about 4 s, against about 115 s for a stage-1 epoch on 2 processes, so a data-parallel
+critic would save little, and on that machine nothing at all: rank 0 already uses both cores,
+and stage 1 trained no faster on 2 processes x 1 thread than on 1 x 2. It would also break
+reproducibility: the critic's dropout draws from torch's global generator, so ranks holding
+slices of a batch could not draw the masks a one-process run draws for each latent.
 """
 
 from __future__ import annotations
