@@ -122,8 +122,9 @@ def _build_parser() -> argparse.ArgumentParser:
     train.add_argument("--data", type=Path, default=None,
                        help="a CDVAE-layout CSV (split here 6:2:2, seeded), a folder with train.csv, val.csv and "
                             "test.csv, or a Parquet from `vdwgen dataset import` (default: the committed Janus data)")
-    train.add_argument("--property", default=None, metavar="COLUMN",
-                       help="the property column to condition on and predict (default: formation_energy_per_atom)")
+    train.add_argument("--property", action="append", default=None, metavar="COLUMN", dest="properties",
+                       help="the property column to condition on and predict (default: formation_energy_per_atom); "
+                            "one column: a model conditions on one property")
     train.add_argument("--unit", default=None, help="the property's unit, shown with it (default: none for --data)")
     train.add_argument("--condition", choices=sorted(CONDITIONS), default=None,
                        help="what the model is conditioned on (default: the config's, both)")
@@ -292,17 +293,21 @@ def _train(args: argparse.Namespace) -> int:
     from training.train.run import run_training
 
     overrides = list(args.overrides)
+    if args.properties is not None and len(args.properties) > 1:
+        raise UsageError(f"--property takes one column (got {', '.join(args.properties)}): a model conditions on "
+                         "and predicts one property; train one model per property")
+    prop = args.properties[0] if args.properties else None
     if args.data is not None:
         if not args.data.exists():
             raise UsageError(f"no dataset at {args.data}: give a CSV, a folder with train.csv, val.csv and "
                              "test.csv, or a Parquet")
         overrides += [f"data.path={json.dumps(str(args.data))}", f"data.unit={json.dumps(args.unit or '')}"]
-        if args.property is None:
+        if prop is None:
             raise UsageError("--data needs --property COLUMN: the column to condition on and predict")
     elif args.unit is not None:
         overrides.append(f"data.unit={json.dumps(args.unit)}")
-    if args.property is not None:
-        overrides.append(f"data.property={json.dumps(args.property)}")
+    if prop is not None:
+        overrides.append(f"data.property={json.dumps(prop)}")
     if args.condition is not None:
         overrides += CONDITIONS[args.condition]
     config = load_config(args.config, overrides)

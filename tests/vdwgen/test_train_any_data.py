@@ -44,6 +44,7 @@ def test_the_served_model_generates_and_judges_novelty_against_its_own_data(
 @pytest.mark.parametrize(("extra", "message"), [
     ([], "--data needs --property COLUMN"),
     (["--property", "bandgap"], "unknown property column"),
+    (["--property", "heat_ref", "--property", "band_gap"], "--property takes one column (got heat_ref, band_gap)"),
 ])
 def test_bad_data_options_are_one_line(perovskite_csv: Callable[..., Path], tmp_path: Path, extra: list[str],
                                        message: str, capsys: pytest.CaptureFixture[str]) -> None:
