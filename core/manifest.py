@@ -189,6 +189,13 @@ class Manifest:
     def path(self, name: str) -> Path:
         return self.folder / name
 
+    @property
+    def carried_training_table(self) -> Path | None:
+        """The training table inside the artifact folder (a model trained with ``vdwgen train --data``
+        carries its dataset and split), or None (the Janus model names the committed table instead)."""
+        table = self.training_data.table
+        return self.folder / table if table and (self.folder / table).is_file() else None
+
     @classmethod
     def parse(cls, folder: Path, data: dict[str, Any]) -> Manifest:
         """Typed view of a manifest mapping; a missing or malformed field raises :class:`ArtifactError`."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
+from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Structure
 
 from scoring.novelty import ReducedCrystal, TrainingSet, first_duplicate, matcher
@@ -37,24 +38,39 @@ class Scorable(Protocol):
     predicted_formation_energy: float
 
 
+class DuplicateFinder:
+    """The first earlier crystal each new one matches: stored candidates of its reduced formula (the newest
+    :data:`MAX_DUPLICATE_CHECKS`, read once per formula), then the crystals seen before it, which are
+    kept as ``-(index + 1)`` (resolved to candidate ids by the store)."""
+
+    def __init__(self, stored: StoredSameFormula | None, m: StructureMatcher) -> None:
+        self.stored = stored
+        self.matcher = m
+        self.earlier: dict[str, list[tuple[int, ReducedCrystal]]] = {}  # reduced once, compared with every later
+
+    def first_match(self, index: int, crystal: ReducedCrystal, formula: str) -> int | None:
+        """The id (or ``-(index + 1)``) of the first earlier match of ``crystal``; it is then one of the earlier."""
+        if formula not in self.earlier:
+            pairs = self.stored(formula)[-MAX_DUPLICATE_CHECKS:] if self.stored is not None else []
+            self.earlier[formula] = [(cid, ReducedCrystal(Structure.from_str(poscar, fmt="poscar"), self.matcher))
+                                     for cid, poscar in pairs]
+        duplicate = first_duplicate(crystal, self.earlier[formula], self.matcher)
+        self.earlier[formula].append((-(index + 1), crystal))
+        return duplicate
+
+
 def score_crystals(crystals: Sequence[Scorable], reference: TrainingSet | None,
                    stored: StoredSameFormula | None = None, progress: Progress | None = None) -> list[CandidateRecord]:
     """One record per crystal, in order (see the module docstring for novelty and duplicates)."""
     m = matcher()
-    earlier: dict[str, list[tuple[int, ReducedCrystal]]] = {}  # reduced once, compared with every later crystal
+    duplicates = DuplicateFinder(stored, m)
     records = []
     for done, crystal in enumerate(crystals, 1):
         s = crystal.structure
         me = ReducedCrystal(s, m)
-        formula = s.composition.reduced_formula
-        if formula not in earlier:
-            pairs = stored(formula)[-MAX_DUPLICATE_CHECKS:] if stored is not None else []
-            earlier[formula] = [(cid, ReducedCrystal(Structure.from_str(poscar, fmt="poscar"), m))
-                                for cid, poscar in pairs]
-        duplicate = first_duplicate(me, earlier[formula], m)
+        duplicate = duplicates.first_match(crystal.index, me, s.composition.reduced_formula)
         novel = None if reference is None else reference.is_novel(me)
         records.append(candidate_record(crystal.index, s, crystal.predicted_formation_energy, novel, duplicate))
-        earlier[formula].append((-(crystal.index + 1), me))  # same batch: -(index + 1), resolved by the store
         if progress is not None:
             progress(done, len(crystals))
     return records

@@ -250,32 +250,23 @@ def generate_chunk(job: BulkChunk) -> ChunkResult:
 def resolve_duplicates(crystals: list[GeneratedCrystal], records: list[CandidateRecord],
                        stored: StoredSameFormula | None, progress: Callable[[int, int], None] | None = None,
                        ) -> list[CandidateRecord]:
-    """``records`` with ``duplicate_of`` set as :func:`scoring.batch.score_crystals` sets it: the first match
-    among ``stored`` candidates of the same reduced formula (the newest
-    :data:`~scoring.batch.MAX_DUPLICATE_CHECKS`), else among earlier crystals of the run (``-(index + 1)``).
+    """``records`` with ``duplicate_of`` set as :func:`scoring.batch.score_crystals` sets it
+    (:class:`scoring.batch.DuplicateFinder`).
 
     ``crystals`` and ``records`` are in run order; the driver of a bulk request calls this once it holds every
     chunk, so the verdicts do not depend on the order the chunks finished in.
     """
     from dataclasses import replace
 
-    from pymatgen.core import Structure
-
-    from scoring.batch import MAX_DUPLICATE_CHECKS
-    from scoring.novelty import ReducedCrystal, first_duplicate, matcher
+    from scoring.batch import DuplicateFinder
+    from scoring.novelty import ReducedCrystal, matcher
 
     m = matcher()
-    earlier: dict[str, list[tuple[int, ReducedCrystal]]] = {}
+    duplicates = DuplicateFinder(stored, m)
     out = []
     for done, (crystal, record) in enumerate(zip(crystals, records), 1):
-        me = ReducedCrystal(crystal.structure, m)
-        formula = record.reduced_formula
-        if formula not in earlier:
-            pairs = stored(formula)[-MAX_DUPLICATE_CHECKS:] if stored is not None else []
-            earlier[formula] = [(cid, ReducedCrystal(Structure.from_str(poscar, fmt="poscar"), m))
-                                for cid, poscar in pairs]
-        out.append(replace(record, duplicate_of=first_duplicate(me, earlier[formula], m)))
-        earlier[formula].append((-(crystal.index + 1), me))
+        duplicate = duplicates.first_match(crystal.index, ReducedCrystal(crystal.structure, m), record.reduced_formula)
+        out.append(replace(record, duplicate_of=duplicate))
         if progress is not None:
             progress(done, len(crystals))
     return out

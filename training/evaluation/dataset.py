@@ -95,13 +95,6 @@ def _janus(path: Path, manifest: Manifest) -> EvaluationData:
                           manifest.vocabulary)
 
 
-def _carried_table(manifest: Manifest) -> Path | None:
-    """The dataset table inside the artifact (a model trained with ``--data``), if any."""
-    table = manifest.training_data.table
-    path = manifest.folder / table if table else None
-    return path if path is not None and path.is_file() else None
-
-
 def _from_dataset(path: Path, manifest: Manifest, work: Path) -> EvaluationData:
     """Read and split ``path`` as ``vdwgen train --data`` did, with the model's split settings."""
     from training.data.sources import DataConfig, DataError, load_parts
@@ -121,7 +114,7 @@ def _from_dataset(path: Path, manifest: Manifest, work: Path) -> EvaluationData:
 
 def _check_held_out(data: EvaluationData, manifest: Manifest, part: str) -> None:
     """Refuse an evaluated part that shares crystals with the model's training part."""
-    carried = _carried_table(manifest)
+    carried = manifest.carried_training_table
     if carried is None or data.path == carried:
         return
     trained = pd.read_parquet(carried, columns=["id", f"split_{manifest.training_data.split}"])
@@ -147,7 +140,7 @@ def evaluation_data(manifest: Manifest, data: Path | None, part: str, work: Path
             evaluated part that overlaps the model's training part.
     """
     if data is None:
-        carried = _carried_table(manifest)
+        carried = manifest.carried_training_table
         if carried is not None:
             table = pd.read_parquet(carried)
             result = EvaluationData(table, manifest.training_data.split, manifest.property.name,

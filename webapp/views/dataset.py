@@ -137,9 +137,8 @@ def model_datasets() -> dict[str, tuple[Path, Manifest]]:
             manifest = read_manifest(folder, verify=False)
         except ArtifactError:
             continue  # the Model and Generate pages name unreadable manifests
-        data = manifest.training_data
-        path = folder / data.table if data.table else None
-        if path is None or not path.is_file() or data.sha256 in seen:
+        data, path = manifest.training_data, manifest.carried_training_table
+        if path is None or data.sha256 in seen:
             continue
         seen.add(data.sha256)
         found[f"{data.id.split(':')[0]} (trained {manifest.name})"] = (path, manifest)
