@@ -39,7 +39,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def overrides(crystals: int, batch_size: int, epochs: int) -> list[str]:
     return [f"train.limit_train={crystals}", f"train.batch_size={batch_size}", f"train.epochs={epochs}",
-            "train.limit_val=1", "train.lr_schedule=constant", "train.checkpoint_minutes=1000"]
+            "train.limit_val=1", "train.lr_schedule=constant", "train.checkpoint_minutes=1000",
+            "train.compile=false", "train.precision=float32", "train.recon_every=0"]  # as when ddp.json was measured
 
 
 def worker(args: argparse.Namespace) -> None:

@@ -99,6 +99,10 @@ class PropertyInfo:
         return self.percentiles.get(key, (self.min + self.max) / 2)
 
 
+SITE_TYPES = ("argmax", "counts")
+"""How a decoder may type the sites (``training.model.langevin`` says what each does)."""
+
+
 @dataclass(frozen=True)
 class SamplingDefaults:
     """How the exported decoder samples unless a request says otherwise."""
@@ -110,13 +114,17 @@ class SamplingDefaults:
     sigma_min: float
     screening_ratio: int
     max_count: int
+    site_types: str = "argmax"
+    """How the decoder types the sites (``training.model.langevin.LangevinSettings.site_types``); artifacts
+    exported before the choice existed used ``"argmax"``."""
 
     @classmethod
     def parse(cls, data: dict[str, Any]) -> SamplingDefaults:
         return cls(steps_per_level=int(_field(data, "steps_per_level", "sampling.")),
                    step_lr=float(data.get("step_lr", 1e-4)), noise_levels=int(data.get("noise_levels", 50)),
                    sigma_max=float(data.get("sigma_max", 10.0)), sigma_min=float(data.get("sigma_min", 0.01)),
-                   screening_ratio=int(data.get("screening_ratio", 100)), max_count=int(data.get("max_count", 1000)))
+                   screening_ratio=int(data.get("screening_ratio", 100)), max_count=int(data.get("max_count", 1000)),
+                   site_types=str(data.get("site_types", "argmax")))
 
 
 @dataclass(frozen=True)

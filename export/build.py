@@ -174,7 +174,8 @@ def _training_data(trained: TrainedModel, weights: Path, out: Path) -> tuple[dic
 
 
 def export_artifact(weights: Path, out: Path, name: str | None = None,
-                    steps_per_level: int = DEFAULT_STEPS_PER_LEVEL, step_lr: float = 1e-4) -> Path:
+                    steps_per_level: int = DEFAULT_STEPS_PER_LEVEL, step_lr: float = 1e-4,
+                    site_types: str = "counts") -> Path:
     """Export the model in ``weights`` to the folder ``out``; returns the manifest path."""
     weights, out = Path(weights), Path(out)
     if out.exists() and any(out.iterdir()) and not (out / MANIFEST).is_file():
@@ -219,7 +220,7 @@ def export_artifact(weights: Path, out: Path, name: str | None = None,
     # ONNX exports above no longer decodes bit-identically to a freshly loaded one (measured:
     # atoms ~1 Å apart after the Langevin steps), and the artifact must match a fresh load.
     fresh = load_trained(weights).model.eval()
-    settings = LangevinSettings(steps_per_level=steps_per_level, step_lr=step_lr)
+    settings = LangevinSettings(steps_per_level=steps_per_level, step_lr=step_lr, site_types=site_types)
     decoder = CrystalDecoder(AnnealedLangevin(fresh.decoder, fresh.coord_sigmas, settings), fresh.vocab.size).eval()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -241,7 +242,8 @@ def export_artifact(weights: Path, out: Path, name: str | None = None,
             "cell_sizes": {str(k): int(v) for k, v in enumerate(model.cell_size_counts.tolist()) if v},
             "property": prop, "parameters": trained.parameter_counts(), "weights_dtype": "float16",
         },
-        "sampling": {"steps_per_level": steps_per_level, "step_lr": step_lr, "noise_levels": int(sigmas.numel()),
+        "sampling": {"steps_per_level": steps_per_level, "step_lr": step_lr, "site_types": site_types,
+                     "noise_levels": int(sigmas.numel()),
                      "sigma_max": float(sigmas[0]), "sigma_min": float(sigmas[-1]), "screening_ratio": 100,
                      "max_count": MAX_COUNT},
         "files": files,

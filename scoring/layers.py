@@ -70,8 +70,81 @@ def _find(parent: list[int], i: int) -> int:
     return i
 
 
+@dataclass(frozen=True)
+class _Pieces:
+    """The bond-graph layers of a structure and its atoms' heights along the normal, measured upwards
+    from the first atom above the largest vacuum (so that a slab's layers do not wrap around)."""
+
+    layer: np.ndarray
+    heights: np.ndarray
+    periodic_along_c: bool
+    vacuum: float
+    centers: np.ndarray
+    neighbors: np.ndarray
+    distances: np.ndarray
+    radii: np.ndarray
+
+
 def analyse_layers(structure: Structure) -> LayerAnalysis:
     """Layers, vacuum, interlayer gap and contacts of ``structure`` (see the module docstring)."""
+    pieces = _pieces(structure)
+    layer, unwrapped, centers, neighbors, distances, radii = (pieces.layer, pieces.heights, pieces.centers,
+                                                              pieces.neighbors, pieces.distances, pieces.radii)
+    n_layers = int(layer.max()) + 1 if len(layer) else 0
+    spans = sorted((float(unwrapped[layer == k].min()), float(unwrapped[layer == k].max()))
+                   for k in range(n_layers))
+    gap = min((spans[k + 1][0] - spans[k][1] for k in range(len(spans) - 1)), default=float("nan"))
+
+    between = layer[centers] != layer[neighbors]
+    if between.any():
+        contact = float(distances[between].min())
+        too_short = bool((distances[between] < CONTACT_FACTOR * (radii[centers] + radii[neighbors])[between]).any())
+    else:
+        contact, too_short = float("nan"), False
+    return LayerAnalysis(n_layers, pieces.periodic_along_c, pieces.vacuum if not pieces.periodic_along_c else 0.0,
+                         gap, contact, too_short)
+
+
+METALS = frozenset({"Al", "Ga", "In"})
+"""The metal sites (M) of our III-VI layers."""
+CHALCOGENS = frozenset({"S", "Se", "Te"})
+"""The chalcogen sites (X) of our III-VI layers."""
+
+
+def motif_problem(structure: Structure) -> str | None:
+    """Why ``structure`` is not a bilayer of our family in the right layer order, or None when it is.
+
+    The right order: a slab of exactly two layers (bond-graph pieces), each X-M-M-X along the normal --
+    its metals (Al, Ga, In) form one block of heights in the middle, with as many chalcogens (S, Se, Te)
+    above that block as below it, and at least one on each side, and no other element. Every bilayer of
+    the Janus dataset has it (tests/scoring/test_layer_motif.py).
+    """
+    symbols = [site.specie.symbol for site in structure]
+    other = sorted(set(symbols) - METALS - CHALCOGENS)
+    if other:
+        return f"holds {', '.join(other)}: not a III-VI (Al, Ga, In with S, Se, Te) bilayer"
+    pieces = _pieces(structure)
+    if pieces.periodic_along_c or pieces.vacuum < SLAB_VACUUM:
+        return "not a slab (no vacuum between the periodic images)"
+    n_layers = int(pieces.layer.max()) + 1
+    if n_layers != 2:
+        return f"{n_layers} layers instead of 2"
+    metal = np.array([el in METALS for el in symbols])
+    for k in range(2):
+        inside = pieces.layer == k
+        h, is_metal = pieces.heights[inside], metal[inside]
+        if not is_metal.any() or is_metal.all():
+            return f"layer {k + 1} lacks {'metals' if not is_metal.any() else 'chalcogens'}"
+        low, high = h[is_metal].min(), h[is_metal].max()
+        below, above = int((h[~is_metal] < low).sum()), int((h[~is_metal] > high).sum())
+        if below + above < int((~is_metal).sum()):
+            return f"layer {k + 1} has a chalcogen between its metals (not X-M-M-X)"
+        if below == 0 or below != above:
+            return f"layer {k + 1} has {below} chalcogens below its metals and {above} above (not X-M-M-X)"
+    return None
+
+
+def _pieces(structure: Structure) -> _Pieces:
     n = len(structure)
     lattice = structure.lattice.matrix
     normal = np.cross(lattice[0], lattice[1])
@@ -98,18 +171,7 @@ def analyse_layers(structure: Structure) -> LayerAnalysis:
     vacuum = float(gaps.max())
     cut = order[(int(gaps.argmax()) + 1) % n]  # first atom above the vacuum
     unwrapped = np.mod(heights - cut, period)
-
-    spans = sorted((float(unwrapped[layer == k].min()), float(unwrapped[layer == k].max()))
-                   for k in range(len(layer_ids)))
-    gap = min((spans[k + 1][0] - spans[k][1] for k in range(len(spans) - 1)), default=float("nan"))
-
-    between = layer[centers] != layer[neighbors]
-    if between.any():
-        contact = float(distances[between].min())
-        too_short = bool((distances[between] < CONTACT_FACTOR * (radii[centers] + radii[neighbors])[between]).any())
-    else:
-        contact, too_short = float("nan"), False
-    return LayerAnalysis(len(layer_ids), periodic_c, vacuum if not periodic_c else 0.0, gap, contact, too_short)
+    return _Pieces(layer, unwrapped, periodic_c, vacuum, centers, neighbors, distances, radii)
 
 
 def _infinite_along_c(n: int, centers: np.ndarray, neighbors: np.ndarray, image_c: np.ndarray) -> bool:

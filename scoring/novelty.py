@@ -73,12 +73,13 @@ class TrainingSet:
         self._matcher = matcher()
 
     @classmethod
-    def load(cls, table: Path, split: str = "random", part: str = "train") -> TrainingSet:
-        """Rows of ``part`` of the ``split`` split of a dataset table (``bilayers.parquet``)."""
+    def load(cls, table: Path, split: str = "random", part: str | None = "train") -> TrainingSet:
+        """Rows of ``part`` of the ``split`` split of a dataset table (``bilayers.parquet``); every row
+        of the table when ``part`` is None (novelty against everything known)."""
         column = f"split_{split}"
         frame = pd.read_parquet(table, columns=["lattice", "species", "frac_coords", "reduced_formula",
                                                 "num_atoms", column])
-        return cls(frame[frame[column] == part])
+        return cls(frame if part is None else frame[frame[column] == part])
 
     def __len__(self) -> int:
         return len(self._frame)

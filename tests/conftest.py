@@ -24,6 +24,8 @@ TINY_OVERRIDES: tuple[str, ...] = (
     "train.limit_train=6", "train.limit_val=3", "train.batch_size=3", "model.latent_dim=16",
     "model.cond_dim=8", "model.heads.hidden_dim=16", "model.condition_dropout=0.3",
     "gan.epochs=2", "gan.batch_size=3", "gan.noise_dim=8",
+    # the shipped config's speed settings and validation monitor are for hours-long runs
+    "train.compile=false", "train.precision=float32", "train.recon_every=0",
     *[f"model.{part}.{k}={v}" for part in ("encoder", "decoder") for k, v in (
         ("num_layers", 1), ("sphere_channels", 8), ("lmax", 1), ("mmax", 1), ("num_heads", 2),
         ("attn_alpha_channels", 4), ("attn_value_channels", 4), ("attn_hidden_channels", 8),

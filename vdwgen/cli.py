@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from core.errors import VdwgenError
+from core.manifest import SITE_TYPES
 
 
 class UsageError(VdwgenError):
@@ -113,8 +114,9 @@ def _build_parser() -> argparse.ArgumentParser:
         "frozen latents) on the training part of the Janus dataset. Checkpoints at least every 10 "
         "minutes; --resume continues where a run stopped. Writes <out>/model.pt at the end.",
     )
-    train.add_argument("--config", default="cpu-small",
-                       help="shipped config name (cpu-small, paper) or a YAML path")
+    train.add_argument("--config", default=None,
+                       help="shipped config name (cpu-small, paper) or a YAML path (default: cpu-small; with "
+                       "--resume, the run's own config.yaml)")
     train.add_argument("--out", type=Path, required=True, help="run folder (checkpoint, metrics, config)")
     train.add_argument("--resume", action="store_true", help="continue the run in --out")
     train.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
@@ -138,6 +140,10 @@ def _build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--out", type=Path, required=True, help="artifact folder, e.g. artifacts/NAME (replaced)")
     exp.add_argument("--name", default=None, help="model name in the manifest (default: the folder name)")
     exp.add_argument("--steps-per-level", type=int, default=None, help="default Langevin steps per level")
+    exp.add_argument("--site-types", choices=SITE_TYPES, default="counts",
+                     help="how the decoder types the sites: 'counts' keeps each crystal's element counts (the "
+                     "formula, or the composition head's) and lets the decoder's logits place them (default); "
+                     "'argmax' is the reference (free arg-max; a formula's types stay where they were drawn)")
 
     gen = sub.add_parser(
         "generate", help="generate candidate crystals from a shipped or exported model",
@@ -257,7 +263,7 @@ def _export(args: argparse.Namespace) -> int:
     from export.build import DEFAULT_STEPS_PER_LEVEL, export_artifact
 
     steps = args.steps_per_level or DEFAULT_STEPS_PER_LEVEL
-    path = export_artifact(args.weights, args.out, name=args.name, steps_per_level=steps)
+    path = export_artifact(args.weights, args.out, name=args.name, steps_per_level=steps, site_types=args.site_types)
     print(f"wrote {path}")
     return 0
 
@@ -310,7 +316,11 @@ def _train(args: argparse.Namespace) -> int:
         overrides.append(f"data.property={json.dumps(prop)}")
     if args.condition is not None:
         overrides += CONDITIONS[args.condition]
-    config = load_config(args.config, overrides)
+    name = args.config
+    if name is None:  # a resumed run continues with the configuration it started with
+        saved = args.out / "config.yaml"
+        name = str(saved) if args.resume and saved.exists() else "cpu-small"
+    config = load_config(name, overrides)
     path = run_training(config, args.out, resume=args.resume)
     print(f"wrote {path}")
     return 0

@@ -59,6 +59,7 @@ from training.evaluation import (
     stage_formulas,
     stage_generation,
     stage_latent,
+    stage_new_and_right,
     stage_property,
     stage_reconstruction,
     stage_relaxation,
@@ -69,10 +70,10 @@ from training.evaluation.dataset import EvaluationData, EvaluationDataError, eva
 from training.evaluation.report import write_report
 
 STAGES = ("reconstruction", "property", "samples", "generation", "energy_targets", "formulas", "relaxation",
-          "latent")
+          "new_and_right", "latent")
 """The stages in the order they run (later ones read what ``samples`` stored)."""
 
-ORACLE_STAGES = ("energy_targets", "formulas", "relaxation")
+ORACLE_STAGES = ("energy_targets", "formulas", "relaxation", "new_and_right")
 """Stages that relax crystals with the oracle and recompute the formation energy in the dataset's convention."""
 
 DEFAULT_BASELINE = "cdvae-baseline-janus"
@@ -134,6 +135,13 @@ class Context:
     def labels(self) -> tuple[str, ...]:
         """The evaluated models: ``model``, and ``baseline`` when there is one."""
         return ("model",) if self.baseline_artifacts is None else ("model", "baseline")
+
+    def artifact_folders(self) -> dict[str, Path]:
+        """Served artifacts per evaluated model."""
+        out = {"model": self.artifacts}
+        if self.baseline_artifacts is not None:
+            out["baseline"] = self.baseline_artifacts
+        return out
 
     def weights(self) -> dict[str, Path]:
         """Weights per evaluated model (for the stages that need the encoder)."""
@@ -230,8 +238,10 @@ def evaluate(artifacts: Path, out: Path, data: Path | None = None, split: str = 
 
     oracle_why = oracle_reason(dataset, references)
     skipped = {name: f"skipped: {oracle_why}" for name in ORACLE_STAGES} if oracle_why else {}
-    if "formulas" not in skipped and not dataset.janus:
-        skipped["formulas"] = "skipped: its formula requests and stacking references are those of the Janus dataset"
+    if not dataset.janus:
+        for name in ("formulas", "new_and_right"):
+            skipped.setdefault(name, "skipped: its formula requests and stacking references are those of the Janus "
+                                     "dataset")
     if manifest.modes == ("formula",):
         for name in ("samples", "generation", "relaxation"):
             skipped[name] = "skipped: a formula-only model is measured by its formula requests"
@@ -245,6 +255,7 @@ def evaluate(artifacts: Path, out: Path, data: Path | None = None, split: str = 
         "energy_targets": lambda: stage_energy_targets.run(ctx, engine, train_labels),
         "formulas": lambda: stage_formulas.run(ctx, engine),
         "relaxation": lambda: stage_relaxation.run(ctx),
+        "new_and_right": lambda: stage_new_and_right.run(ctx),
         "latent": lambda: stage_latent.run(ctx),
     }
     for name in STAGES:

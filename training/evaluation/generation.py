@@ -6,16 +6,22 @@
   their property predicted by the property head (the issue's in-model check; the physics
   oracle check is the evaluation issue's);
 - formula hit rate: the share of crystals whose composition equals the requested formula
-  scaled to the model's cell, when the types are decoded freely (paper Fig. 3c-d).
+  scaled to the model's cell, when the types are decoded freely (paper Fig. 3c-d);
+- layer order: the share of crystals that are bilayers of our family in the right order, each
+  layer chalcogen-metal-metal-chalcogen (:func:`scoring.layers.motif_problem`; every dataset
+  bilayer has it).
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from pymatgen.core import Structure
 
+from scoring.layers import CHALCOGENS, METALS, motif_problem
 from scoring.validity import compositionally_valid, structurally_valid
 from training.data.crystal import Crystal
 
@@ -42,6 +48,19 @@ def validity_rates(crystals: list[Crystal]) -> ValidityRates:
     compositional = np.array([compositionally_valid("".join(c.species)) for c in crystals])
     return ValidityRates(len(crystals), float(structural.mean()), float(compositional.mean()),
                          float((structural & compositional).mean()))
+
+
+def layered_family(elements: Sequence[str]) -> bool:
+    """True when a model's elements are all metals and chalcogens of our III-VI bilayers, so that the
+    layer order is a property its crystals should have."""
+    return bool(elements) and set(elements) <= METALS | CHALCOGENS
+
+
+def motif_share(structures: Sequence[Structure]) -> float | None:
+    """Share of ``structures`` in the right layer order (None for an empty set)."""
+    if not structures:
+        return None
+    return float(np.mean([motif_problem(s) is None for s in structures]))
 
 
 def cell_counts(crystal: Crystal) -> dict[str, int]:

@@ -25,29 +25,30 @@ from training.evaluation.progress import progress_bar
 
 
 @functools.lru_cache(maxsize=1)
-def training_part(table: str, split: str) -> TrainingSet:
-    """The training part of ``table`` by its ``split_<split>`` column, loaded once per process."""
-    return TrainingSet.load(Path(table), split=split, part="train")
+def training_part(table: str, split: str, part: str | None = "train") -> TrainingSet:
+    """Part ``part`` of ``table`` by its ``split_<split>`` column (None: every row), loaded once per process."""
+    return TrainingSet.load(Path(table), split=split, part=part)
 
 
-def _start_worker(table: str, split: str) -> None:
-    """Pool initializer: quiet pymatgen's warnings and load the training part before the first crystal."""
+def _start_worker(table: str, split: str, part: str | None) -> None:
+    """Pool initializer: quiet pymatgen's warnings and load the reference part before the first crystal."""
     warnings.filterwarnings("ignore")
-    training_part(table, split)
+    training_part(table, split, part)
 
 
-def novelty_flag(table: str, split: str, poscar: str) -> bool | None:
-    """True: valid and novel; False: valid and matches a training crystal of ``table``; None: invalid."""
+def novelty_flag(table: str, split: str, poscar: str, part: str | None = "train") -> bool | None:
+    """True: valid and novel; False: valid and matches a crystal of part ``part`` of ``table`` (None:
+    any row); None: invalid."""
     s = Structure.from_str(poscar, fmt="poscar")
     if not (structurally_valid(s) and compositionally_valid(s.composition)):
         return None
-    return training_part(table, split).is_novel(s)
+    return training_part(table, split, part).is_novel(s)
 
 
 def novel_indices(poscars: list[str], want: int, path: Path, desc: str, table: Path, split: str,
-                  workers: int) -> list[int]:
+                  workers: int, part: str | None = "train") -> list[int]:
     """Indices of the first ``want`` valid crystals that match nothing in the training part of ``table``
-    (split by its ``split_<split>`` column).
+    (split by its ``split_<split>`` column; ``part`` None: nothing in the whole table).
 
     Verdicts (see :func:`novelty_flag`) are kept in ``path`` after every chunk of ``4 * workers``
     crystals: a rerun resumes, and the chosen crystals do not depend on the number of workers.
@@ -56,11 +57,11 @@ def novel_indices(poscars: list[str], want: int, path: Path, desc: str, table: P
     bar = progress_bar(desc, want)
     bar.update(min(want, sum(f is True for f in flags)))
     chunk = 4 * max(1, workers)
-    flag = functools.partial(novelty_flag, str(table), split)
-    pool = (ProcessPoolExecutor(workers, initializer=_start_worker, initargs=(str(table), split))
+    flag = functools.partial(novelty_flag, str(table), split, part=part)
+    pool = (ProcessPoolExecutor(workers, initializer=_start_worker, initargs=(str(table), split, part))
             if workers > 1 else None)
     if pool is None:
-        _start_worker(str(table), split)
+        _start_worker(str(table), split, part)
     try:
         while sum(f is True for f in flags) < want and len(flags) < len(poscars):
             batch = poscars[len(flags):len(flags) + chunk]

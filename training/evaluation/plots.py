@@ -131,3 +131,34 @@ def property_histograms(values: Mapping[str, Mapping[str, Sequence[float]]], pat
         ax.set_xlabel(f"{key} {unit}".strip())
         ax.legend(fontsize=7)
     return _save(fig, path)
+
+
+def learning_curve(runs: Mapping[str, Sequence[Mapping[str, str]]], path: Path) -> Path:
+    """Stage-1 learning curves of one or more runs (their ``metrics.csv`` rows) against training hours:
+    training and validation loss, and the validation reconstruction the loop logs every few epochs
+    (match rate and share in the right layer order)."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for k, (name, rows) in enumerate(runs.items()):
+        colour = f"C{k}"
+        hours = np.cumsum([float(r["seconds"]) for r in rows]) / 3600
+        left.plot(hours, [float(r["train_loss"]) for r in rows], color=colour, alpha=0.45, lw=1,
+                  label=f"{name}: training")
+        left.plot(hours, [float(r["val_loss"]) for r in rows], color=colour, lw=1.6, label=f"{name}: validation")
+        logged = [(h, r) for h, r in zip(hours, rows, strict=True) if r.get("val_match_rate", "") not in ("", None)]
+        if logged:
+            at = [h for h, _ in logged]
+            right.plot(at, [100 * float(r["val_match_rate"]) for _, r in logged], "o-", color=colour, ms=3,
+                       label=f"{name}: match rate")
+            shares = [(h, r["val_motif_share"]) for h, r in logged if r.get("val_motif_share") not in ("", "nan")]
+            if shares:
+                right.plot([h for h, _ in shares], [100 * float(v) for _, v in shares], "s--", color=colour, ms=3,
+                           alpha=0.6, label=f"{name}: layer order right")
+    left.set_xlabel("training hours (stage 1)")
+    left.set_ylabel("loss (sum of weighted terms)")
+    left.legend(fontsize=7)
+    right.set_xlabel("training hours (stage 1)")
+    right.set_ylabel("validation reconstruction (%)")
+    right.set_ylim(0, 100)
+    if right.lines:
+        right.legend(fontsize=7)
+    return _save(fig, path)

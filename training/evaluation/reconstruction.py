@@ -16,12 +16,14 @@ import numpy as np
 from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Structure
 
+from scoring.layers import CHALCOGENS, METALS, motif_problem
 from scoring.validity import compositionally_valid, structurally_valid
 from training.data.crystal import Crystal
 from training.evaluation.progress import with_bar
 
 if TYPE_CHECKING:
     from training.sample import Sampler
+    from training.train.weights import TrainedModel
 
 STOL, ANGLE_TOL, LTOL = 0.5, 10.0, 0.3
 
@@ -33,11 +35,14 @@ def paper_matcher() -> StructureMatcher:
 
 @dataclass(frozen=True)
 class ReconstructionResult:
-    """Match rate (fraction of all pairs), mean RMS over matches (NaN without any), per-pair RMS."""
+    """Match rate (fraction of all pairs), mean RMS over matches (NaN without any), per-pair RMS, and
+    the share of reconstructions with the right layer motif (:func:`scoring.layers.motif_problem`;
+    NaN unless every original is a III-VI bilayer)."""
 
     match_rate: float
     rmse: float
     rms: tuple[float | None, ...]
+    motif_share: float = float("nan")
 
     @property
     def count(self) -> int:
@@ -71,8 +76,19 @@ def reconstruction_metrics(predicted: list[Crystal], truth: list[Crystal]) -> Re
         p = pred.to_structure()
         rms.append(rms_distance(p, gt.to_structure(), matcher) if valid(p) else None)
     matched = [r for r in rms if r is not None]
+    family = all(set(c.species) <= METALS | CHALCOGENS for c in truth)
+    motif = (float(np.mean([motif_problem(p.to_structure()) is None for p in predicted])) if family
+             else float("nan"))
     return ReconstructionResult(len(matched) / len(rms), float(np.mean(matched)) if matched else float("nan"),
-                                tuple(rms))
+                                tuple(rms), motif)
+
+
+def validation_reconstruction(trained: TrainedModel, crystals: list[Crystal], seed: int) -> ReconstructionResult:
+    """Reconstruct ``crystals`` with a model in training, with the evaluation's sampler settings (the
+    training loop's monitor; the model is left in eval mode)."""
+    from training.sample import Sampler  # training.sample needs training.train, which imports this module
+
+    return reconstruct(Sampler(trained), crystals, seed, "validation reconstruction")
 
 
 def reconstruct(sampler: Sampler, crystals: list[Crystal], seed: int, desc: str) -> ReconstructionResult:

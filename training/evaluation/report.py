@@ -85,13 +85,13 @@ def _reconstruction(m: dict) -> list[str]:
     lines = ["## Reconstruction (Table 1)", "",
              f"StructureMatcher(stol 0.5, angle_tol 10, ltol 0.3); {r['steps_per_level']} Langevin steps per level. "
              f"{r['pair_split_note']}. Published: {_source(m)}.", "",
-             "| model | set | crystals | match rate (%) | RMSE | published match (%) | published RMSE |",
-             "|---|---|---|---|---|---|---|"]
+             "| model | set | crystals | match rate (%) | RMSE | layer order right (%) | published match (%) | "
+             "published RMSE |", "|---|---|---|---|---|---|---|---|"]
     for label in _labels(r):
         paper = _paper_row(m, "reconstruction", label) or ("n/a", "n/a")
         for split, row in r[label].items():
             lines.append(f"| {NAMES[label]} (ours) | {split} | {row['count']} | {_pct(row['match_rate'])} | "
-                         f"{_num(row['rmse'])} | {paper[0]} | {paper[1]} |")
+                         f"{_num(row['rmse'])} | {_pct(row.get('motif_share'))} | {paper[0]} | {paper[1]} |")
     paper = _paper_row(m, "reconstruction", "model")
     if paper is not None:
         ours = next(iter(r["model"].values()))
@@ -130,7 +130,8 @@ def _generation(m: dict) -> list[str]:
              "(CrystalNN 'ops' fingerprints, cutoff 0.4; Magpie features standardised on the training part, "
              f"cutoff 10). EMDs on valid crystals. Published: {_source(m)}.", "",
              "| model | struc. valid (%) | comp. valid (%) | COV-R (%) | COV-P (%) | EMD density | EMD #elem | "
-             "published (struc / comp / R / P / rho / #elem) |", "|---|---|---|---|---|---|---|---|"]
+             "layer order right (%) | published (struc / comp / R / P / rho / #elem) |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for label in _labels(g):
         row = g[label]
         p = _paper_row(m, "generation", label)
@@ -138,7 +139,8 @@ def _generation(m: dict) -> list[str]:
         lines.append(f"| {NAMES[label]} (ours) | {_pct(row['validity']['structural'])} | "
                      f"{_pct(row['validity']['compositional'])} | "
                      f"{_pct(row['coverage']['cov_r'])} | {_pct(row['coverage']['cov_p'])} | "
-                     f"{_num(row['emd_density'])} | {_num(row['emd_n_elements'])} | {published_row} |")
+                     f"{_num(row['emd_density'])} | {_num(row['emd_n_elements'])} | {_pct(row.get('motif_share'))} | "
+                     f"{published_row} |")
     v = g["model"]["validity"]
     paper = _paper_row(m, "generation", "model")
     if paper is not None:
@@ -158,13 +160,15 @@ def _energy_targets(m: dict) -> list[str]:
              "(all positions, fmax 0.05 eV/A, 500 steps) and their formation energy recomputed with the "
              "dataset's convention. The model never saw the oracle at sampling time.", "",
              "| target | E_f target | relaxed | oracle median | oracle median abs. error | oracle within +-0.05 (%) | "
-             "predicted within +-0.05 (%) | unconditional within +-0.05 (%) |", "|---|---|---|---|---|---|---|---|"]
+             "predicted within +-0.05 (%) | unconditional within +-0.05 (%) | layer order right: generated / "
+             "relaxed (%) |", "|---|---|---|---|---|---|---|---|---|"]
     u = e.get("unconditional", {})
     for q in ("p10", "p50", "p90"):
         row = e[q]
         lines.append(f"| {q} | {row['target']:.3f} | {row['relaxed']}/{row['generated']} | {row['median']:.3f} | "
                      f"{row['median_abs_error']:.3f} | {_pct(row['within_0.05'])} | "
-                     f"{_pct(row['predicted']['within_0.05'])} | {_pct(u.get(f'within_0.05_of_{q}'))} |")
+                     f"{_pct(row['predicted']['within_0.05'])} | {_pct(u.get(f'within_0.05_of_{q}'))} | "
+                     f"{_pct(row.get('motif_share'))} / {_pct(row.get('motif_share_relaxed'))} |")
     baseline = (f"Unconditional baseline samples: {u['count']} relaxed, oracle median {u['median']:.3f} eV/atom. "
                 if u else "No baseline evaluated. ")
     lines += ["", f"{baseline}|predicted - oracle| over all conditioned crystals: median "
@@ -179,13 +183,14 @@ def _formulas(m: dict) -> list[str]:
              "Types fixed to the formula (scaled to the 8-atom cell); relaxed as above. 'data best' is the lowest "
              "formation energy of that cell formula among all stackings in the dataset.", "",
              "| formula | cell | in training part | relaxed | oracle median | oracle best | data best | "
-             "best - data best | within 0.01 of data best (%) | distinct stackings |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "best - data best | within 0.01 of data best (%) | distinct stackings | layer order right: generated / "
+             "relaxed (%) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for formula, row in m["formulas"].items():
         lines.append(f"| {formula} | {row['cell']} | {row['in_training_part']} | {row['relaxed']}/{row['generated']} | "
                      f"{_num(row.get('oracle_median'), 3)} | {_num(row.get('oracle_best'), 3)} | "
                      f"{_num(row.get('data_best'), 3)} | {_num(row.get('best_minus_data_best'), 3)} | "
-                     f"{_pct(row.get('within_0.01_of_data_best'))} | {row.get('distinct_stackings', 0)} |")
+                     f"{_pct(row.get('within_0.01_of_data_best'))} | {row.get('distinct_stackings', 0)} | "
+                     f"{_pct(row.get('motif_share'))} / {_pct(row.get('motif_share_relaxed'))} |")
     lines.append("")
     return lines
 
@@ -214,6 +219,26 @@ def _relaxation(m: dict) -> list[str]:
     return lines
 
 
+def _new_and_right(m: dict) -> list[str]:
+    n = m["new_and_right"]
+    lines = ["## New and right: crystals the dataset does not hold, as stable as its best", "",
+             f"Relaxed by the oracle (as above), matching no bilayer in {n['reference']} and at most "
+             f"{n['within_ev_per_atom']} eV/atom above the lowest formation energy of their reduced formula there. "
+             "Shares are over every crystal generated for the group; a formula the dataset lacks has no reference "
+             "and never counts.", "",
+             "| group | generated | oracle-checked | no known stacking | within 0.05 of best known | new and right | "
+             "share (%) | layer order right, relaxed (%) |", "|---|---|---|---|---|---|---|---|"]
+    for group in ("targets", "formulas", "samples"):
+        row = n.get(group)
+        if row:
+            lines.append(f"| {group} | {row['generated']} | {row['oracle_checked']} | {row['no_known_stacking']} | "
+                         f"{row['within_0.05_of_best_known']} | {row['new_and_right']} | {_pct(row['share'])} | "
+                         f"{_pct(row['motif_share_relaxed'])} |")
+    total = n["overall"]
+    lines.append(f"| all | {total['generated']} | | | | {total['new_and_right']} | {_pct(total['share'])} | |")
+    return [*lines, ""]
+
+
 def write_report(metrics: dict, path: Path) -> Path:
     """Write ``report.md`` for whatever stages ``metrics`` holds."""
     s = metrics.get("settings", {})
@@ -226,7 +251,8 @@ def write_report(metrics: dict, path: Path) -> Path:
              + (f" ({outside} crystals with elements the model does not know left out)" if outside else "") + ". "
              f"Compared with: {_source(metrics)}.", ""]
     sections = (("reconstruction", _reconstruction), ("property", _property), ("generation", _generation),
-                ("energy_targets", _energy_targets), ("formulas", _formulas), ("relaxation", _relaxation))
+                ("energy_targets", _energy_targets), ("formulas", _formulas), ("relaxation", _relaxation),
+                ("new_and_right", _new_and_right))
     skipped = [(key, metrics[key]["skipped"]) for key, _ in sections
                if isinstance(metrics.get(key), dict) and "skipped" in metrics[key]]
     for key, section in sections:

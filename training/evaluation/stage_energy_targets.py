@@ -17,6 +17,7 @@ from serving.engine import Engine
 from serving.request import GenerationRequest
 from training.evaluation import oracle_stats, plots
 from training.evaluation.cache import from_poscars, oracle_checks, read_json, request_samples
+from training.evaluation.generation import motif_share
 from training.evaluation.selection import relaxable
 
 if TYPE_CHECKING:
@@ -46,6 +47,8 @@ def run(ctx: Context, engine: Engine, train_labels: np.ndarray) -> dict:
         row["relaxed"] = len(index)
         row["predicted"] = oracle_stats.target_accuracy(predicted, target)
         row["converged"] = float(np.mean([c["converged"] for c in checks]))
+        row["motif_share"] = motif_share(structures)
+        row["motif_share_relaxed"] = motif_share(from_poscars([c["relaxed_poscar"] for c in checks]))
         out[f"p{q}"] = row
         conditioned[f"p{q}"] = (target, energies)
         predicted_all += [float(predicted[i]) for i in index]

@@ -15,6 +15,7 @@ from serving.engine import Engine
 from serving.request import GenerationRequest
 from training.evaluation import oracle_stats
 from training.evaluation.cache import from_poscars, oracle_checks, request_samples
+from training.evaluation.generation import motif_share
 from training.evaluation.selection import ABSENT_FORMULA, TRAINING_FORMULAS, relaxable
 
 if TYPE_CHECKING:
@@ -41,10 +42,12 @@ def run(ctx: Context, engine: Engine) -> dict:
         energies = np.array([c["formation_energy"] for c in checks])
         in_data = table[table["formula"] == cell]
         row: dict = {"cell": cell, "generated": len(structures), "relaxed": len(index),
+                     "motif_share": motif_share(structures),
                      "in_training_part": int((train["formula"] == cell).sum()), "in_data": int(len(in_data))}
         if len(energies):
             relaxed = from_poscars([c["relaxed_poscar"] for c in checks])
-            row.update({"oracle_median": float(np.median(energies)), "oracle_best": float(energies.min()),
+            row.update({"motif_share_relaxed": motif_share(relaxed),
+                        "oracle_median": float(np.median(energies)), "oracle_best": float(energies.min()),
                         "distinct_stackings": oracle_stats.distinct_structures(relaxed),
                         "converged": float(np.mean([c["converged"] for c in checks]))})
         if len(in_data):

@@ -16,7 +16,7 @@ from scoring.validity import compositionally_valid, structurally_valid
 from training.evaluation import coverage as cov
 from training.evaluation import plots
 from training.evaluation.cache import cached_fingerprints, from_poscars, read_json
-from training.evaluation.generation import validity_rates
+from training.evaluation.generation import layered_family, motif_share, validity_rates
 from training.evaluation.selection import evenly
 
 if TYPE_CHECKING:
@@ -58,6 +58,8 @@ def run(ctx: Context) -> dict:
                       "emd_density": cov.emd(density, ref_density) if chosen else None,
                       "emd_n_elements": cov.emd(nel, ref_nel) if chosen else None,
                       "emd_count": len(chosen), "fingerprint_failures": int(np.isnan(gen_struc).any(axis=1).sum())}
+        if layered_family(ctx.dataset.vocabulary):
+            out[label]["motif_share"] = motif_share(structures)
         histograms[label] = {"density": density, "n_elements": nel}
     plots.property_histograms(histograms, ctx.out / "property_distributions.png")
     return out

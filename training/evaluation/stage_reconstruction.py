@@ -37,17 +37,22 @@ def _sets(ctx: Context) -> tuple[dict[str, pd.DataFrame], str]:
 
 def run(ctx: Context) -> dict:
     """Match rate and RMSE per model and set (``ctx.budget.recon`` crystals each, spread evenly)."""
+    from core.manifest import read_manifest
     from training.data.crystal import CrystalDataset
     from training.evaluation.reconstruction import reconstruct
     from training.model.langevin import LangevinSettings
     from training.sample import Sampler
     from training.train.weights import load_trained
 
-    steps = ctx.steps_per_level or 5
     sets, note = _sets(ctx)
-    out: dict = {"steps_per_level": steps, "pair_split_note": note}
+    out: dict = {"pair_split_note": note}
+    folders = ctx.artifact_folders()
     for label, ckpt in ctx.weights().items():
-        sampler = Sampler(load_trained(ckpt), LangevinSettings(steps_per_level=steps))
+        sampling = read_manifest(folders[label], verify=False).sampling  # the served decoder's settings
+        steps = ctx.steps_per_level or sampling.steps_per_level
+        out.setdefault("steps_per_level", steps)
+        out.setdefault("site_types", {})[label] = sampling.site_types
+        sampler = Sampler(load_trained(ckpt), LangevinSettings(steps_per_level=steps, site_types=sampling.site_types))
         for split, rows in sets.items():
             rows = rows.iloc[evenly(len(rows), ctx.budget.recon)]
             crystals = list(CrystalDataset.from_table(rows.reset_index(drop=True), name=f"{split}:{ctx.split_part}",
@@ -55,5 +60,7 @@ def run(ctx: Context) -> dict:
             result = reconstruct(sampler, crystals, ctx.seed, f"reconstruction {label} {split}")
             out.setdefault(label, {})[split] = {"match_rate": result.match_rate,
                                                 "rmse": None if np.isnan(result.rmse) else result.rmse,
-                                                "count": result.count, "available": int(len(sets[split]))}
+                                                "count": result.count, "available": int(len(sets[split])),
+                                                "motif_share": None if np.isnan(result.motif_share)
+                                                else result.motif_share}
     return out

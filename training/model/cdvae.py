@@ -68,6 +68,15 @@ class ModelConfig:
         property_from: the property head reads ``z`` (so a latent's predicted property does
             not echo the condition it is fused with, which 100:1 screening and the
             encoder + head re-prediction need) or ``z_c`` (the paper's figure).
+        type_noise_coupled: draw each crystal's type-noise level as its coordinate-noise level
+            (``True``) instead of independently (``False``, the reference). Coupled, the decoder
+            sees nearly clean types only where the coordinates are nearly clean too, as in
+            annealed sampling, and must read the element of a site from the geometry and ``z_c``
+            wherever the coordinates are noisy, rather than copy the types it is given.
+        type_loss_weighting: ``"inverse_sigma"`` divides each atom's type cross entropy by its
+            type-noise level (the reference: the nearly clean levels, where copying the input
+            type is the answer, then dominate the term ~100:1); ``"uniform"`` weights all levels
+            alike.
     """
 
     encoder: EquiformerConfig = field(default_factory=EquiformerConfig)
@@ -82,6 +91,8 @@ class ModelConfig:
     heads: HeadConfig = field(default_factory=HeadConfig)
     coord_noise: NoiseSchedule = COORD_NOISE
     type_noise: NoiseSchedule = TYPE_NOISE
+    type_noise_coupled: bool = False
+    type_loss_weighting: Literal["inverse_sigma", "uniform"] = "inverse_sigma"
 
     def __post_init__(self) -> None:
         if self.condition not in CONDITIONS:
@@ -92,6 +103,9 @@ class ModelConfig:
             raise ValueError("condition_dropout needs condition='both' (a single condition cannot be left out)")
         if self.property_from not in ("z_c", "z"):
             raise ValueError(f"property_from must be 'z_c' or 'z', got {self.property_from!r}")
+        if self.type_loss_weighting not in ("inverse_sigma", "uniform"):
+            raise ValueError("type_loss_weighting must be 'inverse_sigma' or 'uniform', "
+                             f"got {self.type_loss_weighting!r}")
 
 
 class TrainingBatch(NamedTuple):
@@ -293,6 +307,12 @@ class ConditionCDVAEPlus(nn.Module):
         out["loss"] = torch.stack(list(out.values())).sum()
         return out
 
+    def coupled_type_level(self, level: Tensor) -> Tensor:
+        """The type-noise level at the same place in its schedule as coordinate level ``level``
+        (both largest first; equal-length schedules map a level to itself)."""
+        return torch.round(level.to(torch.float64) * (self.type_sigmas.shape[0] - 1)
+                           / max(self.coord_sigmas.shape[0] - 1, 1)).long()
+
     def _denoising_losses(self, batch: TrainingBatch, z_c: Tensor, composition_logits: Tensor,
                           lattice: Tensor, generator: torch.Generator | None,
                           rows: BatchRows | None = None) -> tuple[Tensor, Tensor]:
@@ -310,8 +330,11 @@ class ConditionCDVAEPlus(nn.Module):
         noisy_frac = torch.remainder(
             torch.bmm(noisy_cart.unsqueeze(1), torch.linalg.inv(atom_lattice)).squeeze(1), 1.0)
 
-        t_level = _per_crystal(rows, b, lambda n: torch.randint(
-            0, self.type_sigmas.shape[0], (n,), generator=generator, device=device))
+        if self.config.type_noise_coupled:
+            t_level = self.coupled_type_level(level)
+        else:
+            t_level = _per_crystal(rows, b, lambda n: torch.randint(
+                0, self.type_sigmas.shape[0], (n,), generator=generator, device=device))
         t_sigma = self.type_sigmas[t_level][crystal]  # (N,)
         mix = F.one_hot(batch.type_index, self.vocab.size).to(z_c.dtype) + \
             t_sigma.unsqueeze(-1) * F.softmax(composition_logits, dim=-1)[crystal].detach()
@@ -327,7 +350,8 @@ class ConditionCDVAEPlus(nn.Module):
         pred_coord, type_logits = self.decoder(noisy_frac, type_probs, lattice, num_atoms, z_c)
         target = minimum_image_displacement(noisy_frac, batch.frac_coords, atom_lattice) / sigma
         coord = 0.5 * ((pred_coord - target) ** 2).sum(-1).mean()
-        types = (F.cross_entropy(type_logits, batch.type_index, reduction="none") / t_sigma).mean()
+        types = F.cross_entropy(type_logits, batch.type_index, reduction="none")
+        types = (types / t_sigma if self.config.type_loss_weighting == "inverse_sigma" else types).mean()
         return coord, types
 
 

@@ -251,7 +251,7 @@ class EquivariantGraphAttention(nn.Module):
         values = values * (attention * envelope.unsqueeze(-1)).view(num_edges, 1, self.num_heads, 1)
         # (E, L, H*V)
         messages = torch.bmm(rotation_back, values.reshape(num_edges, k, self.num_heads * self.value_channels))
-        out = torch.zeros(x.size(0), messages.size(1), messages.size(2), dtype=x.dtype, device=x.device)
+        out = torch.zeros(x.size(0), messages.size(1), messages.size(2), dtype=messages.dtype, device=messages.device)
         return self.projection(out.index_add(0, target, messages))
 
 

@@ -10,8 +10,17 @@ For each noise level sigma (largest first) the step size is
 coordinates move by ``step * score + sqrt(2 * step) * noise`` with
 ``score = decoder_output / sigma`` (the decoder predicts the displacement back to the
 clean structure in units of sigma, its denoising target), then are wrapped back into
-the cell.  Types follow the arg-max of the decoder's type logits unless fixed.  The
-lattice and the number of atoms stay fixed.
+the cell.  The lattice and the number of atoms stay fixed.  The atom types follow one of
+two rules (``LangevinSettings.site_types``):
+
+- ``"argmax"`` (the reference): each step takes the arg-max of the decoder's type logits, so the
+  composition can drift from the composition head's; a formula request keeps the types it
+  started with on the sites they were drawn on.
+- ``"counts"``: each crystal keeps exactly its element counts -- the formula of a formula request,
+  else the composition head's probabilities times the atom count, rounded by largest remainders --
+  and each step hands them out to the sites by the decoder's type logits
+  (:func:`assign_by_counts`). The decoder decides which site holds which element; the counts
+  decide how many of each there are.
 
 The module is TorchScript-compatible (the export issue scripts the whole loop).
 """
@@ -22,6 +31,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
+
+from core.manifest import SITE_TYPES
 
 
 @dataclass(frozen=True)
@@ -37,6 +48,56 @@ class LangevinSettings:
     steps_per_level: int = 5
     step_lr: float = 1e-4
     min_sigma: float = 0.0
+    site_types: str = "argmax"
+
+    def __post_init__(self) -> None:
+        if self.site_types not in SITE_TYPES:
+            raise ValueError(f"unknown site_types {self.site_types!r}; choose one of {', '.join(SITE_TYPES)}")
+
+
+
+def counts_from_composition(composition: Tensor, num_atoms: Tensor) -> Tensor:
+    """Element counts (B, T) long, each row summing to its ``num_atoms`` (B,): ``composition`` (B, T)
+    probabilities times the atom count, floored, then one more for the largest remainders."""
+    expected = composition * num_atoms.unsqueeze(1).to(composition.dtype)
+    base = torch.floor(expected)
+    short = num_atoms - base.sum(dim=1).long()
+    rank = torch.argsort(torch.argsort(base - expected, dim=1), dim=1)  # 0 = largest remainder
+    return base.long() + (rank < short.unsqueeze(1)).long()
+
+
+def assign_by_counts(logits: Tensor, crystal: Tensor, counts: Tensor) -> Tensor:
+    """Type indices (N,) giving each crystal exactly ``counts`` (B, T): greedily, per crystal, the
+    (site, type) pair of highest log-probability among the sites still open and the types with
+    places left, until every site has a type (ties: the lower flat index).
+
+    Args:
+        logits: (N, T) per-site type logits; crystal: (N,) each site's crystal; counts: (B, T),
+            each row summing to the crystal's number of sites.
+    """
+    n, t = logits.shape[0], logits.shape[1]
+    b = counts.shape[0]
+    scores = torch.log_softmax(logits, dim=1)
+    left = counts.clone()
+    labels = torch.full((n,), -1, dtype=torch.long, device=logits.device)
+    if n == 0:
+        return labels
+    flat_crystal = crystal.repeat_interleave(t)
+    flat_index = torch.arange(n * t, device=logits.device)
+    sizes = torch.bincount(crystal, minlength=b)
+    for _ in range(int(sizes.max())):
+        open_pair = (labels < 0).unsqueeze(1) & (left.index_select(0, crystal) > 0)
+        score = torch.where(open_pair, scores, torch.full_like(scores, -float("inf"))).reshape(-1)
+        best = torch.full((b,), -float("inf"), dtype=score.dtype, device=logits.device).scatter_reduce(
+            0, flat_crystal, score, reduce="amax", include_self=True)
+        hit = (score == best.index_select(0, flat_crystal)) & (score > -float("inf"))
+        first = torch.full((b,), n * t, dtype=torch.long, device=logits.device).scatter_reduce(
+            0, flat_crystal[hit], flat_index[hit], reduce="amin", include_self=True)
+        pick = first[first < n * t]
+        site, kind = torch.div(pick, t, rounding_mode="floor"), torch.remainder(pick, t)
+        labels[site] = kind
+        left.index_put_((crystal[site], kind), torch.full_like(kind, -1), accumulate=True)
+    return labels
 
 
 class AnnealedLangevin(nn.Module):
@@ -66,12 +127,15 @@ class AnnealedLangevin(nn.Module):
         self.steps_per_level = settings.steps_per_level
         self.step_lr = settings.step_lr
         self.min_sigma = settings.min_sigma
+        self.count_types = settings.site_types == "counts"
 
     def forward(
         self, z_c: Tensor, lattice: Tensor, num_atoms: Tensor, frac: Tensor, type_probs: Tensor,
-        fix_types: bool, seed: int, steps_per_level: int = 0,
+        fix_types: bool, seed: int, steps_per_level: int = 0, counts: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
-        """One annealed run; ``steps_per_level`` > 0 overrides the module's setting."""
+        """One annealed run; ``steps_per_level`` > 0 overrides the module's setting. ``counts``
+        (B, T): element counts every step's types keep (:func:`assign_by_counts`); None or empty:
+        the types follow the arg-max, or stay as given when ``fix_types``."""
         steps = steps_per_level if steps_per_level > 0 else self.steps_per_level
         gen = torch.Generator(device=frac.device)
         gen.manual_seed(seed)
@@ -94,7 +158,10 @@ class AnnealedLangevin(nn.Module):
                     cart = torch.bmm(frac.unsqueeze(1), atom_lattice).squeeze(1)
                     cart = cart + step * coord_out / sigma + torch.sqrt(2.0 * step) * noise
                     frac = torch.remainder(torch.bmm(cart.unsqueeze(1), inv_lattice).squeeze(1), 1.0)
-                    if not fix_types:
+                    if counts is not None and counts.numel() > 0:
+                        probs = nn.functional.one_hot(assign_by_counts(type_logits, batch, counts),
+                                                      num_types).to(frac.dtype)
+                    elif not fix_types:
                         probs = nn.functional.one_hot(type_logits.argmax(dim=1), num_types).to(frac.dtype)
         return frac, probs.argmax(dim=1)
 
@@ -133,5 +200,15 @@ class CrystalDecoder(nn.Module):
         else:
             per_atom = composition.repeat_interleave(num_atoms, dim=0)
             types = torch.multinomial(per_atom, 1, generator=gen).squeeze(-1)
+        counts = torch.empty(0, 0, dtype=torch.long, device=z_c.device)
+        if self.langevin.count_types:
+            crystal = torch.repeat_interleave(torch.arange(num_atoms.shape[0], device=z_c.device), num_atoms)
+            if fix:
+                counts = torch.zeros(num_atoms.shape[0], self.num_types, dtype=torch.long, device=z_c.device)
+                counts.index_put_((crystal, types), torch.ones_like(types), accumulate=True)
+            else:
+                counts = counts_from_composition(composition, num_atoms)
+            noise = torch.rand(total, self.num_types, generator=gen, device=z_c.device, dtype=lattice.dtype)
+            types = assign_by_counts(noise, crystal, counts)  # a random placement of the counts
         probs = nn.functional.one_hot(types, self.num_types).to(lattice.dtype)
-        return self.langevin(z_c, lattice, num_atoms, frac, probs, fix, seed + 1, steps_per_level)
+        return self.langevin(z_c, lattice, num_atoms, frac, probs, fix, seed + 1, steps_per_level, counts)

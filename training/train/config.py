@@ -23,6 +23,7 @@ from training.model.noise import NoiseSchedule
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 LR_SCHEDULES = ("cosine", "constant")
+PRECISIONS = ("float32", "bfloat16")
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,15 @@ class TrainConfig:
             smoke tests, and a cheaper per-epoch validation loss).
         checkpoint_minutes: save at least this often.
         seed: everything random is drawn from it.
+        recon_every: every this many epochs (and after the last), reconstruct ``recon_crystals``
+            validation crystals as the evaluation does and log match rate, RMSE and the share with
+            the right layer motif (0 = never; costs about a minute per 100 crystals on 2 cores).
+        recon_crystals: how many validation crystals, spread evenly over the part.
+        precision: ``"float32"``, or ``"bfloat16"``: the training forward pass runs under autocast
+            (matrix products in bfloat16, reductions and the loss in float32; measured in
+            bench/results/train_step.json). Validation and everything shipped stay float32.
+        compile: run the training forward pass through ``torch.compile`` (dynamic shapes; the
+            first steps of each process compile for a few minutes).
     """
 
     epochs: int = 40
@@ -58,8 +68,16 @@ class TrainConfig:
     limit_val: int = 0
     checkpoint_minutes: float = 10.0
     seed: int = 0
+    recon_every: int = 0
+    recon_crystals: int = 100
+    precision: str = "float32"
+    compile: bool = False
 
     def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}")
+        if self.recon_every < 0 or self.recon_crystals < 1:
+            raise ValueError("need recon_every >= 0 and recon_crystals >= 1")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"unknown lr_schedule {self.lr_schedule!r}; choose one of {', '.join(LR_SCHEDULES)}")
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.min_lr < 0 or self.grad_clip < 0:
@@ -90,9 +108,10 @@ def _build(cls: type, values: dict[str, Any], where: str) -> Any:
 
 def config_from_dict(data: dict[str, Any], name: str) -> RunConfig:
     """A :class:`RunConfig` from nested plain values (YAML)."""
-    unknown = sorted(set(data) - {"model", "train", "gan", "data"})
+    unknown = sorted(set(data) - {"name", "model", "train", "gan", "data"})
     if unknown:
         raise ValueError(f"unknown section(s) {unknown}; valid: model, train, gan, data")
+    name = str(data.get("name", name))  # a run's saved config.yaml keeps the name of the config it came from
     model = dict(data.get("model", {}))
     enc = _build(EquiformerConfig, model.pop("encoder", {}) or {}, "model.encoder")
     dec = _build(EquiformerConfig, model.pop("decoder", {}) or {}, "model.decoder")

@@ -12,16 +12,19 @@ Copies into the destination:
   training log;
 - ``data.parquet``: the crystals and split the run learned from, when they are not the committed
   Janus table (the exported artifact carries them as its novelty reference);
-- ``training.json``: parameter counts, epochs, wall-clock seconds of each stage and the file size.
+- ``training.json``: parameter counts, epochs, wall-clock seconds of each stage and the file size;
+- ``learning_curve.png``: stage-1 losses and validation reconstruction against training hours.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 from pathlib import Path
 
 from training.data.sources import TABLE_NAME as DATA_TABLE
+from training.evaluation.plots import learning_curve
 from training.train.runfiles import TrainingError, logged_time
 from training.train.weights import load_trained, save_weights
 
@@ -53,5 +56,8 @@ def ship(run: Path, dest: Path) -> Path:
               "stage2": {"epochs": epochs2, "seconds": round(seconds2, 1)},
               "condition": trained.config.model.condition, "split": trained.config.train.split}
     (dest / "training.json").write_text(json.dumps(record, indent=2))
+    if (run / "metrics.csv").exists():
+        with (run / "metrics.csv").open(newline="") as fh:
+            learning_curve({dest.name: list(csv.DictReader(fh))}, dest / "learning_curve.png")
     return weights
 

@@ -4,7 +4,9 @@ Output folder layout:
 - ``config.yaml``: the resolved run configuration;
 - ``checkpoint.pt``: model, optimiser, position (epoch, batch) — written at least every
   ``checkpoint_minutes`` and at the end of every epoch (atomically);
-- ``metrics.csv``: one row per epoch (train loss terms, validation loss, seconds).
+- ``metrics.csv``: one row per epoch (train loss terms, validation loss, seconds), and every
+  ``recon_every`` epochs the reconstruction of ``recon_crystals`` validation crystals (match rate,
+  RMSE, share with the right layer motif) as the evaluation measures it.
 
 Resuming (``resume=True``) reloads the checkpoint and continues at the next batch with
 the same shuffling and noise as an uninterrupted run (both derive from the seed, the
@@ -33,6 +35,7 @@ from tqdm import tqdm
 
 from training.data.crystal import CrystalDataset
 from training.data.sources import load_parts as load_data_parts
+from training.evaluation.reconstruction import validation_reconstruction
 from training.model.batching import training_batch
 from training.model.cdvae import ConditionCDVAEPlus, TrainingBatch
 from training.model.conditions import ElementVocabulary
@@ -40,7 +43,9 @@ from training.model.heads import LatticeScaler
 from training.train.config import RunConfig, TrainConfig
 from training.train.distributed import SINGLE, Ranks, Share, all_sum, barrier, batch_share, data_parallel
 from training.train.runfiles import TrainingError, append_row, save_atomic, truncate_rows
+from training.train.weights import TrainedModel
 
+RECON_COLUMNS = ("val_match_rate", "val_rmse", "val_motif_share", "recon_seconds")
 TERMS = ("natoms", "lattice", "coord", "type", "kl", "composition", "property", "loss")
 #: Loss terms that are means over the batch's atoms (``ConditionCDVAEPlus._denoising_losses``);
 #: the others are means over its crystals.
@@ -127,7 +132,10 @@ def train_stage1(config: RunConfig, out: Path, train: CrystalDataset, val: Cryst
     if ranks.main:
         truncate_rows(out / "metrics.csv", epoch)
     net = data_parallel(model, ranks)
+    if cfg.compile:
+        net = torch.compile(net, dynamic=True)
     vocab = model.vocab
+    monitored = limit(val, cfg.recon_crystals)
     n_batches = math.ceil(len(train) / cfg.batch_size)
     # at least the first epoch decodes on the true lattice: an untrained lattice head is noise
     forced_epochs = max(1, math.ceil(cfg.teacher_forcing_fraction * cfg.epochs))
@@ -155,7 +163,8 @@ def train_stage1(config: RunConfig, out: Path, train: CrystalDataset, val: Cryst
                 noise = torch.Generator(ranks.device).manual_seed(cfg.seed * 7919 + step)
                 for group in optimizer.param_groups:
                     group["lr"] = learning_rate(cfg, step, cfg.epochs * n_batches)
-                losses = net(batch, epoch < forced_epochs, noise, share.rows)
+                with torch.autocast(ranks.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bfloat16"):
+                    losses = net(batch, epoch < forced_epochs, noise, share.rows)
                 optimizer.zero_grad()
                 step += 1
                 loss, losses = (losses["loss"], losses) if not ranks.joined else _global_losses(losses, share, ranks)
@@ -177,6 +186,7 @@ def train_stage1(config: RunConfig, out: Path, train: CrystalDataset, val: Cryst
             row = {"epoch": epoch + 1, **{f"train_{k}": sums[k] / done for k in TERMS},
                    "val_loss": validation_loss(model, val, cfg.batch_size, cfg.seed, config.data.property,
                                                ranks=ranks),
+                   **_monitor(config, model, monitored, epoch + 1, ranks),
                    "teacher_forcing": epoch < forced_epochs, "lr": optimizer.param_groups[0]["lr"],
                    "skipped_batches": int(sums["skipped"]), "seconds": time.time() - t0}
             if ranks.main:
@@ -188,6 +198,21 @@ def train_stage1(config: RunConfig, out: Path, train: CrystalDataset, val: Cryst
     finally:
         bar.close()
     return ckpt_path
+
+
+def _monitor(config: RunConfig, model: ConditionCDVAEPlus, crystals: CrystalDataset, epoch: int,
+             ranks: Ranks) -> dict[str, float | str]:
+    """The validation-reconstruction columns of epoch ``epoch``'s row: measured (rank 0) every
+    ``recon_every`` epochs and after the last, blank otherwise (the columns are in every row)."""
+    cfg = config.train
+    due = cfg.recon_every > 0 and (epoch % cfg.recon_every == 0 or epoch == cfg.epochs)
+    if not (due and ranks.main and len(crystals)):
+        return dict.fromkeys(RECON_COLUMNS, "")
+    t0 = time.time()
+    result = validation_reconstruction(TrainedModel(config, model, None), list(crystals), cfg.seed)
+    model.train()
+    return {"val_match_rate": result.match_rate, "val_rmse": result.rmse, "val_motif_share": result.motif_share,
+            "recon_seconds": round(time.time() - t0, 1)}
 
 
 def _global_losses(losses: dict[str, Tensor], share: Share, ranks: Ranks) -> tuple[Tensor, dict[str, Tensor]]:

@@ -13,7 +13,8 @@ from scoring.validity import compositionally_valid, structurally_valid
 from vdwgen.cli import main
 
 ROOT = Path(__file__).resolve().parents[3]
-STAGES = ("reconstruction", "samples", "generation", "energy_targets", "formulas", "relaxation", "latent")
+STAGES = ("reconstruction", "samples", "generation", "energy_targets", "formulas", "relaxation", "new_and_right",
+          "latent")
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +74,30 @@ def test_oracle_figures_come_from_relaxed_crystals(report: Path) -> None:
     assert formula["cell"] == "Ga2In2S2Se2" and formula["in_training_part"] > 0 and "data_best" in formula
 
 
+def test_new_and_right_counts_the_relaxed_crystals_near_the_best_known_stacking(report: Path) -> None:
+    import pandas as pd
+
+    from scoring.layers import motif_problem
+
+    metrics = json.loads((report / "metrics.json").read_text())
+    row = metrics["new_and_right"]["targets"]
+    cache = report / "_cache"
+    checks = [c for q in (10, 50, 90) for c in json.loads((cache / f"oracle_target_p{q}.json").read_text())["checks"]]
+    generated = sum(len(json.loads((cache / f"target_p{q}.json").read_text())["poscars"]) for q in (10, 50, 90))
+    assert row["generated"] == generated and row["oracle_checked"] == len(checks)
+    table = pd.read_parquet(ROOT / "data" / "janus_iii_vi" / "bilayers.parquet")
+    best = table.groupby("reduced_formula")["formation_energy_per_atom"].min()
+    relaxed = [Structure.from_str(c["relaxed_poscar"], fmt="poscar") for c in checks]
+    close = sum(c["formation_energy"] <= best.get(s.composition.reduced_formula, -np.inf) + 0.05
+                for c, s in zip(checks, relaxed))
+    assert row["within_0.05_of_best_known"] == close and row["new_and_right"] <= close
+    assert row["motif_share_relaxed"] == pytest.approx(np.mean([motif_problem(s) is None for s in relaxed]))
+    overall = metrics["new_and_right"]["overall"]
+    assert overall["generated"] == sum(metrics["new_and_right"][g]["generated"] for g in ("targets", "formulas",
+                                                                                          "samples"))
+    assert 0.0 <= metrics["energy_targets"]["p50"]["motif_share"] <= 1.0
+
+
 def test_a_second_run_keeps_every_finished_stage(report: Path, capsys: pytest.CaptureFixture[str]) -> None:
     before = (report / "metrics.json").read_text()
     assert main(["evaluate", str(ROOT / "artifacts" / "cdvae-plus-janus"), "--quick", "--out", str(report),
@@ -117,6 +142,14 @@ def test_novelty_scan_is_the_same_with_two_workers_and_resumes(tmp_path: Path) -
     assert one == [i for i, f in enumerate(flags) if f]
     two = novel_indices(poscars, 5, tmp_path / "two.json", "novelty", table, "random", workers=2)
     assert two == one and json.loads((tmp_path / "two.json").read_text())["flags"] == flags
+    # against every row of the table (part=None), a crystal of the test part is known
+    test_row = frame[frame["split_random"] == "test"].iloc[0]
+    held_out = Structure(np.reshape(test_row.lattice, (3, 3)), list(test_row.species),
+                         np.reshape(test_row.frac_coords, (-1, 3))).to(fmt="poscar")
+    from training.evaluation.novelty_scan import novelty_flag, training_part
+
+    assert novelty_flag(str(table), "random", held_out, part=None) is False
+    training_part.cache_clear()
     # a rerun reads the verdicts instead of recomputing them (a wrong cached verdict shows through)
     (tmp_path / "one.json").write_text(json.dumps({"flags": [True, None, False, flags[3]]}))
     assert novel_indices(poscars, 5, tmp_path / "one.json", "novelty", table, "random", workers=1)[0] == 0

@@ -18,7 +18,7 @@ from pymatgen.core import Structure
 from scoring.validity import compositionally_valid, structurally_valid
 from vdwgen.cli import main
 
-ORACLE_STAGES = ("energy_targets", "formulas", "relaxation")
+ORACLE_STAGES = ("energy_targets", "formulas", "relaxation", "new_and_right")
 
 
 @pytest.fixture(scope="module")

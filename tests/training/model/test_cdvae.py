@@ -166,3 +166,36 @@ def test_property_head_reads_z_not_the_condition(batch) -> None:
     model(batch, True, torch.Generator().manual_seed(0))
     z_c = model.fuse(mu, batch.property, batch.counts)
     assert seen and seen[0].shape == mu.shape and not torch.allclose(seen[0], z_c)
+
+
+
+def test_type_noise_can_follow_the_coordinate_level_and_the_type_loss_be_unweighted(batch) -> None:
+    from dataclasses import replace
+
+    from training.model.noise import NoiseSchedule
+
+    reference = _model(batch, "both")
+    config = replace(reference.config, type_noise_coupled=True, type_loss_weighting="uniform")
+    coupled = ConditionCDVAEPlus(config, VOCAB, -0.7, 0.1, reference.lattice_scaler)
+    coupled.load_state_dict(reference.state_dict())
+    levels = torch.arange(50)
+    assert torch.equal(coupled.coupled_type_level(levels), levels)  # same length: the same level
+    shorter = ConditionCDVAEPlus(replace(config, type_noise=NoiseSchedule(5.0, 0.01, 10)), VOCAB, -0.7, 0.1,
+                                 reference.lattice_scaler).coupled_type_level(levels)
+    assert shorter[0] == 0 and shorter[-1] == 9 and bool((shorter.diff() >= 0).all())
+
+    seen: list[torch.Tensor] = []  # the decoder's per-atom type cross entropy comes first
+    real = torch.nn.functional.cross_entropy
+
+    def spy(logits, target, reduction="mean"):
+        seen.append(real(logits, target, reduction="none").detach())
+        return real(logits, target, reduction=reduction)
+
+    torch.nn.functional.cross_entropy = spy
+    try:
+        term = coupled(batch, True, torch.Generator().manual_seed(5))["type"]
+    finally:
+        torch.nn.functional.cross_entropy = real
+    assert torch.allclose(term, seen[0].mean())  # uniform: the plain mean cross entropy, weight 1
+    with pytest.raises(ValueError, match="uniform"):
+        ModelConfig(type_loss_weighting="flat")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import Tensor, nn
 
@@ -91,3 +92,42 @@ def test_bad_settings_are_refused() -> None:
             assert word in str(exc)
         else:
             raise AssertionError("accepted bad settings")
+
+
+def test_counts_rule_keeps_each_crystals_counts_and_follows_the_logits() -> None:
+    from training.model.langevin import assign_by_counts, counts_from_composition
+
+    crystal = torch.tensor([0, 0, 0, 0, 1, 1, 1])
+    counts = torch.tensor([[2, 1, 1], [0, 3, 0]])
+    preferred = torch.tensor([2, 0, 0, 1, 1, 1, 1])  # a labelling with exactly these counts
+    logits = nn.functional.one_hot(preferred, 3).float() * 5.0
+    assert torch.equal(assign_by_counts(logits, crystal, counts), preferred)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(20):  # any logits: the counts hold
+        labels = assign_by_counts(torch.randn(7, 3, generator=g) * 3, crystal, counts)
+        got = torch.zeros(2, 3, dtype=torch.long).index_put_((crystal, labels), torch.ones(7, dtype=torch.long),
+                                                             accumulate=True)
+        assert torch.equal(got, counts)
+    composition = torch.tensor([[0.45, 0.30, 0.25], [0.1, 0.8, 0.1]])
+    rounded = counts_from_composition(composition, torch.tensor([8, 3]))
+    assert torch.equal(rounded, torch.tensor([[4, 2, 2], [0, 3, 0]]))  # 3.6/2.4/2.0 and 0.3/2.4/0.3
+
+
+def test_counts_rule_scripts_and_gives_formula_requests_their_formula() -> None:
+    from training.model.langevin import CrystalDecoder
+
+    decoder = GaussianDecoder(torch.full((3,), 5.0), s0=1.0, num_types=3).eval()
+    settings = LangevinSettings(steps_per_level=2, step_lr=1e-3, site_types="counts")
+    crystals = torch.jit.script(CrystalDecoder(AnnealedLangevin(decoder, torch.tensor([1.0, 0.1]), settings), 3))
+    z_c = torch.randn(2, 8, generator=torch.Generator().manual_seed(2))
+    lattice = (torch.eye(3) * 10.0).expand(2, 3, 3).contiguous()
+    num_atoms = torch.tensor([4, 4])
+    formula = torch.tensor([0, 0, 1, 2, 0, 0, 1, 2])
+    _, types = crystals(z_c, lattice, num_atoms, torch.full((2, 3), 1 / 3), formula, 3, 0)
+    for k in range(2):
+        assert sorted(types[4 * k:4 * k + 4].tolist()) == [0, 0, 1, 2]
+    composition = torch.tensor([[0.5, 0.5, 0.0], [0.0, 0.25, 0.75]])
+    _, free = crystals(z_c, lattice, num_atoms, composition, torch.empty(0, dtype=torch.long), 3, 0)
+    assert sorted(free[:4].tolist()) == [0, 0, 1, 1] and sorted(free[4:].tolist()) == [1, 2, 2, 2]
+    with pytest.raises(ValueError, match="counts"):
+        LangevinSettings(site_types="soft")

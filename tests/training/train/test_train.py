@@ -184,3 +184,31 @@ def test_cosine_learning_rate_schedule() -> None:
     assert learning_rate(TrainConfig(lr_schedule="constant"), 70, 101) == 1e-3
     with pytest.raises(ValueError, match="cosine, constant"):
         TrainConfig(lr_schedule="linear")
+
+
+def test_training_logs_validation_reconstruction_and_trains_in_bfloat16(
+    tiny_train_argv: Callable[..., list[str]], tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    argv = tiny_train_argv(out, 2, "--set", "train.recon_every=2", "--set", "train.recon_crystals=2",
+                           "--set", "train.precision=bfloat16", "--set", "model.type_noise_coupled=true",
+                           "--set", "model.type_loss_weighting=uniform")
+    assert main(argv) == 0
+    rows = list(csv.DictReader((out / "metrics.csv").open()))
+    assert [r["val_match_rate"] for r in rows][0] == ""  # only every recon_every epochs
+    last = rows[-1]
+    assert 0.0 <= float(last["val_match_rate"]) <= 1.0 and 0.0 <= float(last["val_motif_share"]) <= 1.0
+    assert float(last["recon_seconds"]) > 0 and all(float(r["train_loss"]) > 0 for r in rows)
+    trained = load_trained(out / "model.pt")
+    assert trained.config.model.type_noise_coupled and trained.config.train.precision == "bfloat16"
+    assert all(p.dtype == torch.float32 for p in trained.model.parameters())  # autocast: weights stay float32
+
+
+def test_a_resumed_run_keeps_its_own_configuration(tiny_train_argv: Callable[..., list[str]], tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    assert main(tiny_train_argv(out, 1)) == 0
+    # no --config and none of the tiny overrides: the run's config.yaml (the tiny model) is used
+    assert main(["train", "--out", str(out), "--resume", "--set", "train.epochs=2"]) == 0
+    assert [r["epoch"] for r in csv.DictReader((out / "metrics.csv").open())] == ["1", "2"]
+    saved = load_config(str(out / "config.yaml"))
+    assert saved.name == "cpu-small" and saved.train.epochs == 2 and saved.model.encoder.sphere_channels == 8
