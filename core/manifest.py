@@ -101,6 +101,8 @@ class PropertyInfo:
 
 SITE_TYPES = ("argmax", "counts")
 """How a decoder may type the sites (``training.model.langevin`` says what each does)."""
+DEFAULT_SITE_TYPES = "counts"
+"""What an export uses unless told otherwise, and what the training loop's validation monitor measures."""
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ import pandas as pd
 import torch
 
 from core.errors import VdwgenError
-from core.manifest import MANIFEST, write_manifest
+from core.manifest import DEFAULT_SITE_TYPES, MANIFEST, write_manifest
 from export.graphs import ConditionGraph, FusionHeadsGraph, HalfStored, UnconditionalHeadsGraph
 from training.data.janus import load_janus_dataset
 from training.data.sources import SPLIT as DATA_SPLIT
@@ -175,7 +175,7 @@ def _training_data(trained: TrainedModel, weights: Path, out: Path) -> tuple[dic
 
 def export_artifact(weights: Path, out: Path, name: str | None = None,
                     steps_per_level: int = DEFAULT_STEPS_PER_LEVEL, step_lr: float = 1e-4,
-                    site_types: str = "counts") -> Path:
+                    site_types: str = DEFAULT_SITE_TYPES) -> Path:
     """Export the model in ``weights`` to the folder ``out``; returns the manifest path."""
     weights, out = Path(weights), Path(out)
     if out.exists() and any(out.iterdir()) and not (out / MANIFEST).is_file():

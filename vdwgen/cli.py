@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from core.errors import VdwgenError
-from core.manifest import SITE_TYPES
+from core.manifest import DEFAULT_SITE_TYPES, SITE_TYPES
 
 
 class UsageError(VdwgenError):
@@ -140,7 +140,7 @@ def _build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--out", type=Path, required=True, help="artifact folder, e.g. artifacts/NAME (replaced)")
     exp.add_argument("--name", default=None, help="model name in the manifest (default: the folder name)")
     exp.add_argument("--steps-per-level", type=int, default=None, help="default Langevin steps per level")
-    exp.add_argument("--site-types", choices=SITE_TYPES, default="counts",
+    exp.add_argument("--site-types", choices=SITE_TYPES, default=DEFAULT_SITE_TYPES,
                      help="how the decoder types the sites: 'counts' keeps each crystal's element counts (the "
                      "formula, or the composition head's) and lets the decoder's logits place them (default); "
                      "'argmax' is the reference (free arg-max; a formula's types stay where they were drawn)")

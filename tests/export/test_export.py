@@ -28,6 +28,7 @@ def artifacts(tiny_artifacts: dict[str, Path]) -> dict[str, Path]:
 def test_manifest_lists_hashed_files_and_parity(artifacts: dict[str, Path]) -> None:
     manifest = read_manifest(artifacts["model"])
     assert set(manifest.files) == {"condition.onnx", "generator.onnx", "fusion_heads.onnx", "decoder.pt"}
+    assert manifest.sampling.site_types == "counts"  # the default: counts kept, sites chosen by the decoder
     assert manifest.vocabulary == ("Al", "S", "Ga", "Se", "In", "Te") and manifest.cell_sizes == {8: 6}
     parity = manifest.parity
     assert all(parity[f] <= 1e-5 for f in ("condition.onnx", "generator.onnx", "fusion_heads.onnx"))
@@ -82,7 +83,9 @@ def test_torchscript_decoder_matches_eager_loop(exported: dict[str, Path]) -> No
     trained = load_trained(artifacts["weights"])
     model = trained.model
     engine = Engine.load(artifacts["model"])
-    eager = CrystalDecoder(AnnealedLangevin(model.decoder, model.coord_sigmas, LangevinSettings(2)), model.vocab.size)
+    site_types = engine.manifest.sampling.site_types  # the tiny export's default "counts"; "argmax" before it
+    settings = LangevinSettings(2, site_types=site_types)
+    eager = CrystalDecoder(AnnealedLangevin(model.decoder, model.coord_sigmas, settings), model.vocab.size)
     z = np.random.default_rng(3).normal(size=(3, model.config.latent_dim)).astype(np.float32)
     cond = engine.condition(3, -0.7, None)
     z_c, num_atoms, lattice, composition, _ = engine.heads(z, cond, np.zeros(3, dtype=np.int64))

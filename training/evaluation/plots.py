@@ -117,10 +117,17 @@ def latent_maps(maps: Mapping[str, np.ndarray], values: np.ndarray, formulas: Se
 
 
 def property_histograms(values: Mapping[str, Mapping[str, Sequence[float]]], path: Path) -> Path:
-    """Density and number-of-elements distributions per set (the EMD inputs)."""
+    """Density and number-of-elements distributions per set (the EMD inputs); a set without a valid
+    crystal is named in the legend as empty."""
     fig, axes = plt.subplots(1, 2, figsize=(8.0, 3.2))
     for ax, key, unit in ((axes[0], "density", "g/cm^3"), (axes[1], "n_elements", "")):
-        data = {name: np.asarray(v[key], dtype=float) for name, v in values.items()}
+        data = {name: np.asarray(v[key], dtype=float) for name, v in values.items() if len(v[key])}
+        for name in (name for name, v in values.items() if not len(v[key])):
+            ax.plot([], [], lw=0, label=f"{name}: no valid crystal")
+        if not data:
+            ax.set_xlabel(f"{key} {unit}".strip())
+            ax.legend(fontsize=7)
+            continue
         if key == "n_elements":
             bins = np.arange(0.5, max(max(d.max() for d in data.values()), 4) + 1.5)
         else:

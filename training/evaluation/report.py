@@ -180,7 +180,9 @@ def _energy_targets(m: dict) -> list[str]:
 
 def _formulas(m: dict) -> list[str]:
     lines = ["## Formula requests checked by the oracle", "",
-             "Types fixed to the formula (scaled to the 8-atom cell); relaxed as above. 'data best' is the lowest "
+             "Element counts fixed to the formula (scaled to the 8-atom cell; which site holds which element is "
+             "the decoder's choice with site typing `counts`, the starting draw with `argmax`); relaxed as above. "
+             "'data best' is the lowest "
              "formation energy of that cell formula among all stackings in the dataset.", "",
              "| formula | cell | in training part | relaxed | oracle median | oracle best | data best | "
              "best - data best | within 0.01 of data best (%) | distinct stackings | layer order right: generated / "
