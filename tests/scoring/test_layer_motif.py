@@ -7,7 +7,7 @@ import pytest
 from pymatgen.core import Lattice, Structure
 
 from scoring.layers import motif_problem
-from training.data.janus import default_dataset_dir, load_janus_dataset
+from training.data.janus import load_janus_dataset
 
 
 def bilayer(first: str = "SGaGaS", second: str = "SeInInSe", gap: float = 3.2, tilt: float = 0.0,
@@ -60,8 +60,6 @@ def test_layers_count_slab_and_elements_are_checked() -> None:
     assert "holds O" in (motif_problem(bilayer(second="OInInO")) or "")
 
 
-@pytest.mark.skipif(not (default_dataset_dir() / "bilayers.parquet").exists(),
-                    reason="the Janus table ships in data/janus_iii_vi (git lfs not pulled?)")
 def test_every_dataset_bilayer_has_the_motif_and_swapping_two_sites_breaks_it() -> None:
     data = load_janus_dataset()
     failing = [(c.id, p) for c in data if (p := motif_problem(c.to_structure())) is not None]

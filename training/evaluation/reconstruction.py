@@ -72,14 +72,12 @@ def reconstruction_metrics(predicted: list[Crystal], truth: list[Crystal]) -> Re
     if not truth:
         raise ValueError("no crystals to compare")
     matcher = paper_matcher()
-    rms: list[float | None] = []
-    for pred, gt in zip(predicted, truth, strict=True):
-        p = pred.to_structure()
-        rms.append(rms_distance(p, gt.to_structure(), matcher) if valid(p) else None)
+    structures = [pred.to_structure() for pred in predicted]
+    rms = [rms_distance(p, gt.to_structure(), matcher) if valid(p) else None
+           for p, gt in zip(structures, truth, strict=True)]
     matched = [r for r in rms if r is not None]
     family = all(set(c.species) <= METALS | CHALCOGENS for c in truth)
-    motif = (float(np.mean([motif_problem(p.to_structure()) is None for p in predicted])) if family
-             else float("nan"))
+    motif = float(np.mean([motif_problem(p) is None for p in structures])) if family else float("nan")
     return ReconstructionResult(len(matched) / len(rms), float(np.mean(matched)) if matched else float("nan"),
                                 tuple(rms), motif)
 
