@@ -32,6 +32,7 @@ started with several threads (they share one model), so start workers with ``--n
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import os
 import re
@@ -97,6 +98,22 @@ def parse_cluster(text: str) -> ClusterSpec:
 # -- worker side ------------------------------------------------------------------------
 _READY: set[tuple[str, str, tuple]] = set()  # initializers already run in this process
 _PROCESS_LOCK = threading.Lock()  # one chunk at a time per process (chunks share its per-process model)
+
+
+@contextlib.contextmanager
+def single_threaded_children() -> Iterator[None]:
+    """Processes spawned inside the block start with :data:`SINGLE_THREADED` (this process's environment is
+    restored after)."""
+    saved = {name: os.environ.get(name) for name in SINGLE_THREADED}
+    os.environ.update(SINGLE_THREADED)  # inherited by the processes spawned now
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _indexed(job: tuple[Callable[[Any], Any], int, Any]) -> tuple[int, Any]:
@@ -175,17 +192,9 @@ class LocalPool(Executor):
 
     def start(self) -> None:
         if self._pool is None:
-            ctx = mp.get_context("spawn")
-            saved = {name: os.environ.get(name) for name in SINGLE_THREADED}
-            os.environ.update(SINGLE_THREADED)  # inherited by the processes spawned now
-            try:
-                self._pool = ctx.Pool(self.workers, initializer=self._initializer, initargs=self._initargs)
-            finally:
-                for name, value in saved.items():
-                    if value is None:
-                        os.environ.pop(name, None)
-                    else:
-                        os.environ[name] = value
+            with single_threaded_children():
+                self._pool = mp.get_context("spawn").Pool(self.workers, initializer=self._initializer,
+                                                          initargs=self._initargs)
 
     def map_unordered(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> Iterator[tuple[int, Any]]:
         if not items:

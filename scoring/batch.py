@@ -2,7 +2,9 @@
 
 Besides each crystal's own scores, a batch knows two comparisons:
 
-- novelty: no crystal of the model's training part matches it (:class:`scoring.novelty.TrainingSet`);
+- novelty and known vs new: no crystal of the model's training part matches it (novel), and the first
+  dataset crystal of any part it matches (known), both from one :class:`scoring.novelty.TrainingSet` of the
+  whole table (:meth:`~scoring.novelty.TrainingSet.match`);
 - duplicates: the first earlier crystal that matches it, among stored candidates of the same
   reduced formula (the newest :data:`MAX_DUPLICATE_CHECKS`) and earlier crystals of the batch.
 
@@ -59,9 +61,22 @@ class DuplicateFinder:
         return duplicate
 
 
+def judged_record(index: int, structure: Structure, predicted: float | None, reference: TrainingSet | None,
+                  family: bool | None, duplicate_of: int | None = None,
+                  crystal: ReducedCrystal | None = None) -> CandidateRecord:
+    """The record of one crystal with its novelty and known verdicts against ``reference`` (None: not judged)."""
+    if reference is None:
+        return candidate_record(index, structure, predicted, None, duplicate_of, family)
+    found = reference.match(crystal if crystal is not None else structure)
+    return candidate_record(index, structure, predicted, reference.novel_given(found), duplicate_of, family,
+                            None if found is None else found.id, found is not None)
+
+
 def score_crystals(crystals: Sequence[Scorable], reference: TrainingSet | None,
-                   stored: StoredSameFormula | None = None, progress: Progress | None = None) -> list[CandidateRecord]:
-    """One record per crystal, in order (see the module docstring for novelty and duplicates)."""
+                   stored: StoredSameFormula | None = None, progress: Progress | None = None,
+                   family: bool | None = None) -> list[CandidateRecord]:
+    """One record per crystal, in order (see the module docstring for novelty and duplicates; ``family`` as
+    in :func:`scoring.record.validity_checks`)."""
     m = matcher()
     duplicates = DuplicateFinder(stored, m)
     records = []
@@ -69,8 +84,8 @@ def score_crystals(crystals: Sequence[Scorable], reference: TrainingSet | None,
         s = crystal.structure
         me = ReducedCrystal(s, m)
         duplicate = duplicates.first_match(crystal.index, me, s.composition.reduced_formula)
-        novel = None if reference is None else reference.is_novel(me)
-        records.append(candidate_record(crystal.index, s, crystal.predicted_formation_energy, novel, duplicate))
+        records.append(judged_record(crystal.index, s, crystal.predicted_formation_energy, reference, family,
+                                     duplicate, me))
         if progress is not None:
             progress(done, len(crystals))
     return records

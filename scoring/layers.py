@@ -19,11 +19,13 @@ A layer bonded to its own image along c (no vacuum) makes ``periodic_along_c`` t
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from pymatgen.analysis.molecule_structure_comparator import CovalentRadius
 from pymatgen.core import Structure
+
+from scoring.validity import covalent_radius
 
 BOND_FACTOR = 1.1
 """Bonded: distance < BOND_FACTOR x (r_cov,i + r_cov,j)."""
@@ -57,10 +59,6 @@ class LayerAnalysis:
         """A 2D crystal: no bonded network runs along c and at least :data:`SLAB_VACUUM` of vacuum separates
         the periodic images. Only then do layers, vacuum and interlayer gap describe the crystal."""
         return not self.periodic_along_c and self.vacuum >= SLAB_VACUUM
-
-
-def _radius(symbol: str) -> float:
-    return float(CovalentRadius.radius.get(symbol, 1.5))
 
 
 def _find(parent: list[int], i: int) -> int:
@@ -109,6 +107,27 @@ METALS = frozenset({"Al", "Ga", "In"})
 """The metal sites (M) of our III-VI layers."""
 CHALCOGENS = frozenset({"S", "Se", "Te"})
 """The chalcogen sites (X) of our III-VI layers."""
+GAP_RANGE = (2.5, 4.5)
+"""Å: the interlayer gaps a bilayer of our family may have. The 19,926 dataset bilayers span 2.824-4.214 Å
+(standard deviation 0.30 Å); the range adds about one standard deviation on either side (0.32 Å below,
+0.29 Å above). A generated "bilayer" 7-11 Å apart is two monolayers, not a van der Waals heterostructure."""
+
+
+def in_family(elements: Iterable[str]) -> bool:
+    """True when every element is a III-VI metal or chalcogen: the layer motif and the gap range apply to the
+    crystals of a model whose vocabulary passes (:mod:`scoring.record`)."""
+    present = set(elements)
+    return bool(present) and present <= METALS | CHALCOGENS
+
+
+def gap_problem(layers: LayerAnalysis) -> str | None:
+    """Why a two-layer slab's interlayer gap is outside :data:`GAP_RANGE` (None: inside, or not two layers)."""
+    if not layers.slab or layers.n_layers != 2:
+        return None
+    low, high = GAP_RANGE
+    if low <= layers.interlayer_gap <= high:
+        return None
+    return f"interlayer gap {layers.interlayer_gap:.2f} Å outside the van der Waals range {low}-{high} Å"
 
 
 def motif_problem(structure: Structure) -> str | None:
@@ -152,7 +171,7 @@ def _pieces(structure: Structure) -> _Pieces:
     normal /= area
     period = float(structure.volume / area)
     heights = np.mod(structure.cart_coords @ normal, period)
-    radii = np.array([_radius(site.specie.symbol) for site in structure])
+    radii = np.array([covalent_radius(site.specie.symbol) for site in structure])
 
     centers, neighbors, images, distances = structure.get_neighbor_list(SEARCH_RADIUS)
     bonded = distances < BOND_FACTOR * (radii[centers] + radii[neighbors])
@@ -201,4 +220,5 @@ def _infinite_along_c(n: int, centers: np.ndarray, neighbors: np.ndarray, image_
     return False
 
 
-__all__ = ["BOND_FACTOR", "CONTACT_FACTOR", "LayerAnalysis", "analyse_layers"]
+__all__ = ["BOND_FACTOR", "CHALCOGENS", "CONTACT_FACTOR", "GAP_RANGE", "METALS", "LayerAnalysis", "analyse_layers",
+           "gap_problem", "in_family", "motif_problem"]

@@ -7,19 +7,25 @@ on average, up to 274; a novel crystal costs 0.1 s per stacking on this CPU, bec
 the matcher tries ~400 lattice mappings of a slab cell). Pairs whose atomic planes cannot
 line up are ruled out first by the height test of :mod:`scoring.slab_filter`, which never
 changes a verdict and skips most fits. The training structures are read from the dataset
-table that the model manifest names (``bilayers.parquet``), rows of the training part only,
-and built (and reduced) lazily per formula.
+table that the model manifest names (``bilayers.parquet``) and built (and reduced) lazily per formula.
+
+A reference of the whole table (``part=None``) answers two questions at once (:meth:`TrainingSet.match`):
+is a crystal *known* (it matches a dataset crystal of any part; which one) and is it *novel* in the
+paper's sense (it matches no crystal of the training part). Training rows are tried first, so a crystal
+that matches both a training and a test row counts as not novel.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Lattice, Structure
 
@@ -61,28 +67,57 @@ def table_structure(lattice: np.ndarray, species: Iterable[str], frac: np.ndarra
                      np.asarray(frac, dtype=float).reshape(-1, 3))
 
 
-class TrainingSet:
-    """Training crystals grouped by (reduced formula, atom count), structures built on demand."""
+@dataclass(frozen=True)
+class Match:
+    """The dataset crystal a crystal matches: its ``id`` (the row number when the table has no ``id``
+    column) and the ``part`` of the split it belongs to (None when the reference was not loaded by part)."""
 
-    def __init__(self, rows: pd.DataFrame) -> None:
+    id: str
+    part: str | None
+
+
+class TrainingSet:
+    """Dataset crystals grouped by (reduced formula, atom count), structures built on demand.
+
+    ``parts`` (one entry per row, e.g. ``train``/``val``/``test``) and ``training_part`` order the
+    comparisons: the training part's rows first (see the module docstring).
+    """
+
+    def __init__(self, rows: pd.DataFrame, parts: pd.Series | None = None, training_part: str = "train") -> None:
         self._rows: dict[tuple[str, int], list[int]] = defaultdict(list)
         self._frame = rows.reset_index(drop=True)
+        self._ids = ([str(v) for v in self._frame["id"]] if "id" in self._frame.columns
+                     else [str(i) for i in range(len(self._frame))])
+        self._parts = None if parts is None else [str(v) for v in parts]
+        self.training_part = training_part
         for i, (formula, n) in enumerate(zip(self._frame["reduced_formula"], self._frame["num_atoms"])):
             self._rows[(str(formula), int(n))].append(i)
+        if self._parts is not None:
+            for rows_of_key in self._rows.values():
+                rows_of_key.sort(key=lambda i: self._parts[i] != training_part)  # stable: training rows first
         self._built: dict[tuple[str, int], list[ReducedCrystal]] = {}
         self._matcher = matcher()
 
     @classmethod
-    def load(cls, table: Path, split: str = "random", part: str | None = "train") -> TrainingSet:
+    def load(cls, table: Path, split: str = "random", part: str | None = "train",
+             training_part: str = "train") -> TrainingSet:
         """Rows of ``part`` of the ``split`` split of a dataset table (``bilayers.parquet``); every row
-        of the table when ``part`` is None (novelty against everything known)."""
+        of the table when ``part`` is None (known vs new; novel means no match in ``training_part``)."""
         column = f"split_{split}"
-        frame = pd.read_parquet(table, columns=["lattice", "species", "frac_coords", "reduced_formula",
-                                                "num_atoms", column])
-        return cls(frame if part is None else frame[frame[column] == part])
+        wanted = ["lattice", "species", "frac_coords", "reduced_formula", "num_atoms", column]
+        present = set(pq.read_schema(table).names)
+        frame = pd.read_parquet(table, columns=[*(["id"] if "id" in present else []), *wanted])
+        if part is None:
+            return cls(frame, frame[column], training_part)
+        return cls(frame[frame[column] == part], training_part=part)
 
     def __len__(self) -> int:
         return len(self._frame)
+
+    @property
+    def training_rows(self) -> int:
+        """Rows of the training part (all rows of a reference loaded by part)."""
+        return len(self._frame) if self._parts is None else sum(p == self.training_part for p in self._parts)
 
     def _reduced(self, key: tuple[str, int]) -> list[ReducedCrystal]:
         if key not in self._built:
@@ -96,10 +131,22 @@ class TrainingSet:
         return [c.structure for c in self._reduced((structure.composition.reduced_formula, len(structure)))]
 
     def is_novel(self, crystal: Structure | ReducedCrystal) -> bool:
-        """True when no training crystal of the same formula and size matches ``crystal``."""
+        """True when no crystal of this reference (of the same formula and size) matches ``crystal``."""
+        return self.match(crystal) is None
+
+    def match(self, crystal: Structure | ReducedCrystal) -> Match | None:
+        """The first crystal of this reference that matches ``crystal`` (training part first), or None."""
         me = crystal if isinstance(crystal, ReducedCrystal) else ReducedCrystal(crystal, self._matcher)
-        known = self._reduced((me.structure.composition.reduced_formula, len(me.structure)))
-        return not any(fits(self._matcher, me, k) for k in known)
+        key = (me.structure.composition.reduced_formula, len(me.structure))
+        for row, known in zip(self._rows.get(key, []), self._reduced(key)):
+            if fits(self._matcher, me, known):
+                return Match(self._ids[row], None if self._parts is None else self._parts[row])
+        return None
+
+    def novel_given(self, found: Match | None) -> bool:
+        """Whether a crystal whose :meth:`match` was ``found`` is novel against the training part: it matched
+        nothing, or (for a reference of the whole table) only crystals of other parts."""
+        return found is None or (self._parts is not None and found.part != self.training_part)
 
 
 def first_duplicate(candidate: ReducedCrystal, stored: Iterable[tuple[int, ReducedCrystal]],
@@ -110,4 +157,4 @@ def first_duplicate(candidate: ReducedCrystal, stored: Iterable[tuple[int, Reduc
     return next((cid for cid, other in stored if len(other.structure) == n and fits(m, candidate, other)), None)
 
 
-__all__ = ["ReducedCrystal", "TrainingSet", "first_duplicate", "fits", "matcher", "table_structure"]
+__all__ = ["Match", "ReducedCrystal", "TrainingSet", "first_duplicate", "fits", "matcher", "table_structure"]

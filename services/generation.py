@@ -4,10 +4,13 @@ The app and ``vdwgen generate --db`` both call :func:`generate_and_store`:
 
 1. a ``running`` row is committed in ``runs`` (so a killed process leaves a trace);
 2. the engine samples and decodes (progress callback per chunk);
-3. each crystal is scored (validity, 2D checks, novelty against the training part of the
-   dataset the model was trained on, duplicates among stored candidates and earlier
-   crystals of the same run);
-4. all candidates and the final status go in one transaction.
+3. each crystal is scored (every validity check, 2D checks, novelty against the training part of the
+   dataset the model was trained on, known against all of that dataset, duplicates among stored candidates
+   and earlier crystals of the same run);
+4. all candidates and the final status go in one transaction;
+5. with ``relax``, the oracle relaxes the stored crystals (:func:`relax_run`, in worker processes when asked)
+   and each batch's verdicts and relaxed crystals are stored as they finish; ``runs.relax_status`` says how
+   far it got, so a run whose relaxation was cut short keeps every crystal, relaxed or not.
 
 Ctrl-C during decoding stores the crystals finished so far with status ``interrupted``;
 an error marks the run ``failed`` with its message.
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -28,7 +32,8 @@ from pathlib import Path
 from core.executor import Executor
 from core.manifest import MANIFEST, Manifest, sha256
 from core.paths import dataset_dir, repo_root
-from scoring.batch import StoredSameFormula, score_crystals
+from scoring.batch import StoredSameFormula, judged_record, score_crystals
+from scoring.layers import in_family
 from scoring.novelty import TrainingSet
 from scoring.record import CandidateRecord
 from serving.engine import DECODE_BATCH, Engine, GeneratedCrystal, GenerationInterrupted, GenerationResult
@@ -41,39 +46,50 @@ Progress = Callable[[str, int, int], None]
 
 @dataclass(frozen=True)
 class StoredRun:
-    """A finished run: its id, the stored candidates' ids and records (same order), the engine's result."""
+    """A finished run: its id, the stored candidates' ids and records (same order), the engine's result, and
+    how its relaxation ended (None: not relaxed)."""
 
     run_id: int
     candidate_ids: list[int]
     records: list[CandidateRecord]
     result: GenerationResult
     status: str
+    relax_status: str | None = None
+    relax_message: str | None = None
 
 
 @lru_cache(maxsize=2)
 def training_set(table: str, split: str, part: str = "train") -> TrainingSet:
-    """``part`` of the ``split`` split of a dataset table, loaded once per process."""
-    return TrainingSet.load(Path(table), split=split, part=part)
+    """Every row of a dataset table, the ``part`` rows of the ``split`` split counting as training (novelty),
+    loaded once per process."""
+    return TrainingSet.load(Path(table), split=split, part=None, training_part=part)
 
 
-def novelty_reference(manifest: Manifest) -> tuple[TrainingSet | None, str | None]:
-    """The model's training part as the novelty reference, found through the manifest's training data.
+def training_table(manifest: Manifest) -> tuple[Path | None, str | None]:
+    """The dataset table the model was trained on, found through the manifest, or None and why not.
 
     The table is the manifest's ``training.data.table``: a file inside the artifact folder (a model
     trained on its own dataset carries it), or a path relative to the checkout (the committed Janus
     table), else ``bilayers.parquet`` in :func:`core.paths.dataset_dir`; its sha256 must equal the manifest's.
-    Returns the reference, or None and the reason novelty cannot be judged.
     """
     data = manifest.training_data
     candidates = [manifest.folder / data.table, repo_root() / data.table] if data.table else []
     candidates.append(dataset_dir() / "bilayers.parquet")
     table = next((path for path in candidates if path.is_file()), None)
     if table is None:
-        return None, (f"novelty not judged: the training table of {manifest.name} ({data.table or 'bilayers.parquet'}) "
-                      "is not here")
+        return None, f"the training table of {manifest.name} ({data.table or 'bilayers.parquet'}) is not here"
     if data.sha256 and _file_sha256(table) != data.sha256:
-        return None, (f"novelty not judged: {table.name} differs from the table {manifest.name} was trained on "
-                      "(sha256 mismatch)")
+        return None, f"{table.name} differs from the table {manifest.name} was trained on (sha256 mismatch)"
+    return table, None
+
+
+def novelty_reference(manifest: Manifest) -> tuple[TrainingSet | None, str | None]:
+    """The model's dataset as the reference of novelty (its training part) and of known vs new (every row),
+    found by :func:`training_table`. Returns the reference, or None and the reason novelty cannot be judged."""
+    table, why_not = training_table(manifest)
+    if table is None:
+        return None, f"novelty not judged: {why_not}"
+    data = manifest.training_data
     return training_set(str(table), data.split, data.part), None
 
 
@@ -102,7 +118,7 @@ def score_result(engine: Engine, result: GenerationResult, store: Store | None =
     if why_not is not None and why_not not in result.warnings:
         result.warnings.append(why_not)
     return score_crystals(result.crystals, reference, None if store is None else store.same_formula,
-                          _stage(progress, "scoring"))
+                          _stage(progress, "scoring"), in_family(engine.manifest.vocabulary))
 
 
 @dataclass(frozen=True)
@@ -120,13 +136,15 @@ def generate_and_score(engine: Engine, checked: CheckedRequest, progress: Progre
 
 
 def generate_and_store(engine: Engine, checked: CheckedRequest, store: Store,
-                       progress: Progress | None = None) -> StoredRun:
-    """Run the checked request on ``engine`` and store it (see the module docstring)."""
+                       progress: Progress | None = None, relax: bool = False,
+                       relax_workers: int | ProcessPoolExecutor = 0) -> StoredRun:
+    """Run the checked request on ``engine`` and store it (see the module docstring); with ``relax`` the oracle
+    then relaxes the stored crystals (:func:`relax_run`, ``relax_workers`` as there)."""
     request = checked.request
     info = RunInfo(request.mode, request.count, request.seed, engine.name,
                    sha256(engine.manifest.path(MANIFEST)), request.target,
                    request.formula, checked.steps_per_level,
-                   checked.screening_ratio if request.mode == "formation_energy" else None)
+                   checked.screening_ratio if request.mode == "formation_energy" else None, relax)
     run_id = store.start_run(info)
     t0 = time.perf_counter()
     status, message = "completed", None
@@ -142,7 +160,62 @@ def generate_and_store(engine: Engine, checked: CheckedRequest, store: Store,
                          time.perf_counter() - t0, f"{type(exc).__name__}: {exc}"[:500])
         raise
     ids = store.finish_run(run_id, records, status, time.perf_counter() - t0, message)
-    return StoredRun(run_id, ids, records, result, status)
+    if not relax:
+        return StoredRun(run_id, ids, records, result, status)
+    relax_status, relax_message = relax_run(engine, store, run_id, ids, progress, relax_workers)
+    return StoredRun(run_id, ids, records, result, status, relax_status, relax_message)
+
+
+def relax_run(engine: Engine, store: Store, run_id: int, ids: list[int], progress: Progress | None = None,
+              workers: int | ProcessPoolExecutor = 0) -> tuple[str, str | None]:
+    """Relax a stored run's crystals with the oracle (:func:`services.verification.verify_candidates`: positions
+    and the in-plane cell, each batch stored as it finishes) and record in ``runs`` how it ended.
+
+    Crystals the oracle cannot take (atoms closer than the paper's 0.5 Å, an element without a reference) stay
+    unrelaxed and are counted in the message. A worker process that dies ends the stage ``failed``; Ctrl-C
+    ends it ``interrupted`` and is raised again. Returns (relax status, message).
+    """
+    from pymatgen.core import Structure
+
+    from oracle.convention import load_references
+    from oracle.shared import OracleError
+    from scoring.oracle_check import input_problem
+    from services.verification import RelaxWorkerDied, VerificationInterrupted, verify_candidates
+
+    table, _why_not = training_table(engine.manifest)  # the model's own dataset has the references of its labels
+    folder = table.parent if table is not None and (table.parent / "references.json").is_file() else dataset_dir()
+    try:
+        references = load_references(folder)
+    except OracleError as exc:
+        store.set_relax_status(run_id, "failed", f"not relaxed: {exc}")
+        return "failed", f"not relaxed: {exc}"
+    rows = [store.candidate(cid) for cid in ids]
+    takes = [int(r["id"]) for r in rows
+             if input_problem(Structure.from_str(r["poscar"], fmt="poscar"), references) is None]
+    skipped = len(ids) - len(takes)
+    note = (f"{skipped} crystal{'s' if skipped != 1 else ''} not relaxed: atoms closer than 0.5 Å or an element "
+            "without a reference" if skipped else None)
+    reference, _why_not = novelty_reference(engine.manifest)
+    store.set_relax_status(run_id, "running", note)
+    try:
+        done = verify_candidates(store, takes, references=references, progress=_stage(progress, "relaxing"),
+                                 reference=reference, family=in_family(engine.manifest.vocabulary),
+                                 workers=workers)
+    except VerificationInterrupted as stop:
+        message = f"stopped by the user after {len(stop.verified)} of {len(takes)} relaxations"
+        store.set_relax_status(run_id, "interrupted", "; ".join(filter(None, [message, note])))
+        raise
+    except RelaxWorkerDied as died:
+        message = "; ".join(filter(None, [str(died), note]))
+        store.set_relax_status(run_id, "failed", message)
+        return "failed", message
+    except Exception as exc:
+        message = "; ".join(filter(None, [f"{type(exc).__name__}: {exc}"[:400], note]))
+        store.set_relax_status(run_id, "failed", message)
+        return "failed", message
+    message = "; ".join(filter(None, [f"{len(done)} relaxed", note]))
+    store.set_relax_status(run_id, "completed", message)
+    return "completed", message
 
 
 # -- bulk generation over worker processes (`vdwgen generate --cluster`) -------------------------
@@ -229,7 +302,6 @@ def generate_chunk(job: BulkChunk) -> ChunkResult:
     from dataclasses import replace
 
     from core.manifest import ArtifactError
-    from scoring.record import candidate_record
 
     engine = _worker_engine(job.folder, job.device)
     if sha256(engine.manifest.path(MANIFEST)) != job.manifest_sha256:
@@ -242,8 +314,8 @@ def generate_chunk(job: BulkChunk) -> ChunkResult:
     result = engine.generate(checked)
     reference, why_not = novelty_reference(engine.manifest)
     crystals = [replace(c, index=c.index + job.first_index) for c in result.crystals]
-    records = [candidate_record(c.index, c.structure, c.predicted_formation_energy,
-                                None if reference is None else reference.is_novel(c.structure)) for c in crystals]
+    family = in_family(engine.manifest.vocabulary)
+    records = [judged_record(c.index, c.structure, c.predicted_formation_energy, reference, family) for c in crystals]
     return ChunkResult(crystals, records, [*result.warnings, *([why_not] if why_not else [])])
 
 

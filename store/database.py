@@ -55,6 +55,8 @@ LOCKED_DOWN = {
 """The one configuration of every store connection (see the module docstring)."""
 
 RUN_STATUSES = ("running", "completed", "interrupted", "failed")
+RESCORED_AT = 4
+"""The migration after which stored candidates are re-scored for validity (:meth:`Store._rescore_validity`)."""
 
 
 class StoreError(VdwgenError):
@@ -132,6 +134,18 @@ def close_store(path: Path | None = None) -> None:
 
 
 @dataclass(frozen=True)
+class CandidateFiles:
+    """A candidate's files as stored: the crystal as generated and, once the oracle relaxed it, as relaxed."""
+
+    id: int
+    formula: str
+    poscar: str
+    cif: str
+    relaxed_poscar: str | None
+    relaxed_cif: str | None
+
+
+@dataclass(frozen=True)
 class RunInfo:
     """What a run was asked for (stored in ``runs``)."""
 
@@ -144,13 +158,15 @@ class RunInfo:
     formula_request: str | None = None
     steps_per_level: int | None = None
     screening_ratio: int | None = None
+    relax: bool = False
 
 
 CANDIDATE_COLUMNS: tuple[str, ...] = (
     "formula", "reduced_formula", "elements", "num_atoms", "a", "b", "c", "alpha", "beta", "gamma", "volume",
     "density", "predicted_formation_energy", "min_distance", "structure_valid", "composition_valid", "valid",
     "n_layers", "periodic_along_c", "vacuum", "interlayer_gap", "interlayer_distance", "interlayer_too_short",
-    "novel", "duplicate_of", "poscar", "cif", "slab",
+    "novel", "duplicate_of", "poscar", "cif", "slab", "contacts_valid", "motif_valid", "gap_valid",
+    "invalid_reason", "known", "known_id",
 )
 """Columns a candidate record fills (besides id, run_id, index_in_run, created)."""
 
@@ -179,6 +195,8 @@ class Store:
             cur.execute("BEGIN TRANSACTION")
             try:
                 cur.execute(MIGRATIONS[version - 1])
+                if version == RESCORED_AT:
+                    self._rescore_validity(cur)
                 cur.execute("INSERT INTO schema_version VALUES (?, ?)", [version, _utcnow()])
                 cur.execute("COMMIT")
             except Exception:
@@ -190,10 +208,39 @@ class Store:
         return int(self.cursor().execute("SELECT max(version) FROM schema_version").fetchone()[0])
 
     def _close_stale_runs(self) -> None:
-        self.cursor().execute(
+        cur = self.cursor()
+        cur.execute(
             "UPDATE runs SET status = 'interrupted', finished = ?, "
             "message = coalesce(message, 'the process ended during the run; nothing of it was stored') "
             "WHERE status = 'running'", [_utcnow()])
+        cur.execute(
+            "UPDATE runs SET relax_status = 'interrupted', relax_message = 'the process ended during the "
+            "relaxation; the crystals relaxed before are stored (relax the rest with vdwgen verify --run ' || id "
+            "|| ')' WHERE relax_status = 'running'")
+
+    def _rescore_validity(self, cur: duckdb.DuckDBPyConnection) -> None:
+        """Score every candidate stored before migration 4 with today's validity checks (its ``valid`` was the
+        paper's two checks only), so that ``valid`` means the same for every row a query filters."""
+        from pymatgen.core import Structure
+
+        from scoring.record import validity_checks
+
+        rows = cur.execute("SELECT id, poscar FROM candidates WHERE contacts_valid IS NULL").fetchall()
+        updates = []
+        for cid, poscar in rows:
+            checks = validity_checks(Structure.from_str(poscar, fmt="poscar"))
+            updates.append([checks.contacts, checks.motif, checks.gap, checks.valid, checks.reason, cid])
+        if updates:
+            cur.executemany("UPDATE candidates SET contacts_valid = ?, motif_valid = ?, gap_valid = ?, valid = ?, "
+                            "invalid_reason = ? WHERE id = ?", updates)
+
+    def set_relax_status(self, run_id: int, status: str, message: str | None = None) -> None:
+        """Record how far a run's relaxation got (``running`` when it starts, then its end)."""
+        if status not in RUN_STATUSES:
+            raise ValueError(f"status must be one of {', '.join(RUN_STATUSES)}, got {status!r}")
+        with self.write_lock:
+            self.cursor().execute("UPDATE runs SET relax_status = ?, relax_message = ? WHERE id = ?",
+                                  [status, message, int(run_id)])
 
     # -- runs ------------------------------------------------------------------------------
     def start_run(self, info: RunInfo) -> int:
@@ -203,11 +250,11 @@ class Store:
             run_id = int(cur.execute("SELECT coalesce(max(id), 0) + 1 FROM runs").fetchone()[0])
             cur.execute(
                 "INSERT INTO runs (id, created, status, mode, target_formation_energy, formula_request, "
-                "count_requested, seed, steps_per_level, screening_ratio, model_name, manifest_sha256) "
-                "VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "count_requested, seed, steps_per_level, screening_ratio, model_name, manifest_sha256, relax) "
+                "VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [run_id, _utcnow(), info.mode, info.target_formation_energy, info.formula_request,
                  info.count_requested, info.seed, info.steps_per_level, info.screening_ratio, info.model_name,
-                 info.manifest_sha256])
+                 info.manifest_sha256, info.relax])
             return run_id
 
     def finish_run(self, run_id: int, records: Sequence[CandidateRecord], status: str = "completed",
@@ -250,8 +297,10 @@ class Store:
             return ids
 
     # -- oracle checks -----------------------------------------------------------------------
-    def record_oracle(self, candidate_id: int, check: OracleCheck, oracle_version: str) -> None:
-        """Store the oracle's check of one candidate (its ``oracle_*`` columns) in one transaction.
+    def record_oracle(self, candidate_id: int, check: OracleCheck, oracle_version: str,
+                      relaxed: CandidateRecord | None = None) -> None:
+        """Store the oracle's relaxation of one candidate (its ``oracle_*`` columns) and, when given, the record of
+        the relaxed crystal (its ``relaxed_*`` columns: validity, novelty, known) in one transaction.
 
         Replaces an earlier check of the same candidate. Non-finite numbers are stored as NULL.
 
@@ -260,7 +309,13 @@ class Store:
         """
         values = [_finite(check.formation_energy), _finite(check.energy_drop_per_atom),
                   _finite(check.interlayer_gap), _finite(check.rmsd), int(check.steps), bool(check.converged),
-                  check.relaxed.to(fmt="poscar"), _utcnow(), str(oracle_version)]
+                  check.relaxed.to(fmt="poscar"), _utcnow(), str(oracle_version),
+                  _finite(check.initial_formation_energy), _finite(check.max_force), check.cell,
+                  "; ".join(check.flags) or None, check.relaxed.to(fmt="cif")]
+        a, b, _c = check.relaxed.lattice.abc
+        scored = [None] * 7 if relaxed is None else [
+            relaxed.valid, relaxed.invalid_reason, relaxed.n_layers, relaxed.novel, relaxed.known, relaxed.known_id,
+            relaxed.gamma]
         with self.write_lock:
             cur = self.cursor()
             cur.execute("BEGIN TRANSACTION")
@@ -270,8 +325,12 @@ class Store:
                 cur.execute(
                     "UPDATE candidates SET oracle_formation_energy = ?, oracle_energy_drop_per_atom = ?, "
                     "oracle_interlayer_gap = ?, oracle_rmsd = ?, oracle_steps = ?, oracle_converged = ?, "
-                    "oracle_relaxed_poscar = ?, oracle_checked_at = ?, oracle_version = ? WHERE id = ?",
-                    [*values, int(candidate_id)])
+                    "oracle_relaxed_poscar = ?, oracle_checked_at = ?, oracle_version = ?, "
+                    "oracle_initial_formation_energy = ?, oracle_max_force = ?, oracle_cell = ?, oracle_flags = ?, "
+                    "relaxed_cif = ?, relaxed_a = ?, relaxed_b = ?, relaxed_valid = ?, relaxed_invalid_reason = ?, "
+                    "relaxed_n_layers = ?, relaxed_novel = ?, relaxed_known = ?, relaxed_known_id = ?, "
+                    "relaxed_gamma = ? WHERE id = ?",
+                    [*values, a, b, *scored, int(candidate_id)])
                 cur.execute("COMMIT")
             except BaseException:
                 cur.execute("ROLLBACK")
@@ -290,18 +349,27 @@ class Store:
             raise StoreError(f"no candidate with id {int(candidate_id)}")
         return dict(zip([d[0] for d in cur.description], row))
 
+    def run_rows(self, run_id: int) -> list[dict]:
+        """Every column of a run's candidates, by name, in the run's order."""
+        cur = self.cursor()
+        rows = cur.execute("SELECT * FROM candidates WHERE run_id = ? ORDER BY index_in_run", [int(run_id)]).fetchall()
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row)) for row in rows]
+
     def same_formula(self, reduced_formula: str) -> list[tuple[int, str]]:
         """(id, POSCAR) of stored candidates with this reduced formula, oldest first."""
         return self.cursor().execute("SELECT id, poscar FROM candidates WHERE reduced_formula = ? ORDER BY id",
                                      [reduced_formula]).fetchall()
 
-    def files(self, ids: list[int]) -> list[tuple[int, str, str, str]]:
-        """(id, formula, POSCAR, CIF) of the given candidates, in the order asked."""
+    def files(self, ids: list[int]) -> list[CandidateFiles]:
+        """The files of the given candidates (generated, and relaxed when the oracle relaxed them), in the order
+        asked; unknown ids are left out."""
         if not ids:
             return []
         rows = self.cursor().execute(
-            "SELECT id, formula, poscar, cif FROM candidates WHERE id IN (SELECT unnest(?))", [list(ids)]).fetchall()
-        by_id = {r[0]: r for r in rows}
+            "SELECT id, formula, poscar, cif, oracle_relaxed_poscar, relaxed_cif FROM candidates "
+            "WHERE id IN (SELECT unnest(?))", [list(ids)]).fetchall()
+        by_id = {r[0]: CandidateFiles(*r) for r in rows}
         return [by_id[i] for i in ids if i in by_id]
 
     def run(self, run_id: int) -> dict | None:
@@ -315,4 +383,5 @@ class Store:
         return int(self.cursor().execute(f"SELECT count(*) FROM {table}").fetchone()[0])
 
 
-__all__ = ["CANDIDATE_COLUMNS", "RunInfo", "Store", "StoreError", "close_store", "default_db_path", "open_store"]
+__all__ = ["CANDIDATE_COLUMNS", "CandidateFiles", "RunInfo", "Store", "StoreError", "close_store", "default_db_path",
+           "open_store"]

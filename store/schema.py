@@ -4,8 +4,12 @@
 status). ``candidates``: one row per generated crystal with its formula, cell, derived
 properties, the model's predictions, every score, and the POSCAR and CIF text; the
 ``oracle_*`` columns (migration 2) hold the latest check of the crystal with the physics
-oracle (:mod:`scoring.oracle_check`: fixed-cell CHGNet + D3 relaxation), NULL until checked.
-``schema_version`` records the migrations applied; :func:`store.database.open_store`
+oracle (:mod:`scoring.oracle_check`: CHGNet + D3 relaxation; fixed cell before migration 4, positions and
+in-plane cell since), NULL until checked.
+Migration 4 adds every validity check (the paper's two
+kept), known vs new against the whole dataset, and the relaxation's own columns (``oracle_cell``,
+``oracle_flags``, the relaxed crystal's ``relaxed_*`` scores); ``runs.relax_status`` says how far a run's
+relaxation got. ``schema_version`` records the migrations applied; :func:`store.database.open_store`
 applies the missing ones in order, each in its own transaction, so a file written by an
 older vdwgen is brought up to date when it is opened (its rows are kept).
 """
@@ -78,6 +82,33 @@ MIGRATIONS: tuple[str, ...] = (
     # 3: bulk crystals and slabs: the 2D columns (n_layers, vacuum, interlayer_*) are NULL unless a slab
     """
     ALTER TABLE candidates ADD COLUMN slab BOOLEAN;  -- vacuum along c, no bond across it (NULL: stored before v3)
+    """,
+    # 4: validity that means something, known vs new, and the oracle's relaxation in the pipeline (issue 15).
+    # Rows stored before are re-scored for validity when the file is opened (store.database.rescore_validity).
+    """
+    ALTER TABLE candidates ADD COLUMN contacts_valid BOOLEAN;       -- no pair closer than 0.85 x covalent radii
+    ALTER TABLE candidates ADD COLUMN motif_valid BOOLEAN;          -- two X-M-M-X layers (NULL: not our family)
+    ALTER TABLE candidates ADD COLUMN gap_valid BOOLEAN;            -- interlayer gap 2.5-4.5 Å (NULL: not checked)
+    ALTER TABLE candidates ADD COLUMN invalid_reason VARCHAR;       -- what every failed check found
+    ALTER TABLE candidates ADD COLUMN known BOOLEAN;                -- matches a dataset bilayer of any split
+    ALTER TABLE candidates ADD COLUMN known_id VARCHAR;             -- the first dataset bilayer it matches
+    ALTER TABLE candidates ADD COLUMN oracle_initial_formation_energy DOUBLE;  -- eV/atom, as generated
+    ALTER TABLE candidates ADD COLUMN oracle_max_force DOUBLE;      -- eV/Å at the end of the relaxation
+    ALTER TABLE candidates ADD COLUMN oracle_cell VARCHAR;          -- fixed | in_plane: what the relaxation moved
+    ALTER TABLE candidates ADD COLUMN oracle_flags VARCHAR;         -- why the oracle's result looks wrong (NULL: fine)
+    ALTER TABLE candidates ADD COLUMN relaxed_cif VARCHAR;
+    ALTER TABLE candidates ADD COLUMN relaxed_a DOUBLE;             -- Å, relaxed cell
+    ALTER TABLE candidates ADD COLUMN relaxed_b DOUBLE;
+    ALTER TABLE candidates ADD COLUMN relaxed_gamma DOUBLE;
+    ALTER TABLE candidates ADD COLUMN relaxed_valid BOOLEAN;        -- every check of the relaxed crystal
+    ALTER TABLE candidates ADD COLUMN relaxed_invalid_reason VARCHAR;
+    ALTER TABLE candidates ADD COLUMN relaxed_n_layers INTEGER;
+    ALTER TABLE candidates ADD COLUMN relaxed_novel BOOLEAN;        -- relaxed crystal vs the training part
+    ALTER TABLE candidates ADD COLUMN relaxed_known BOOLEAN;        -- relaxed crystal vs every dataset bilayer
+    ALTER TABLE candidates ADD COLUMN relaxed_known_id VARCHAR;
+    ALTER TABLE runs ADD COLUMN relax BOOLEAN;                      -- the run relaxes its crystals with the oracle
+    ALTER TABLE runs ADD COLUMN relax_status VARCHAR;               -- running | completed | interrupted | failed
+    ALTER TABLE runs ADD COLUMN relax_message VARCHAR;
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)

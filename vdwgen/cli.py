@@ -173,6 +173,12 @@ def _build_parser() -> argparse.ArgumentParser:
                           "local:N worker processes started here; allows up to 100,000 crystals")
     gen.add_argument("--chunk-size", type=int, default=None,
                      help="crystals per chunk with --cluster (default: the decode batch, 128)")
+    gen.add_argument("--relax", action="store_true",
+                     help="relax every crystal with the oracle (CHGNet + D3: positions and the in-plane cell, "
+                          "fmax 0.05 eV/Å, at most 500 steps) and store both structures (in --db, else the default "
+                          "store); --out gets the relaxed POSCARs too")
+    gen.add_argument("--relax-workers", type=int, default=0,
+                     help="worker processes for --relax (default 0: relax in this process)")
 
     ev = sub.add_parser(
         "evaluate",
@@ -244,8 +250,8 @@ def _build_parser() -> argparse.ArgumentParser:
     poscar.add_argument("--db", type=Path, default=None, help=DB_HELP)
 
     verify = sub.add_parser("verify", help="check stored candidates with the physics oracle (CHGNet + D3)",
-                            description="Relax each candidate at fixed cell (all positions) with CHGNet + D3, the "
-                            "physics that labelled the dataset, and store its formation energy, energy drop, "
+                            description="Relax each candidate (all positions and the in-plane cell) with CHGNet + "
+                            "D3, the physics that labelled the dataset, and store its formation energy, energy drop, "
                             "interlayer gap, RMSD and relaxed POSCAR in the candidate's oracle_* columns.")
     verify.add_argument("ids", type=int, nargs="+", metavar="ID", help="candidate id(s)")
     verify.add_argument("--db", type=Path, default=None, help=DB_HELP)
@@ -288,9 +294,14 @@ def _generate(args: argparse.Namespace) -> int:
         from core.executor import parse_cluster
 
         parse_cluster(args.cluster)  # a malformed value is refused before the model loads
+    if args.relax_workers != 0:
+        if not args.relax:
+            raise UsageError("--relax-workers applies to --relax runs only")
+        _at_least(args.relax_workers, 0, "--relax-workers")
     request = GenerationRequest(mode, args.n, target=args.target, formula=args.formula, seed=args.seed,
                                 steps_per_level=args.steps_per_level, screening_ratio=args.screening_ratio)
-    return run_generate(request, args.artifacts, args.out, args.db, args.device, args.cluster, args.chunk_size)
+    return run_generate(request, args.artifacts, args.out, args.db, args.device, args.cluster, args.chunk_size,
+                        args.relax, args.relax_workers)
 
 
 def _train(args: argparse.Namespace) -> int:

@@ -1,7 +1,11 @@
 """`vdwgen generate`: request -> checked once -> generated and scored (and stored with ``--db``) -> files + table.
 
 The table shows the records that :mod:`services.generation` scored (and stored): validity,
-layers, novelty against the model's training part and duplicates; nothing is scored twice.
+layers, novelty against the model's training part, known dataset crystals and duplicates; nothing is
+scored twice. With ``--relax`` the oracle relaxes every crystal it can take after the run is stored (in
+``--db``, else the default store, since the relaxations are work worth keeping); the table then adds the
+oracle's formation energy and the relaxed crystal's validity, read back from the store, and ``--out`` gets
+each relaxed POSCAR too. A line says what the model's dataset already holds for the request.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ BULK_TABLE_ROWS = 100
 
 def run_generate(request: GenerationRequest, artifacts: Path | None = None, out: Path | None = None,
                  db: Path | None = None, device: str | None = None, cluster: str | None = None,
-                 chunk_size: int | None = None) -> int:
+                 chunk_size: int | None = None, relax: bool = False, relax_workers: int = 0) -> int:
     """Answer ``request`` with the model in ``artifacts`` (default: the first that serves its mode), write
     POSCAR/CIF files to ``out``, store the run in ``db``; print the scored records.
 
@@ -71,7 +75,7 @@ def run_generate(request: GenerationRequest, artifacts: Path | None = None, out:
 
         checked = check_request(request, engine.manifest, BULK_MAX_COUNT)
     store = None
-    if db is not None:
+    if db is not None or relax:
         from store.database import open_store
 
         store = open_store(db)
@@ -87,8 +91,15 @@ def run_generate(request: GenerationRequest, artifacts: Path | None = None, out:
             with executor:
                 done = generate_bulk(engine, checked, executor, store, progress, chunk_size or DECODE_BATCH,
                                      device)
+            if relax and store is not None:
+                from dataclasses import replace
+
+                from services.generation import relax_run
+
+                status, message = relax_run(engine, store, done.run_id, done.candidate_ids, progress, relax_workers)
+                done = replace(done, relax_status=status, relax_message=message)
         elif store is not None:
-            done = generate_and_store(engine, checked, store, progress)
+            done = generate_and_store(engine, checked, store, progress, relax, relax_workers)
         else:
             done = generate_and_score(engine, checked, progress)
     finally:
@@ -96,25 +107,36 @@ def run_generate(request: GenerationRequest, artifacts: Path | None = None, out:
     result, records = done.result, done.records
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    for record in records:
+    rows = [store.candidate(cid) for cid in done.candidate_ids] if relax and store is not None else []
+    for k, record in enumerate(records):
         if out is not None:
             stem = f"{record.index_in_run:04d}_{record.formula}"
             (out / f"{stem}.vasp").write_text(record.poscar)
             (out / f"{stem}.cif").write_text(record.cif)
+            if rows and rows[k]["oracle_relaxed_poscar"]:
+                (out / f"{stem}_relaxed.vasp").write_text(rows[k]["oracle_relaxed_poscar"])
+                (out / f"{stem}_relaxed.cif").write_text(rows[k]["relaxed_cif"])
     print(f"model {result.model}: {len(records)} crystals in {result.seconds:.1f} s "
           f"({result.steps_per_level} Langevin steps per level, screening {result.screening_ratio}:1)")
     predicted = f"{engine.manifest.property.label} pred"
+    oracle_head = f" {'E_f oracle':>10} {'relaxed':>8}" if rows else ""
     print(f"{'#':>4}  {'formula':<16} {predicted:>18} {'d_min (Å)':>9} {'layers':>6} {'novel':>5} "
-          f"{'dup. of':>7}  validity")
+          f"{'dup. of':>7}{oracle_head}  validity")
     shown = records if executor is None or len(records) <= BULK_TABLE_ROWS else records[:BULK_TABLE_ROWS]
-    for r in shown:
+    for k, r in enumerate(shown):
         energy = "-" if r.predicted_formation_energy is None else f"{r.predicted_formation_energy:.3f}"
         dmin = "-" if r.min_distance is None else f"{r.min_distance:.2f}"
         duplicate = "-" if r.duplicate_of is None else (f"#{-r.duplicate_of - 1}" if r.duplicate_of < 0
                                                          else str(r.duplicate_of))
         layers = str(r.n_layers) if r.slab else "bulk"
+        oracle = ""
+        if rows:
+            row = rows[k]
+            ef = row["oracle_formation_energy"]
+            oracle = (f" {'-' if ef is None else f'{ef:.3f}':>10} "
+                      f"{'-' if row['relaxed_valid'] is None else ('valid' if row['relaxed_valid'] else 'invalid'):>8}")
         print(f"{r.index_in_run:>4}  {r.formula:<16} {energy:>18} {dmin:>9} {layers:>6} {_yes_no(r.novel):>5} "
-              f"{duplicate:>7}  {r.verdict}")
+              f"{duplicate:>7}{oracle}  {r.verdict}")
     if len(shown) < len(records):
         print(f"... and {len(records) - len(shown)} more crystals, not shown")
     valid = sum(1 for r in records if r.valid)
@@ -126,5 +148,20 @@ def run_generate(request: GenerationRequest, artifacts: Path | None = None, out:
         ids = done.candidate_ids
         span = f"candidates {ids[0]}..{ids[-1]}" if ids else "no candidates"
         print(f"stored as run {done.run_id} ({done.status}), {span}, in {store.path}")
+    if store is not None:
+        from services.run_report import RunFigures
+
+        figures = RunFigures(rows or [store.candidate(cid) for cid in done.candidate_ids],
+                             request.target if request.mode == "formation_energy" else None)
+        print(figures.validity_line())
+        if rows:
+            print(f"relaxation ({done.relax_status}): {done.relax_message}")
+            print(figures.oracle_line() or "oracle: no crystal relaxed")
+    from services.dataset_answer import dataset_answer
+    from services.generation import training_table
+
+    answer = dataset_answer(engine.manifest, request, training_table(engine.manifest)[0])
+    if answer is not None:
+        print(answer.line())
     print(f"valid: {valid}/{len(records)}" + (f"; files in {out}" if out is not None else ""))
     return 0

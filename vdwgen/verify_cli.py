@@ -1,6 +1,6 @@
 """`vdwgen verify`: check stored candidates with the physics oracle and store the verdicts.
 
-Each candidate's POSCAR is relaxed at fixed cell with CHGNet + D3 (:mod:`scoring.oracle_check`,
+Each candidate's POSCAR is relaxed (positions and in-plane cell) with CHGNet + D3 (:mod:`scoring.oracle_check`,
 the paper's protocol: all positions, fmax 0.05 eV/Å, at most 500 FIRE steps), and the
 oracle's formation energy, energy drop, interlayer gap, RMSD, steps and the relaxed POSCAR
 go into the candidate's ``oracle_*`` columns. Candidates are relaxed in small batches and
@@ -62,6 +62,6 @@ def run_verify(ids: list[int], db: Path | None, fmax: float, max_steps: int) -> 
         for bar in bars:
             bar.close()
     print_table(verified)
-    print(f"{len(verified)} checked with {oracle_label()} (fixed cell, fmax {fmax} eV/Å, at most "
+    print(f"{len(verified)} checked with {oracle_label()} (positions and in-plane cell, fmax {fmax} eV/Å, at most "
           f"{max_steps} steps; E_f in eV/atom); stored in {store.path}")
     return 0

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 from services.generation import StoredRun, generate_and_store, novelty_reference
@@ -20,9 +21,9 @@ from serving.engine import Engine
 from serving.request import CheckedRequest
 from store.database import Store
 
-STAGES = ("reference", "decoding", "scoring")
+STAGES = ("reference", "decoding", "scoring", "relaxing")
 """What a job does, in order: load the novelty reference (once per process; instant later), decode, score
-(then store)."""
+(then store), and relax with the oracle when asked (each batch stored as it finishes)."""
 
 
 @dataclass(frozen=True)
@@ -39,9 +40,12 @@ class JobProgress:
 class GenerationJob:
     """One run of ``checked`` on ``engine``, stored in ``store``, in a daemon thread (use :meth:`start`)."""
 
-    def __init__(self, engine: Engine, checked: CheckedRequest, store: Store) -> None:
+    def __init__(self, engine: Engine, checked: CheckedRequest, store: Store, relax: bool = False,
+                 relax_workers: ProcessPoolExecutor | int = 0) -> None:
         self.engine = engine
         self.checked = checked
+        self.relax = relax
+        self._relax_workers = relax_workers
         self._store = store
         self._lock = threading.Lock()
         self._started = time.monotonic()
@@ -51,9 +55,10 @@ class GenerationJob:
         self._thread = threading.Thread(target=self._work, name=f"vdwgen-generate-{id(self):x}", daemon=True)
 
     @classmethod
-    def start(cls, engine: Engine, checked: CheckedRequest, store: Store) -> GenerationJob:
-        """A started job."""
-        job = cls(engine, checked, store)
+    def start(cls, engine: Engine, checked: CheckedRequest, store: Store, relax: bool = False,
+              relax_workers: ProcessPoolExecutor | int = 0) -> GenerationJob:
+        """A started job; with ``relax`` the oracle relaxes the stored crystals on ``relax_workers``."""
+        job = cls(engine, checked, store, relax, relax_workers)
         job._thread.start()
         return job
 
@@ -69,7 +74,8 @@ class GenerationJob:
             except Exception:
                 pass  # generate_and_store meets the same error and stores the run as failed
             self._report("decoding", 0, self.checked.request.count)
-            stored = generate_and_store(self.engine, self.checked, self._store, self._report)
+            stored = generate_and_store(self.engine, self.checked, self._store, self._report, self.relax,
+                                        self._relax_workers)
         except BaseException as exc:  # the page shows it; generate_and_store stored the run as failed
             with self._lock:
                 self._error = exc

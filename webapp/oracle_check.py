@@ -1,9 +1,10 @@
 """The candidates page's oracle panel: check one stored crystal with CHGNet + D3, show the verdict.
 
-A click relaxes the crystal at fixed cell with the physics that labelled the dataset
-(:func:`scoring.oracle_check.check_with_oracle`: all positions, fmax 0.05 eV/Å, at most 500 FIRE
-steps) and stores the result in the candidate's ``oracle_*`` columns, so it shows again on
-every later visit and in SQL. The formation energy needs the dataset's elemental
+A click relaxes the crystal with the physics that labelled the dataset
+(:func:`scoring.oracle_check.check_with_oracle`: all positions and the in-plane cell, fmax 0.05 eV/Å, at most
+500 FIRE steps) and stores the result in the candidate's ``oracle_*`` and ``relaxed_*`` columns, so it shows
+again on every later visit and in SQL; a crystal relaxed when it was generated shows its verdict at once.
+The formation energy needs the dataset's elemental
 references (``references.json`` under :func:`core.paths.dataset_dir`); without them the
 panel says so instead of offering the button.
 """
@@ -21,7 +22,6 @@ from oracle.convention import load_references
 from scoring.oracle_check import FMAX, MAX_STEPS, input_problem
 from services.verification import verify_candidates
 from store.database import Store
-from store.files import poscar_name
 
 BUTTON_LABEL = "Check with the oracle (CHGNet + D3)"
 
@@ -32,7 +32,7 @@ def _run_check(store: Store, cid: int) -> None:
         try:
             start = time.perf_counter()
             st.write("Loading CHGNet (the first check only, a few seconds)...")
-            st.write(f"Relaxing at fixed cell: all atoms move until every force is below {FMAX} eV/Å "
+            st.write(f"Relaxing the atoms and the in-plane cell until every force is below {FMAX} eV/Å "
                      f"(at most {MAX_STEPS} FIRE steps)...")
             bar = st.progress(0.0, text="relaxing")
             verified, = verify_candidates(store, [cid],
@@ -65,11 +65,17 @@ def _show_stored(row: dict) -> None:
                    help="As generated minus relaxed")
     cols[2].metric("Steps", str(row["oracle_steps"]))
     cols[3].metric("Converged", "yes" if row["oracle_converged"] else "no")
-    st.caption(f"{row['oracle_version']}, checked {row['oracle_checked_at']:%Y-%m-%d %H:%M} UTC.")
-    if row["oracle_relaxed_poscar"]:
-        st.download_button("Relaxed POSCAR", row["oracle_relaxed_poscar"],
-                           poscar_name(int(row["id"]), str(row["formula"]), "_relaxed.vasp"),
-                           key="candidates_oracle_poscar")
+    if row.get("oracle_flags"):
+        st.warning(f"This result looks wrong: {row['oracle_flags']}.", icon=":material/flag:")
+    if row.get("relaxed_valid") is not None:
+        known = row.get("relaxed_known_id")
+        st.caption(("Relaxed crystal: valid" if row["relaxed_valid"] else
+                    f"Relaxed crystal: invalid ({row['relaxed_invalid_reason']})")
+                   + (f"; it is dataset bilayer {known}" if known else "; it matches no dataset bilayer")
+                   + ("; novel against the training part" if row.get("relaxed_novel") else ""))
+    cell = "positions and in-plane cell" if row.get("oracle_cell") == "in_plane" else "positions, fixed cell"
+    st.caption(f"{row['oracle_version']} ({cell}), checked {row['oracle_checked_at']:%Y-%m-%d %H:%M} UTC. "
+               "Download the relaxed crystal with the POSCAR (relaxed) button above.")
 
 
 def oracle_panel(store: Store, cid: int, structure: Structure) -> None:
@@ -85,8 +91,8 @@ def oracle_panel(store: Store, cid: int, structure: Structure) -> None:
         if problem is not None:
             st.caption(f"This candidate cannot be checked: {problem}.")
         elif st.button(BUTTON_LABEL, key="candidates_oracle_check",
-                       help=f"Relax the crystal at fixed cell with CHGNet 0.3.0 + D3 (fmax {FMAX} eV/Å, at most "
-                            f"{MAX_STEPS} steps), the physics that labelled the dataset; takes seconds"):
+                       help=f"Relax the atoms and the in-plane cell with CHGNet 0.3.0 + D3 (fmax {FMAX} eV/Å, at "
+                            f"most {MAX_STEPS} steps), the physics that labelled the dataset; takes seconds"):
             _run_check(store, cid)
     row = store.candidate(cid)
     if row["oracle_checked_at"] is not None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ProcessPoolExecutor
+
 import streamlit as st
 
 from store.database import Store, default_db_path, open_store
@@ -15,3 +17,16 @@ def _store(path: str) -> Store:
 def candidate_store() -> Store:
     """The candidate store at ``VDWGEN_DB`` or ``<data dir>/candidates.duckdb`` (one per process)."""
     return _store(str(default_db_path()))
+
+
+RELAX_WORKERS = 1
+"""Oracle worker processes of the app: one core's worth of relaxation, the other core for the page and decoding."""
+
+
+@st.cache_resource(show_spinner=False)
+def relax_workers() -> ProcessPoolExecutor:
+    """The app's pool of oracle worker processes (:func:`services.verification.relax_pool`), started once per app
+    process; each worker loads CHGNet once, on its first crystals."""
+    from services.verification import relax_pool
+
+    return relax_pool(RELAX_WORKERS)

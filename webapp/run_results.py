@@ -1,58 +1,62 @@
-"""What the Generate page shows of a stored run: its table and its files, from the stored records only.
+"""What the Generate page shows of a stored run: its table and its figures, from the stored rows only.
 
-Every value comes from the run's :class:`~scoring.record.CandidateRecord` s (what the store holds), so
-nothing is scored again; files are named by :func:`store.files.poscar_name`, as on the Candidates page
-and by ``vdwgen export-poscar``.
+Every value comes from the run's rows in the candidate store (:meth:`store.database.Store.run_rows`): the
+scores made when the run was stored and the oracle's verdicts stored as each relaxation finished, so nothing
+is scored again; files come from :mod:`store.files`, named as on the Candidates page and by
+``vdwgen export-poscar``.
 """
 
 from __future__ import annotations
 
-import io
-import zipfile
 from collections.abc import Sequence
 
 import pandas as pd
 
-from scoring.record import CandidateRecord
-from store.files import poscar_name
-
 
 def _rounded(value: float | None, digits: int) -> float | None:
-    return None if value is None else round(value, digits)
+    return None if value is None or pd.isna(value) else round(float(value), digits)
 
 
 def yes_no(value: bool | None) -> str:
     """``yes``/``no``, or ``-`` when not judged."""
-    return "-" if value is None else ("yes" if value else "no")
+    return "-" if value is None or pd.isna(value) else ("yes" if value else "no")
 
 
 def duplicate_label(duplicate_of: int | None) -> str:
     """A record's ``duplicate_of`` in words: ``-`` (none), ``candidate 12`` (stored) or ``#k of this run``."""
-    if duplicate_of is None:
+    if duplicate_of is None or pd.isna(duplicate_of):
         return "-"
     if duplicate_of < 0:
         return f"#{-duplicate_of - 1} of this run"
-    return f"candidate {duplicate_of}"
+    return f"candidate {int(duplicate_of)}"
 
 
-def results_table(candidate_ids: Sequence[int], records: Sequence[CandidateRecord],
-                  property_label: str = "E_f (eV/atom)") -> pd.DataFrame:
-    """One row per stored crystal: its id, index in the run, validity, 2D checks (slabs only: a bulk crystal's
-    layers and gap are empty), novelty and duplicate."""
-    rows = [{"id": cid, "#": r.index_in_run, "formula": r.formula, "validity": r.verdict,
-             "novel": yes_no(r.novel), "duplicate of": duplicate_label(r.duplicate_of),
-             f"predicted {property_label}": _rounded(r.predicted_formation_energy, 4),
-             "kind": "slab" if r.slab else "bulk", "layers": r.n_layers,
-             "interlayer gap (Å)": _rounded(r.interlayer_gap, 3), "min distance (Å)": _rounded(r.min_distance, 3),
-             "a (Å)": round(r.a, 3), "c (Å)": round(r.c, 3), "atoms": r.num_atoms}
-            for cid, r in zip(candidate_ids, records, strict=True)]
-    return pd.DataFrame(rows)
+def verdict(valid: bool | None, reason: str | None) -> str:
+    """``valid``, ``invalid: why``, or ``-`` when not judged (a crystal the oracle did not relax)."""
+    if valid is None or pd.isna(valid):
+        return "-"
+    return "valid" if valid else f"invalid: {reason}"
 
 
-def poscar_zip(candidate_ids: Sequence[int], records: Sequence[CandidateRecord]) -> bytes:
-    """A ZIP of the stored POSCARs, one file per crystal named by :func:`store.files.poscar_name`."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for cid, r in zip(candidate_ids, records, strict=True):
-            archive.writestr(poscar_name(cid, r.formula), r.poscar)
-    return buffer.getvalue()
+def results_table(rows: Sequence[dict], property_label: str = "E_f (eV/atom)") -> pd.DataFrame:
+    """One row per stored crystal: its id, index in the run, validity (and why not), the model's prediction, the
+    oracle's relaxed formation energy and energy drop, the relaxed crystal's validity, novelty before and after
+    relaxation, the dataset bilayer it is (known), duplicates, the oracle's flags and the 2D checks (slabs only)."""
+    table = [{"id": r["id"], "#": r["index_in_run"], "formula": r["formula"],
+              "validity": verdict(r["valid"], r["invalid_reason"]),
+              f"predicted {property_label}": _rounded(r["predicted_formation_energy"], 4),
+              f"oracle {property_label}": _rounded(r.get("oracle_formation_energy"), 4),
+              "energy drop (eV/atom)": _rounded(r.get("oracle_energy_drop_per_atom"), 3),
+              "relaxed": verdict(r.get("relaxed_valid"), r.get("relaxed_invalid_reason")),
+              "novel": yes_no(r["novel"]), "novel relaxed": yes_no(r.get("relaxed_novel")),
+              "known as": r.get("relaxed_known_id") or r.get("known_id") or "-",
+              "duplicate of": duplicate_label(r["duplicate_of"]), "oracle flags": r.get("oracle_flags") or "-",
+              "kind": "slab" if r["slab"] else "bulk", "layers": r["n_layers"],
+              "interlayer gap (Å)": _rounded(r["interlayer_gap"], 3),
+              "min distance (Å)": _rounded(r["min_distance"], 3),
+              "a (Å)": round(r["a"], 3), "c (Å)": round(r["c"], 3), "atoms": r["num_atoms"]}
+             for r in rows]
+    return pd.DataFrame(table)
+
+
+__all__ = ["duplicate_label", "results_table", "verdict", "yes_no"]

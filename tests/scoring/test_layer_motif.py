@@ -60,10 +60,9 @@ def test_layers_count_slab_and_elements_are_checked() -> None:
     assert "holds O" in (motif_problem(bilayer(second="OInInO")) or "")
 
 
-def test_every_dataset_bilayer_has_the_motif_and_swapping_two_sites_breaks_it() -> None:
+def test_swapping_a_metal_and_a_chalcogen_of_a_dataset_bilayer_breaks_the_motif() -> None:
+    # every dataset bilayer has the motif: tests/scoring/test_validity_checks.py
     data = load_janus_dataset()
-    failing = [(c.id, p) for c in data if (p := motif_problem(c.to_structure())) is not None]
-    assert not failing, failing[:5]
     crystal = data[0].to_structure()
     metal = next(i for i, s in enumerate(crystal) if s.specie.symbol in {"Al", "Ga", "In"})
     heights = crystal.cart_coords @ np.cross(*crystal.lattice.matrix[:2])

@@ -1,4 +1,5 @@
-"""Generate-score-store: the novelty reference is the table the manifest names, checked by its sha256."""
+"""Generate-score-store: the novelty reference is the table the manifest names, checked by its sha256; its
+training part judges novelty, all its rows judge known vs new."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ def test_the_shipped_model_finds_its_training_part_by_hash() -> None:
     manifest = read_manifest(SHIPPED, verify=False)
     reference, why_not = novelty_reference(manifest)
     assert why_not is None and reference is not None
-    assert len(reference) == manifest.training_data.rows == 11961
+    assert reference.training_rows == manifest.training_data.rows == 11961  # novelty: the training part
+    assert len(reference) == 19926  # known vs new: every bilayer of the table
 
 
 def test_a_table_that_differs_from_the_trained_one_is_not_used(tmp_path: Path,
@@ -39,4 +41,4 @@ def test_a_table_that_differs_from_the_trained_one_is_not_used(tmp_path: Path,
     # the same table found through the dataset folder instead of the manifest's path is accepted
     shutil.copy(ROOT / manifest.training_data.table, elsewhere / "bilayers.parquet")
     reference, why_not = novelty_reference(dataclasses.replace(manifest, training_data=missing))
-    assert why_not is None and len(reference) == 11961
+    assert why_not is None and reference.training_rows == 11961

@@ -49,9 +49,10 @@ def test_schema_is_migrated_and_runs_are_stored(bilayer, store) -> None:
 
 def test_poscar_and_cif_round_trip(bilayer, store) -> None:
     _run(store, bilayer, 1)
-    (cid, formula, poscar, cif), = store.files([1])
+    (files,) = store.files([1])
+    assert files.relaxed_poscar is None and files.relaxed_cif is None  # not relaxed by the oracle
     original = bilayer()
-    for text, fmt in ((poscar, "poscar"), (cif, "cif")):
+    for text, fmt in ((files.poscar, "poscar"), (files.cif, "cif")):
         back = Structure.from_str(text, fmt=fmt)
         assert back.composition == original.composition
         assert np.allclose(back.lattice.abc, original.lattice.abc, atol=1e-5)
@@ -183,15 +184,24 @@ def test_another_process_holding_the_file_is_named(tmp_path: Path) -> None:
         holder.wait()
 
 
+def _squeezed(bilayer) -> Structure:  # noqa: ANN001
+    """The bilayer with its upper layer 1.6 Å lower: S-S 1.6 Å apart across the gap, valid by the paper's 0.5 Å."""
+    s = bilayer()
+    upper = [i for i, z in enumerate(s.cart_coords[:, 2]) if z > s.cart_coords[:, 2].mean()]
+    s.translate_sites(upper, [0, 0, -1.6], frac_coords=False)
+    return s
+
+
 def _version_1_file(path: Path, bilayer) -> None:
-    """A store file as vdwgen wrote it before the oracle columns (schema version 1), with one candidate."""
+    """A store file as vdwgen wrote it before the oracle columns (schema version 1), with two candidates: a
+    sound bilayer and one whose layers touch, both ``valid`` by the paper's checks, as version 1 stored it."""
     import datetime as dt
 
     import duckdb
 
     from store.schema import MIGRATIONS
 
-    record = candidate_record(0, bilayer(), -0.7)
+    good, squeezed = candidate_record(0, bilayer(), -0.7), candidate_record(1, _squeezed(bilayer), -0.7)
     now = dt.datetime(2026, 1, 1)
     con = duckdb.connect(str(path))
     try:
@@ -200,11 +210,13 @@ def _version_1_file(path: Path, bilayer) -> None:
         con.execute("INSERT INTO schema_version VALUES (1, ?)", [now])
         con.execute("INSERT INTO runs (id, created, finished, status, mode, formula_request, count_requested, "
                     "count_stored, seed, model_name, manifest_sha256) "
-                    "VALUES (1, ?, ?, 'completed', 'formula', 'GaS', 1, 1, 0, 'demo', ?)", [now, now, "0" * 64])
-        version_1 = [c for c in CANDIDATE_COLUMNS if c != "slab"]  # slab came with version 3
+                    "VALUES (1, ?, ?, 'completed', 'formula', 'GaS', 2, 2, 0, 'demo', ?)", [now, now, "0" * 64])
+        version_1 = CANDIDATE_COLUMNS[:CANDIDATE_COLUMNS.index("slab")]  # slab came with version 3, the rest after
         columns = ("id", "run_id", "index_in_run", "created", *version_1)
-        con.execute(f"INSERT INTO candidates ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})",
-                    [1, 1, 0, now, *(record.row()[c] for c in version_1)])
+        for k, record in enumerate((good, squeezed)):
+            values = {**record.row(), "valid": record.structure_valid and record.composition_valid}  # version 1
+            con.execute(f"INSERT INTO candidates ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})",
+                        [k + 1, 1, k, now, *(values[c] for c in version_1)])
     finally:
         con.close()
 
@@ -224,10 +236,14 @@ def test_a_version_1_file_migrates_and_keeps_its_rows(bilayer, tmp_path: Path) -
     try:
         assert store.schema_version == SCHEMA_VERSION >= 3
         frame = run_query(store, "SELECT id, formula, predicted_formation_energy, oracle_formation_energy, "
-                                 "oracle_checked_at, slab FROM candidates").frame
+                                 "oracle_checked_at, slab, valid, contacts_valid, invalid_reason FROM candidates "
+                                 "ORDER BY id").frame
         assert frame["slab"].isna().all()  # not known for a row stored before version 3
-        assert frame["id"].tolist() == [1] and frame["formula"].tolist() == ["Ga4S4"]
-        assert frame["predicted_formation_energy"].tolist() == [-0.7]
+        assert frame["id"].tolist() == [1, 2] and frame["formula"].tolist() == ["Ga4S4", "Ga4S4"]
+        assert frame["predicted_formation_energy"].tolist() == [-0.7, -0.7]
+        # version 4 scored the old rows again: the touching layers are no longer "valid", and say why
+        assert frame["valid"].tolist() == [True, False] and frame["contacts_valid"].tolist() == [True, False]
+        assert frame["invalid_reason"].iloc[0] is None and "S-S 1.60 Å apart" in frame["invalid_reason"].iloc[1]
         assert frame["oracle_formation_energy"].isna().all() and frame["oracle_checked_at"].isna().all()
         assert store.run(1)["status"] == "completed"
         store.record_oracle(1, _fake_check(bilayer), "CHGNet 0.3.0 + D3(zero, PBE)")  # the new columns work
@@ -236,7 +252,8 @@ def test_a_version_1_file_migrates_and_keeps_its_rows(bilayer, tmp_path: Path) -
     store = open_store(path)  # reopening applies nothing twice
     try:
         assert run_query(store, "SELECT count(*) AS n FROM schema_version").frame["n"].tolist() == [SCHEMA_VERSION]
-        assert run_query(store, "SELECT oracle_steps FROM candidates").frame["oracle_steps"].tolist() == [12]
+        steps = run_query(store, "SELECT oracle_steps FROM candidates ORDER BY id").frame["oracle_steps"]
+        assert steps.tolist()[0] == 12
     finally:
         close_store(path)
 

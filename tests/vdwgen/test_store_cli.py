@@ -49,18 +49,21 @@ def test_generate_stores_a_scored_run_that_query_and_export_read(db: Path, tmp_p
                  "--db", str(db)]) == 0
     with zipfile.ZipFile(out) as archive:
         names = sorted(archive.namelist())
-        assert names == ["000001_Ga2In2S2Se2.vasp", "000002_Ga2In2S2Se2.vasp", "000003_Ga2In2S2Se2.vasp",
-                         "summary.csv"]
-        for name in names[:3]:
-            s = Structure.from_str(archive.read(name).decode(), fmt="poscar")
+        assert names == [f"00000{k}_Ga2In2S2Se2.{ext}" for k in (1, 2, 3) for ext in ("cif", "vasp")] + ["summary.csv"]
+        for name in names[1:6:2]:
+            text = archive.read(name).decode()
+            s = Structure.from_str(text, fmt="poscar")
             assert s.composition == Composition("Ga2In2S2Se2")
+            assert text.splitlines()[5:7] == ["Ga In S Se", "2 2 2 2"]  # grouped by element, for POTCARs
         summary = pd.read_csv(archive.open("summary.csv"))
         assert summary["id"].tolist() == [1, 2, 3] and "poscar" not in summary.columns
+        assert {"a (Å)", "predicted_formation_energy (eV/atom)", "invalid_reason", "known_id"} <= set(summary.columns)
 
     folder = tmp_path / "poscars"
     assert main(["export-poscar", "--query", "SELECT id FROM candidates WHERE id > 4", "--out", str(folder),
                  "--db", str(db)]) == 0
-    assert sorted(p.name for p in folder.iterdir()) == ["000005_Ga2In2S2Se2.vasp", "000006_Ga2In2S2Se2.vasp"]
+    assert sorted(p.name for p in folder.iterdir()) == [f"00000{k}_Ga2In2S2Se2.{ext}" for k in (5, 6)
+                                                        for ext in ("cif", "vasp")]
 
     # run ids are never taken for candidate ids (the rule the Candidates page applies)
     assert main(["export-poscar", "--query", "SELECT id FROM runs", "--out", str(tmp_path / "runs"),
@@ -77,3 +80,29 @@ def test_refused_queries_exit_nonzero_with_one_line(db: Path, capsys: pytest.Cap
         assert len(err) == 1 and message in err[0]
     assert main(["export-poscar", "--query", "SELECT id FROM candidates", "--out", "x", "--db", str(db)]) == 2
     assert "selected no candidates" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_generate_with_relax_stores_and_writes_both_structures(db: Path, tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "files"
+    argv = ["generate", "--target", "-0.75", "--n", "2", "--steps-per-level", "1", "--seed", "1",
+            "--artifacts", str(MODEL), "--db", str(db), "--out", str(out), "--relax"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "relaxation (completed): 2 relaxed" in printed
+    assert "within ±0.05 eV/atom of -0.750 by the oracle:" in printed and "dataset baseline:" in printed
+
+    from store.database import open_store
+    from store.query import run_query
+
+    frame = run_query(open_store(db), "SELECT id, formula, index_in_run, oracle_cell, oracle_converged, "
+                                      "oracle_relaxed_poscar, relaxed_valid, relaxed_known, relaxed_novel FROM "
+                                      "candidates ORDER BY id").frame
+    assert frame["oracle_cell"].tolist() == ["in_plane"] * 2 and frame["relaxed_valid"].notna().all()
+    assert frame["relaxed_known"].notna().all() and frame["relaxed_novel"].notna().all()
+    assert (open_store(db).run(1)["relax_status"]) == "completed"
+    for row in frame.itertuples():
+        relaxed = (out / f"{row.index_in_run:04d}_{row.formula}_relaxed.vasp").read_text()
+        assert relaxed == row.oracle_relaxed_poscar
+        assert Structure.from_str(relaxed, fmt="poscar").composition.reduced_formula

@@ -51,7 +51,10 @@ def test_generate_page_formula_request_on_the_shipped_model(shipped_models: Path
     assert not at.exception, [e.value for e in at.exception]
     table = at.dataframe[0].value
     assert list(table["formula"]) == ["Ga2In2S2Se2", "Ga2In2S2Se2"] and list(table["atoms"]) == [8, 8]
-    assert len(at.get("download_button")) == 3
+    # relaxation is on by default: the relaxed POSCAR and CIF, the POSCAR as generated, the ZIP
+    assert [b.label for b in at.get("download_button")] == [
+        "POSCAR (relaxed)", "CIF (relaxed)", "POSCAR as generated",
+        "All files (ZIP: relaxed and generated POSCARs, CIFs, summary.csv)"]
 
 
 def test_generate_page_energy_request_and_bad_formula(shipped_models: Path, open_app) -> None:
@@ -240,4 +243,4 @@ def test_candidates_page_checks_a_candidate_with_the_oracle(perturbed_dataset_bi
 
     later = open_app(CANDIDATES_PAGE)  # a new session: the stored verdict shows without a click
     assert {m.label: m.value for m in later.metric}["Oracle E_f (eV/atom)"] == metrics["Oracle E_f (eV/atom)"]
-    assert any(d.proto.label == "Relaxed POSCAR" for d in later.get("download_button"))
+    assert any(d.proto.label == "POSCAR (relaxed)" for d in later.get("download_button"))

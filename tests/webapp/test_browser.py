@@ -1,4 +1,4 @@
-"""The main path in a real browser: request a formula, see the rows, filter with SQL, download a POSCAR.
+"""The main path in a real browser: request a formula, see the rows, filter with SQL, download a relaxed POSCAR.
 
 Runs ``streamlit run webapp/app.py`` on the shipped artifacts with an empty data folder and
 drives it with Debian's chromium through Playwright (environment.md). Screenshots go to
@@ -29,9 +29,10 @@ def test_request_filter_and_download_in_a_browser(app_url: str, new_browser_page
     steps = page.get_by_role("spinbutton", name="Langevin steps per noise level")
     steps.fill("2")
     steps.press("Enter")
-    page.get_by_role("button", name="Generate").click()
+    page.get_by_role("button", name="Generate", exact=True).click()  # relaxation by the oracle is on by default
     page.get_by_text("Stored as run 1").wait_for(timeout=180_000)
     page.get_by_text("4 crystals from").wait_for(timeout=10_000)
+    page.get_by_text("Oracle (CHGNet + D3").first.wait_for(timeout=10_000)
     page.set_viewport_size({"width": 1400, "height": 1700})
     page.wait_for_timeout(1000)
     page.screenshot(path=str(shots / "generate.png"), full_page=True)
@@ -49,9 +50,10 @@ def test_request_filter_and_download_in_a_browser(app_url: str, new_browser_page
     page.screenshot(path=str(shots / "candidates.png"), full_page=True)
 
     with page.expect_download(timeout=30_000) as download:
-        page.get_by_role("button", name="POSCAR", exact=True).click()
+        page.get_by_role("button", name="POSCAR (relaxed)", exact=True).click()
     path = tmp_path / "downloaded.vasp"
     download.value.save_as(path)
     name = download.value.suggested_filename
     structure = Structure.from_str(path.read_text(), fmt="poscar")
     assert structure.composition == Composition("Ga2In2S2Se2") and name.endswith("_Ga2In2S2Se2.vasp")
+    assert path.read_text().splitlines()[5:7] == ["Ga In S Se", "2 2 2 2"]  # grouped by element, as DFT wants

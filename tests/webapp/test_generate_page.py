@@ -19,12 +19,12 @@ from pymatgen.core import Composition, Structure
 from streamlit.testing.v1 import AppTest
 
 from core.manifest import read_manifest
-from scoring.record import candidate_record
+from scoring.record import candidate_record, grouped_by_element
 from serving.engine import Engine
 from serving.request import MAX_SCREENING_RATIO, MAX_STEPS_PER_LEVEL, GenerationRequest
-from store.database import open_store
+from store.database import RunInfo, close_store, open_store
 from store.files import poscar_name
-from webapp.run_results import duplicate_label, poscar_zip, results_table
+from webapp.run_results import duplicate_label, results_table
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = ROOT / "artifacts" / "cdvae-plus-janus"
@@ -73,11 +73,12 @@ def downloads(monkeypatch: pytest.MonkeyPatch) -> dict[str, tuple[str | None, by
     return files
 
 
-def _ask(at: AppTest, formula: str | None = "GaInSSe", count: int = 2, seed: int = 0) -> AppTest:
-    """Fill a formula request (one Langevin step per level) and click Generate."""
+def _ask(at: AppTest, formula: str | None = "GaInSSe", count: int = 2, seed: int = 0, relax: bool = False) -> AppTest:
+    """Fill a formula request (one Langevin step per level; relaxation off unless asked) and click Generate."""
     if formula is not None:
         at.radio(key="generate_mode").set_value("formula").run()
         at.text_input(key="generate_formula").set_value(formula)
+    at.checkbox(key="generate_relax").set_value(relax)
     at.number_input(key="generate_count").set_value(count)
     at.number_input(key="generate_seed").set_value(seed)
     at.number_input(key="generate_steps").set_value(1)
@@ -137,9 +138,11 @@ def test_the_table_and_the_files_are_the_stored_records(app_dirs: Path, shipped_
     pick.set_value(1).run()
     assert _download(at, downloads, "POSCAR") == (poscar_name(4, stored[1][1]), stored[1][6].encode())
     assert at.code[0].value == stored[1][6].strip()
-    _, data = _download(at, downloads, "All POSCARs (ZIP)")
+    _, data = _download(at, downloads, "All files (ZIP: relaxed and generated POSCARs, CIFs, summary.csv)")
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        assert archive.namelist() == [poscar_name(r[0], r[1]) for r in stored]
+        assert archive.namelist() == [n for r in stored for n in (poscar_name(r[0], r[1]), poscar_name(r[0], r[1],
+                                                                                                        ".cif"))
+                                      ] + ["summary.csv"]
         assert [archive.read(poscar_name(r[0], r[1])).decode() for r in stored] == [r[6] for r in stored]
 
     # Showing the run again scores nothing: the page only reads the records.
@@ -154,20 +157,25 @@ def test_the_table_and_the_files_are_the_stored_records(app_dirs: Path, shipped_
     assert at.dataframe[0].value["id"].tolist() == [3, 4]
 
 
-def test_the_run_table_and_files_from_records(bilayer) -> None:
-    records = [candidate_record(0, bilayer(), -0.7, novel=True, duplicate_of=None),
+def test_the_run_table_is_the_stored_rows(bilayer, tmp_path: Path) -> None:  # noqa: ANN001
+    records = [candidate_record(0, bilayer(), -0.7, novel=True, duplicate_of=None, known_id=None),
                candidate_record(1, bilayer(0.3), -0.6, novel=None, duplicate_of=-1),
-               candidate_record(2, bilayer(), None, novel=False, duplicate_of=12)]
-    table = results_table([20, 21, 22], records)
-    assert table["id"].tolist() == [20, 21, 22] and table["#"].tolist() == [0, 1, 2]
-    assert table["novel"].tolist() == ["yes", "-", "no"]
-    assert table["duplicate of"].tolist() == ["-", "#0 of this run", "candidate 12"]
+               candidate_record(2, bilayer(), None, novel=False, duplicate_of=12, known_id="jb-00001")]
+    store = open_store(tmp_path / "table.duckdb")
+    try:
+        run = store.start_run(RunInfo("formula", 3, 0, "demo", "0" * 64, formula_request="GaS"))
+        ids = store.finish_run(run, records)
+        table = results_table(store.run_rows(run))
+    finally:
+        close_store(tmp_path / "table.duckdb")
+    assert table["id"].tolist() == ids and table["#"].tolist() == [0, 1, 2]
+    assert table["novel"].tolist() == ["yes", "-", "no"] and table["known as"].tolist() == ["-", "-", "jb-00001"]
+    # a duplicate of an earlier crystal of the run is stored as that crystal's id
+    assert table["duplicate of"].tolist() == ["-", f"candidate {ids[0]}", "candidate 12"]
     assert table["validity"].tolist() == [r.verdict for r in records]
+    assert table["relaxed"].tolist() == ["-"] * 3 and table["oracle E_f (eV/atom)"].isna().all()  # not relaxed
     assert table["predicted E_f (eV/atom)"].isna().tolist() == [False, False, True]
     assert duplicate_label(-3) == "#2 of this run"
-    with zipfile.ZipFile(io.BytesIO(poscar_zip([20, 21, 22], records))) as archive:
-        assert archive.namelist() == [poscar_name(cid, "Ga4S4") for cid in (20, 21, 22)]
-        assert archive.read(poscar_name(21, "Ga4S4")).decode() == records[1].poscar
 
 
 def _limit_cases() -> list[tuple[str, int, str]]:
@@ -252,7 +260,7 @@ def test_the_app_gives_the_crystals_the_engine_gives_for_a_seed(app_dirs: Path, 
     for poscar, crystal in zip(stored, direct.crystals, strict=True):
         mine = Structure.from_str(poscar, fmt="poscar")
         assert mine.composition == Composition("Ga2In2S2Se2") == crystal.structure.composition
-        assert poscar == crystal.structure.to(fmt="poscar")
+        assert poscar == grouped_by_element(crystal.structure).to(fmt="poscar")  # the same crystal, sites grouped
 
 
 # -- in a real browser: what a user saw (the defects were found this way) -----------------------------------------
@@ -268,7 +276,7 @@ def _browser_request(page, formula: str, count: int, steps: int) -> None:
         box.fill(str(value))
         box.press("Enter")
     page.wait_for_timeout(500)
-    page.get_by_role("button", name="Generate").click()
+    page.get_by_role("button", name="Generate", exact=True).click()
 
 
 def test_in_a_browser_a_run_outlives_leaving_the_page_and_the_pick_follows_the_run(new_browser_page,
@@ -287,12 +295,16 @@ def test_in_a_browser_a_run_outlives_leaving_the_page_and_the_pick_follows_the_r
     page.get_by_text("Stored as run 2").wait_for(timeout=180_000)
     pick = page.get_by_role("combobox", name="Crystal to download")
     assert pick.input_value() == "#0 Al2Ga2Se2Te2 (candidate 3)"  # the pick shows this run's crystal, not run 1's
+    # relaxation is on by default: the download is the crystal the oracle relaxed, grouped by element
+    page.get_by_text("Oracle (CHGNet + D3").first.wait_for(timeout=10_000)
     with page.expect_download(timeout=30_000) as download:
-        page.get_by_role("button", name="POSCAR", exact=True).click()
+        page.get_by_role("button", name="POSCAR (relaxed)", exact=True).click()
     assert download.value.suggested_filename == poscar_name(3, "Al2Ga2Se2Te2")
     path = tmp_path / "downloaded.vasp"
     download.value.save_as(path)
     assert Structure.from_str(path.read_text(), fmt="poscar").composition == Composition("Al2Ga2Se2Te2")
+    assert path.read_text().splitlines()[5:7] == ["Al Ga Se Te", "2 2 2 2"]
+    page.screenshot(path=str(tmp_path / "generate_relaxed.png"), full_page=True)
 
 
 def test_the_model_picker_offers_every_model_and_the_form_follows_the_one_picked(
@@ -316,3 +328,27 @@ def test_the_model_picker_offers_every_model_and_the_form_follows_the_one_picked
     at.button(key="generate_run").click().run()
     errors = [e.value for e in at.error]
     assert len(errors) == 1 and "allowed elements: " in errors[0] and "Sr" in errors[0]  # the picked model's
+
+
+@pytest.mark.slow
+def test_a_request_with_relaxation_shows_the_oracle_verdicts_it_stored(app_dirs: Path, shipped_models: Path, open_app,
+                                                                        downloads) -> None:
+    at = _ask(open_app(), count=2, seed=0, relax=True)
+    job = at.session_state[JOB]
+    assert job.relax
+    at = _finish(at)
+    assert job.error is None, job.error
+    stored = _rows(app_dirs / "var", "SELECT id, formula, oracle_formation_energy, oracle_relaxed_poscar, poscar, "
+                                     "relaxed_valid FROM candidates ORDER BY id")
+    assert len(stored) == 2 and all(r[2] is not None and r[3] for r in stored), "both crystals relaxed and stored"
+    assert _rows(app_dirs / "var", "SELECT relax, relax_status FROM runs") == [(True, "completed")]
+    table = at.dataframe[0].value
+    assert table["oracle E_f (eV/atom)"].tolist() == [round(r[2], 4) for r in stored]
+    assert table["relaxed"].tolist() == [("valid" if r[5] else "invalid") for r in stored] or not all(
+        r[5] for r in stored)
+    assert any(c.value.startswith("Oracle (CHGNet + D3") for c in at.caption)
+    # the download gives the relaxed crystal, the crystal as generated on request
+    first = poscar_name(stored[0][0], stored[0][1])
+    assert _download(at, downloads, "POSCAR (relaxed)") == (first, stored[0][3].encode())
+    assert _download(at, downloads, "POSCAR as generated") == (first.replace(".vasp", "_generated.vasp"),
+                                                                stored[0][4].encode())

@@ -24,7 +24,7 @@ where it stopped when given the same command):
 4. ``generation`` (Table 2): validity, COV-R / COV-P against the test crystals, EMD of density
    and of number of elements on up to 1,000 valid crystals;
 5. ``energy_targets`` (Fig. 3b): for the 10th / 50th / 90th percentile of the training labels,
-   crystals generated for that target are relaxed at fixed cell with CHGNet + D3 and their
+   crystals generated for that target are relaxed (positions, in-plane cell) with CHGNet + D3 and their
    formation energy recomputed with the dataset's convention; unconditional samples for
    comparison;
 6. ``formulas``: formula requests (three training formulas, one absent from the data): oracle

@@ -1,7 +1,9 @@
 """Generation metrics: validity rates, property re-prediction, formula hit rates.
 
 - validity (paper Table 2): share of generated crystals that are structurally valid, that
-  are compositionally valid (SMACT), and both (:mod:`scoring.validity`);
+  are compositionally valid (SMACT), and both (:mod:`scoring.validity`); and our stricter checks
+  (:func:`scoring.record.validity_checks`): contacts, the layer motif and the gap range for the bilayer
+  family, and every check that applies;
 - conditional accuracy: generated crystals are encoded again by the trained encoder and
   their property predicted by the property head (the issue's in-model check; the physics
   oracle check is the evaluation issue's);
@@ -21,39 +23,45 @@ from dataclasses import dataclass
 import numpy as np
 from pymatgen.core import Structure
 
-from scoring.layers import CHALCOGENS, METALS, motif_problem
-from scoring.validity import compositionally_valid, structurally_valid
+from scoring.layers import motif_problem
+from scoring.record import validity_checks
 from training.data.crystal import Crystal
 
 
 @dataclass(frozen=True)
 class ValidityRates:
-    """Shares (0..1) of ``count`` crystals that pass each check."""
+    """Shares (0..1) of ``count`` crystals that pass each check: the paper's (``structural``, ``compositional``,
+    ``both``) and ours (``contacts``; for the bilayer family ``motif`` and ``gap``, the latter among the crystals
+    with the motif, else None; ``every``: all checks that apply, the product's ``valid``)."""
 
     count: int
     structural: float
     compositional: float
     both: float
+    contacts: float
+    motif: float | None
+    gap: float | None
+    every: float
 
-    def as_dict(self) -> dict[str, float | int]:
+    def as_dict(self) -> dict[str, float | int | None]:
         return {"count": self.count, "structural": self.structural, "compositional": self.compositional,
-                "both": self.both}
+                "both": self.both, "contacts": self.contacts, "motif": self.motif, "gap": self.gap,
+                "every": self.every}
 
 
-def validity_rates(crystals: list[Crystal]) -> ValidityRates:
-    """Structural, compositional and joint validity of a set of crystals."""
+def validity_rates(crystals: list[Crystal], family: bool | None = None) -> ValidityRates:
+    """Every validity check of a set of crystals (``family`` as in :func:`scoring.record.validity_checks`)."""
     if not crystals:
         raise ValueError("no crystals to score")
-    structural = np.array([structurally_valid(c.to_structure()) for c in crystals])
-    compositional = np.array([compositionally_valid("".join(c.species)) for c in crystals])
+    checks = [validity_checks(c.to_structure(), family) for c in crystals]
+    structural = np.array([c.structure for c in checks])
+    compositional = np.array([c.composition for c in checks])
+    motif = [c.motif for c in checks if c.motif is not None]
+    gap = [c.gap for c in checks if c.gap is not None]
     return ValidityRates(len(crystals), float(structural.mean()), float(compositional.mean()),
-                         float((structural & compositional).mean()))
-
-
-def layered_family(elements: Sequence[str]) -> bool:
-    """True when a model's elements are all metals and chalcogens of our III-VI bilayers, so that the
-    layer order is a property its crystals should have."""
-    return bool(elements) and set(elements) <= METALS | CHALCOGENS
+                         float((structural & compositional).mean()), float(np.mean([c.contacts for c in checks])),
+                         float(np.mean(motif)) if motif else None, float(np.mean(gap)) if gap else None,
+                         float(np.mean([c.valid for c in checks])))
 
 
 def motif_share(structures: Sequence[Structure]) -> float | None:

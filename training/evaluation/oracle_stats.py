@@ -1,4 +1,4 @@
-"""Summaries of oracle checks (CHGNet + D3 fixed-cell relaxations) of generated crystals.
+"""Summaries of oracle checks (CHGNet + D3 relaxations of positions and in-plane cell) of generated crystals.
 
 The checks themselves are :func:`scoring.oracle_check.check_with_oracle`; this module turns lists
 of them into the figures of the report: accuracy against a formation-energy target, the

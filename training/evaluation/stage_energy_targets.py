@@ -1,7 +1,7 @@
 """Stage ``energy_targets`` of ``vdwgen evaluate`` (paper Fig. 3b, checked by the oracle).
 
 For the 10th / 50th / 90th percentile of the training labels, crystals generated for that
-target are relaxed at fixed cell with CHGNet + D3 and their formation energy recomputed with
+target are relaxed (positions and in-plane cell) with CHGNet + D3 and their formation energy recomputed with
 the dataset's convention; the baseline's unconditional samples (when there is a baseline) are checked
 for comparison.
 Draws ``energy_targets.png`` and ``predicted_vs_oracle.png``.

@@ -11,12 +11,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from scoring.layers import in_family
 from scoring.novelty import table_structure
 from scoring.validity import compositionally_valid, structurally_valid
 from training.evaluation import coverage as cov
 from training.evaluation import plots
 from training.evaluation.cache import cached_fingerprints, from_poscars, read_json
-from training.evaluation.generation import layered_family, motif_share, validity_rates
+from training.evaluation.generation import motif_share, validity_rates
 from training.evaluation.selection import evenly
 
 if TYPE_CHECKING:
@@ -45,7 +46,7 @@ def run(ctx: Context) -> dict:
     for label in ctx.labels:
         structures = from_poscars(read_json(ctx.cache / f"samples_{label}.json")["poscars"])
         crystals = [Crystal.from_structure(s, f"{label}-{i}") for i, s in enumerate(structures)]
-        validity = validity_rates(crystals).as_dict()
+        validity = validity_rates(crystals, in_family(ctx.dataset.vocabulary)).as_dict()
         valid = np.array([structurally_valid(s) and compositionally_valid(s.composition) for s in structures])
         gen_struc = cached_fingerprints(structures, ctx.cache / f"fp_{label}_{len(structures)}.npz",
                                         f"fingerprints: {label}", ctx.workers)
@@ -58,7 +59,7 @@ def run(ctx: Context) -> dict:
                       "emd_density": cov.emd(density, ref_density) if chosen else None,
                       "emd_n_elements": cov.emd(nel, ref_nel) if chosen else None,
                       "emd_count": len(chosen), "fingerprint_failures": int(np.isnan(gen_struc).any(axis=1).sum())}
-        if layered_family(ctx.dataset.vocabulary):
+        if in_family(ctx.dataset.vocabulary):
             out[label]["motif_share"] = motif_share(structures)
         histograms[label] = {"density": density, "n_elements": nel}
     plots.property_histograms(histograms, ctx.out / "property_distributions.png")

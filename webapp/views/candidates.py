@@ -25,8 +25,9 @@ from monty.serialization import loadfn
 from pymatgen.core import Structure
 
 from store.database import StoreError
-from store.files import poscar_name, zip_bytes
+from store.files import STRUCTURE_TEXTS, zip_bytes
 from store.query import CANDIDATE_ID_RULE, EXAMPLES, QueryRefused, candidate_id_column, run_query
+from webapp.downloads import candidate_downloads
 from webapp.oracle_check import oracle_panel
 from webapp.resources import candidate_store
 
@@ -117,11 +118,17 @@ sql = st.text_area("SQL: one SELECT over the tables `candidates` and `runs`", ke
                    help="Read-only; no file access; at most 10,000 rows; stopped after 10 s. Columns of candidates: "
                         "formula, reduced_formula, elements (list), num_atoms, a, b, c, alpha, beta, gamma, volume, "
                         "density, predicted_formation_energy, min_distance, structure_valid, composition_valid, "
-                        "valid, slab (2D crystal in vacuum), and for slabs only: n_layers, vacuum, interlayer_gap, "
-                        "interlayer_distance, interlayer_too_short; "
-                        "novel, duplicate_of, run_id, created, poscar, cif; after an oracle check: "
-                        "oracle_formation_energy, oracle_energy_drop_per_atom, oracle_interlayer_gap, oracle_rmsd, "
-                        "oracle_steps, oracle_converged, oracle_relaxed_poscar, oracle_checked_at, oracle_version.")
+                        "valid (every check below that applies), invalid_reason, the checks structure_valid and "
+                        "composition_valid (the paper's), contacts_valid, motif_valid and gap_valid (bilayers), "
+                        "slab (2D crystal in vacuum), and for slabs only: n_layers, vacuum, interlayer_gap, "
+                        "interlayer_distance, interlayer_too_short; novel (vs the training part), known and known_id "
+                        "(a dataset bilayer it matches), duplicate_of, run_id, created, poscar, cif; once the oracle "
+                        "relaxed it: oracle_formation_energy, oracle_initial_formation_energy, "
+                        "oracle_energy_drop_per_atom, oracle_interlayer_gap, oracle_rmsd, oracle_steps, "
+                        "oracle_converged, oracle_max_force, oracle_cell, oracle_flags, oracle_relaxed_poscar, "
+                        "relaxed_cif, relaxed_a, relaxed_b, relaxed_gamma, relaxed_valid, relaxed_invalid_reason, "
+                        "relaxed_n_layers, relaxed_novel, relaxed_known, relaxed_known_id, oracle_checked_at, "
+                        "oracle_version.")
 st.caption(ID_RULE)
 if st.button("Run query", type="primary", key="candidates_run") or "candidates_result" not in st.session_state:
     try:
@@ -139,34 +146,34 @@ if "candidates_error" in st.session_state:
 result = st.session_state.get("candidates_result")
 if result is not None:
     frame: pd.DataFrame = result.frame
-    shown = frame.drop(columns=[c for c in ("poscar", "cif", "oracle_relaxed_poscar") if c in frame.columns])
+    shown = frame.drop(columns=[c for c in STRUCTURE_TEXTS if c in frame.columns])
     st.caption(f"{len(frame)} rows in {result.seconds:.2f} s" + (" (row cap reached)" if result.truncated else ""))
     st.dataframe(shown, hide_index=True, width="stretch", key="candidates_table")
     id_column = st.session_state.get("candidates_id_column")
     asked = list(dict.fromkeys(int(i) for i in frame[id_column].tolist())) if id_column and not frame.empty else []
     files = store.files(asked)
     if files:
-        ids = [f[0] for f in files]
-        formulas = {f[0]: f[1] for f in files}
+        ids = [f.id for f in files]
+        formulas = {f.id: f.formula for f in files}
         if len(files) < len(asked):
             st.info(f"{len(asked) - len(files)} of the {len(asked)} ids in `{id_column}` are not stored candidates; "
                     "they are left out below.", icon=":material/info:")
-        st.download_button(f"Download all {len(files)} as ZIP (POSCARs + summary.csv)", zip_bytes(store, files),
+        st.download_button(f"Download all {len(files)} as ZIP (relaxed and generated POSCARs, CIFs, summary.csv)",
+                           zip_bytes(store, files),
                            "candidates.zip", mime="application/zip", key="candidates_zip")
         pick = st.selectbox(f"Candidate (from the column `{id_column}`)", ids, key="candidates_pick",
                             format_func=lambda i: f"#{i} {formulas.get(i, '')}")
-        (cid, formula, poscar, cif), = store.files([int(pick)])
-        structure = Structure.from_str(poscar, fmt="poscar")
+        (chosen,) = store.files([int(pick)])
+        cid, poscar = chosen.id, chosen.poscar
+        structure = Structure.from_str(chosen.relaxed_poscar or poscar, fmt="poscar")
         left, right = st.columns([3, 2])
         with left:
             st.iframe(viewer_html(structure), height=480)
         with right:
             row_slot = st.empty()  # filled after the oracle panel, so a check just made shows in the row too
-            a, b = st.columns(2)
-            a.download_button("POSCAR", poscar, poscar_name(cid, formula), key="candidates_poscar")
-            b.download_button("CIF", cif, poscar_name(cid, formula, ".cif"), key="candidates_cif")
-        oracle_panel(store, cid, structure)
-        row = run_query(store, "SELECT * EXCLUDE (poscar, cif, oracle_relaxed_poscar) FROM candidates "
+            candidate_downloads(chosen, "candidates")
+        oracle_panel(store, cid, Structure.from_str(poscar, fmt="poscar"))
+        row = run_query(store, f"SELECT * EXCLUDE ({', '.join(STRUCTURE_TEXTS)}) FROM candidates "
                                f"WHERE id = {cid}").frame
         row_slot.dataframe(row.T.rename(columns={0: f"#{cid}"}).astype(str), width="stretch", key="candidates_row")
         with st.expander(f"POSCAR of #{cid}"):

@@ -7,8 +7,10 @@ with a ``manifest.json``) through :class:`serving.engine.Engine` -- the same cal
 requests; the unconditional CDVAE baseline answers unconditional ones. Every run is scored
 and stored in the candidate store (:func:`services.generation.generate_and_store`) in a
 background thread (:mod:`webapp.background`), so it is stored even when the user leaves the page;
-the session keeps the job and the page shows its progress, then the stored records
-(:mod:`webapp.run_results`), never scoring a crystal itself. Requests are checked by
+by default the oracle then relaxes every crystal in a worker process (:func:`webapp.resources.relax_workers`),
+storing each as it finishes. The session keeps the job and the page shows its progress, then the stored rows
+(:mod:`webapp.run_results`, :class:`services.run_report.RunFigures`), never scoring a crystal itself, next to
+what the model's dataset already holds for the request (:mod:`services.dataset_answer`). Requests are checked by
 :func:`serving.request.check_request` only: a value out of range is refused with its reason.
 Engines and the store load once per process (``st.cache_resource``).
 """
@@ -21,15 +23,18 @@ import streamlit as st
 
 from core.manifest import ArtifactError, Manifest
 from core.paths import artifacts_dir
-from services.generation import StoredRun
+from services.dataset_answer import dataset_answer
+from services.generation import StoredRun, training_table
+from services.run_report import RunFigures
 from serving.artifacts import all_by_mode, describe, find_models
 from serving.engine import DECODE_BATCH, Engine
 from serving.request import MAX_SCREENING_RATIO, MAX_STEPS_PER_LEVEL, GenerationRequest, RequestError
-from store.database import StoreError
-from store.files import poscar_name
+from store.database import Store, StoreError
+from store.files import zip_bytes
 from webapp.background import GenerationJob, JobProgress
-from webapp.resources import candidate_store
-from webapp.run_results import poscar_zip, results_table
+from webapp.downloads import candidate_downloads
+from webapp.resources import candidate_store, relax_workers
+from webapp.run_results import results_table
 
 MODES = {"formation_energy": "Property target", "formula": "Formula", "unconditional": "Unconditional"}
 # The request mode "formation_energy" is a target of the model's own property (its historic name is kept in
@@ -105,7 +110,7 @@ def request_form(mode: str, manifest: Manifest) -> GenerationRequest:
                              screening_ratio=int(ratio) if mode == "formation_energy" else None)
 
 
-def start_job(engine: Engine, request: GenerationRequest) -> GenerationJob | None:
+def start_job(engine: Engine, request: GenerationRequest, relax: bool) -> GenerationJob | None:
     """Check the request and start it in the background; a refused request or store says why and runs nothing."""
     try:
         checked = engine.check(request)
@@ -113,7 +118,7 @@ def start_job(engine: Engine, request: GenerationRequest) -> GenerationJob | Non
     except (RequestError, StoreError) as exc:
         st.error(str(exc), icon=":material/error:")
         return None
-    job = GenerationJob.start(engine, checked, store)
+    job = GenerationJob.start(engine, checked, store, relax, relax_workers() if relax else 0)
     st.session_state[JOB] = job
     return job
 
@@ -128,6 +133,9 @@ def progress_text(job: GenerationJob, progress: JobProgress) -> tuple[float, str
     if progress.stage == "decoding":
         return fraction, (f"Sampling latents and decoding: {progress.done}/{progress.total} crystals decoded · "
                           f"{elapsed}")
+    if progress.stage == "relaxing":
+        return fraction, (f"Relaxing with the oracle (CHGNet + D3; positions and in-plane cell): "
+                          f"{progress.done}/{progress.total} crystals relaxed and stored · {elapsed}")
     if progress.done < progress.total:
         return fraction, (f"Scoring (validity, layers, novelty, duplicates): {progress.done}/{progress.total} · "
                           f"{elapsed}")
@@ -155,42 +163,60 @@ def show_progress(job: GenerationJob) -> None:
     st.caption(decoding_plan(job))
 
 
-def show_result(stored: StoredRun, property_label: str) -> None:
-    """The stored run: its records as a table, the picked crystal's files and all POSCARs as a ZIP."""
-    result, records, ids, run = stored.result, stored.records, stored.candidate_ids, stored.run_id
+def show_result(stored: StoredRun, engine: Engine, store: Store) -> None:
+    """The stored run: its rows as a table with the figures, the dataset's own answer, the picked crystal's files
+    and all files as a ZIP."""
+    result, run = stored.result, stored.run_id
+    rows = store.run_rows(run)
     for warning in result.warnings:
         st.warning(warning, icon=":material/warning:")
-    table = results_table(ids, records, property_label)
-    n = len(records)
-    valid = sum(r.valid for r in records)
-    judged = [r.novel for r in records if r.novel is not None]
-    duplicates = sum(r.duplicate_of is not None for r in records)
+    n = len(rows)
+    request = result.request
+    figures = RunFigures(rows, request.target if request.mode == "formation_energy" else None)
+    duplicates = sum(r["duplicate_of"] is not None for r in rows)
+    judged = [r["novel"] for r in rows if r["novel"] is not None]
     st.subheader(f"{n} crystal{'s' if n != 1 else ''} from {result.model}")
-    st.caption(f"{valid}/{n} valid (all distances ≥ 0.5 Å and SMACT charge-neutral) · "
+    st.caption(figures.validity_line() + " · "
                + (f"{sum(judged)}/{len(judged)} novel (no match in the model's training set) · " if judged else "")
                + f"{duplicates} duplicate{'s' if duplicates != 1 else ''} of stored or earlier crystals · "
                f"{result.seconds:.1f} s · {result.steps_per_level} Langevin steps per level"
-               + (f" · screening {result.screening_ratio}:1" if result.request.mode == "formation_energy" else ""))
-    bulk = sum(not r.slab for r in records)
+               + (f" · screening {result.screening_ratio}:1" if request.mode == "formation_energy" else ""))
+    oracle = figures.oracle_line()
+    if oracle is not None:
+        st.caption(oracle.replace("oracle:", "Oracle (CHGNet + D3, relaxed positions and in-plane cell):", 1))
+    if stored.relax_status not in (None, "completed"):
+        st.warning(f"The relaxation ended {stored.relax_status}: {stored.relax_message}", icon=":material/warning:")
+    elif stored.relax_message:
+        st.caption(f"Relaxation: {stored.relax_message}.")
+    bulk = sum(not r["slab"] for r in rows)
     if bulk:
         st.caption(f"2D checks (layers, vacuum, interlayer gap) skipped for {bulk} bulk crystal"
                    f"{'s' if bulk != 1 else ''}: no vacuum along c, so they would mean nothing.")
     if stored.status != "completed":
         st.warning(f"Run {run} ended {stored.status}.", icon=":material/warning:")
     # Keys carry the run id: a widget keyed alike across runs would keep the earlier run's options in the browser.
-    st.dataframe(table, hide_index=True, width="stretch", key=f"generate_table_{run}")
-    if not records:
+    st.dataframe(results_table(rows, engine.manifest.property.label), hide_index=True, width="stretch",
+                 key=f"generate_table_{run}")
+    answer = dataset_answer(engine.manifest, request, training_table(engine.manifest)[0])
+    if answer is not None:
+        with st.expander(answer.line().replace("dataset baseline:", "What the dataset already holds:", 1)):
+            st.caption("The model's own dataset (every split), labelled by the same oracle: the honest baseline "
+                       "for what the model adds.")
+            st.dataframe(answer.best, hide_index=True, width="stretch", key=f"generate_dataset_{run}")
+    if not rows:
         return
+    ids = [int(r["id"]) for r in rows]
     k = st.selectbox("Crystal to download", range(n), key=f"generate_pick_{run}",
-                     format_func=lambda i: f"#{records[i].index_in_run} {records[i].formula} (candidate {ids[i]})")
-    cid, chosen = ids[k], records[k]
-    a, b, c = st.columns(3)
-    a.download_button("POSCAR", chosen.poscar, poscar_name(cid, chosen.formula), key=f"generate_poscar_{run}")
-    b.download_button("CIF", chosen.cif, poscar_name(cid, chosen.formula, ".cif"), key=f"generate_cif_{run}")
-    c.download_button("All POSCARs (ZIP)", poscar_zip(ids, records), "candidates.zip", mime="application/zip",
-                      key=f"generate_zip_{run}")
-    with st.expander(f"POSCAR of #{chosen.index_in_run} (candidate {cid})"):
-        st.code(chosen.poscar, language=None)
+                     format_func=lambda i: f"#{rows[i]['index_in_run']} {rows[i]['formula']} (candidate {ids[i]})")
+    (chosen,) = store.files([ids[k]])
+    candidate_downloads(chosen, f"generate_{run}")
+    st.download_button("All files (ZIP: relaxed and generated POSCARs, CIFs, summary.csv)",
+                       zip_bytes(store, store.files(ids)), "candidates.zip", mime="application/zip",
+                       key=f"generate_zip_{run}")
+    shown = chosen.relaxed_poscar or chosen.poscar
+    with st.expander(f"POSCAR of #{rows[k]['index_in_run']} (candidate {chosen.id}"
+                     f"{', relaxed' if chosen.relaxed_poscar else ''})"):
+        st.code(shown, language=None)
 
 
 def show_job(job: GenerationJob) -> None:
@@ -205,7 +231,7 @@ def show_job(job: GenerationJob) -> None:
         error = job.error
         st.error(f"The run failed: {type(error).__name__}: {error}", icon=":material/error:")
         return
-    show_result(stored, job.engine.manifest.property.label)
+    show_result(stored, job.engine, candidate_store())
     st.success(f"Stored as run {stored.run_id}; filter all stored candidates on the Candidates page.",
                icon=":material/database:")
 
@@ -239,6 +265,10 @@ except ArtifactError as exc:
     st.stop()
 st.caption(f"Model `{engine.name}` ({engine.manifest.condition}-conditioned) on {engine.device}")
 request = request_form(mode, engine.manifest)
+relax = st.checkbox("Relax every crystal with the oracle (CHGNet + D3)", value=True, key="generate_relax",
+                    help="The physics that labelled the dataset relaxes the atoms and the in-plane cell (the vacuum "
+                         "stays) until every force is below 0.05 eV/Å (at most 500 steps), about a second per "
+                         "crystal in a worker process. Both structures are stored; downloads give the relaxed one.")
 
 job: GenerationJob | None = st.session_state.get(JOB)
 if st.button("Generate", type="primary", key="generate_run"):
@@ -246,6 +276,6 @@ if st.button("Generate", type="primary", key="generate_run"):
         st.warning("A run is already in progress in this session (its progress is below); wait for it to finish "
                    "before starting another.", icon=":material/hourglass_top:")
     else:
-        job = start_job(engine, request) or job
+        job = start_job(engine, request, relax) or job
 if job is not None:
     show_job(job)
