@@ -44,6 +44,7 @@ from oracle.calculator import Oracle, RelaxResult
 from oracle.convention import formation_energy
 from oracle.shared import OracleError, get_oracle, torch_threads
 from scoring.layers import GAP_RANGE, LayerAnalysis, analyse_layers, in_family
+from scoring.record import grouped_by_element
 from scoring.validity import MIN_DISTANCE, structurally_valid
 
 FMAX = 0.05
@@ -84,8 +85,8 @@ class OracleCheck:
         interlayer_gap: smallest vertical distance between the two layers of the relaxed
             crystal (Å); None when it does not have exactly two layers.
         rmsd: root-mean-square displacement start -> relaxed (Å, minimum image, in the relaxed cell).
-        relaxed: the relaxed crystal (sites wrapped into the cell; a relaxed cell in the standard orientation of
-            :meth:`pymatgen.core.Lattice.from_parameters`, c along z).
+        relaxed: the relaxed crystal (sites wrapped into the cell and grouped by element; a relaxed cell with a
+            along x and the layers in the xy plane, :func:`layers_in_xy`).
         cell: what moved besides the atoms (one of :data:`CELLS`).
         flags: why the result looks wrong (:func:`oracle_flags`); empty when it does not.
     """
@@ -144,6 +145,19 @@ def displacement_rmsd(start: Structure, end: Structure) -> float:
     return float(np.sqrt(shortest.mean()))
 
 
+def layers_in_xy(lattice: Lattice) -> Lattice:
+    """``lattice`` rotated so that a lies along x and a, b span the xy plane (the normal of the layers along z),
+    as slab DFT set-ups expect; lengths, angles and fractional coordinates are unchanged."""
+    m = lattice.matrix
+    e1 = m[0] / np.linalg.norm(m[0])
+    e3 = np.cross(m[0], m[1])
+    e3 /= np.linalg.norm(e3)
+    rotated = m @ np.array([e1, np.cross(e3, e1), e3]).T
+    rotated[0, 1:] = 0.0  # zero up to rounding by construction
+    rotated[1, 2] = 0.0
+    return Lattice(rotated)
+
+
 def oracle_flags(drop_per_atom: float, before: LayerAnalysis, after: LayerAnalysis, family: bool) -> tuple[str, ...]:
     """Why a relaxation's result looks wrong: a drop above :data:`DROP_FLAG`, layers that split or merged (a slab
     whose number of layers changed), and, for our bilayer family, a gap that left :data:`scoring.layers.GAP_RANGE`."""
@@ -166,9 +180,8 @@ def _check(start: Structure, result: RelaxResult, references: Mapping[str, float
     final = formation_energy(result.energy, start, references)
     initial = formation_energy(result.initial_energy, start, references)
     moved = result.structure
-    # the standard orientation (a along x, b in the xy plane), whatever frame the cell relaxation worked in
-    standard = moved.lattice if cell == "fixed" else Lattice.from_parameters(*moved.lattice.parameters)
-    relaxed = Structure(standard, moved.species, moved.frac_coords, to_unit_cell=True)
+    standard = moved.lattice if cell == "fixed" else layers_in_xy(moved.lattice)
+    relaxed = grouped_by_element(Structure(standard, moved.species, moved.frac_coords, to_unit_cell=True))
     layers = analyse_layers(relaxed)
     gap = layers.interlayer_gap if layers.n_layers == 2 and math.isfinite(layers.interlayer_gap) else None
     family = in_family(el.symbol for el in start.composition.elements)

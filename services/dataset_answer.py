@@ -80,4 +80,17 @@ def dataset_answer(manifest: Manifest, request: GenerationRequest, table: Path |
     return DatasetAnswer(asked, len(hits), len(frame), hits[shown].head(SHOWN).reset_index(drop=True), name, unit)
 
 
-__all__ = ["TARGET_WINDOW", "DatasetAnswer", "dataset_answer"]
+def dataset_rows(manifest: Manifest, table: Path | None, ids: list[str]) -> pd.DataFrame:
+    """The dataset's rows ``ids`` (the bilayers candidates were found to be): which monolayers, which stacking, and
+    the label; empty when there is no table or none of the ids is in it."""
+    name = manifest.property.name
+    if table is None or not ids or name not in set(pq.read_schema(table).names):
+        return pd.DataFrame()
+    frame = _table(str(table), name)
+    if "id" not in frame.columns:
+        return pd.DataFrame()
+    shown = [c for c in DESCRIBING if c in frame.columns] + [name]
+    return frame[frame["id"].isin(ids)][shown].reset_index(drop=True)
+
+
+__all__ = ["TARGET_WINDOW", "DatasetAnswer", "dataset_answer", "dataset_rows"]

@@ -36,6 +36,7 @@ from scoring.batch import StoredSameFormula, judged_record, score_crystals
 from scoring.layers import in_family
 from scoring.novelty import TrainingSet
 from scoring.record import CandidateRecord
+from services.verification import training_set
 from serving.engine import DECODE_BATCH, Engine, GeneratedCrystal, GenerationInterrupted, GenerationResult
 from serving.request import CheckedRequest, GenerationRequest
 from store.database import RunInfo, Store
@@ -56,13 +57,6 @@ class StoredRun:
     status: str
     relax_status: str | None = None
     relax_message: str | None = None
-
-
-@lru_cache(maxsize=2)
-def training_set(table: str, split: str, part: str = "train") -> TrainingSet:
-    """Every row of a dataset table, the ``part`` rows of the ``split`` split counting as training (novelty),
-    loaded once per process."""
-    return TrainingSet.load(Path(table), split=split, part=None, training_part=part)
 
 
 def training_table(manifest: Manifest) -> tuple[Path | None, str | None]:
@@ -162,25 +156,23 @@ def generate_and_store(engine: Engine, checked: CheckedRequest, store: Store,
     ids = store.finish_run(run_id, records, status, time.perf_counter() - t0, message)
     if not relax:
         return StoredRun(run_id, ids, records, result, status)
+    if status == "interrupted":  # Ctrl-C meant stop: relax the stored crystals later with `vdwgen verify --run`
+        skipped = f"not relaxed: the run was stopped during decoding (vdwgen verify --run {run_id} relaxes them)"
+        store.set_relax_status(run_id, "interrupted", skipped)
+        return StoredRun(run_id, ids, records, result, status, "interrupted", skipped)
     relax_status, relax_message = relax_run(engine, store, run_id, ids, progress, relax_workers)
     return StoredRun(run_id, ids, records, result, status, relax_status, relax_message)
 
 
 def relax_run(engine: Engine, store: Store, run_id: int, ids: list[int], progress: Progress | None = None,
               workers: int | ProcessPoolExecutor = 0) -> tuple[str, str | None]:
-    """Relax a stored run's crystals with the oracle (:func:`services.verification.verify_candidates`: positions
-    and the in-plane cell, each batch stored as it finishes) and record in ``runs`` how it ended.
-
-    Crystals the oracle cannot take (atoms closer than the paper's 0.5 Å, an element without a reference) stay
-    unrelaxed and are counted in the message. A worker process that dies ends the stage ``failed``; Ctrl-C
-    ends it ``interrupted`` and is raised again. Returns (relax status, message).
-    """
-    from pymatgen.core import Structure
-
+    """The relax stage of a stored run (:func:`services.verification.relax_stored`) with what the model knows: the
+    elemental references beside its training table (else in :func:`core.paths.dataset_dir`), that table as the
+    reference of the relaxed crystals' novelty and known verdicts (not judged when it is not the model's), and
+    whether the bilayer checks apply to its vocabulary. Returns (relax status, message)."""
     from oracle.convention import load_references
     from oracle.shared import OracleError
-    from scoring.oracle_check import input_problem
-    from services.verification import RelaxWorkerDied, VerificationInterrupted, verify_candidates
+    from services.verification import Reference, relax_stored
 
     table, _why_not = training_table(engine.manifest)  # the model's own dataset has the references of its labels
     folder = table.parent if table is not None and (table.parent / "references.json").is_file() else dataset_dir()
@@ -189,33 +181,10 @@ def relax_run(engine: Engine, store: Store, run_id: int, ids: list[int], progres
     except OracleError as exc:
         store.set_relax_status(run_id, "failed", f"not relaxed: {exc}")
         return "failed", f"not relaxed: {exc}"
-    rows = [store.candidate(cid) for cid in ids]
-    takes = [int(r["id"]) for r in rows
-             if input_problem(Structure.from_str(r["poscar"], fmt="poscar"), references) is None]
-    skipped = len(ids) - len(takes)
-    note = (f"{skipped} crystal{'s' if skipped != 1 else ''} not relaxed: atoms closer than 0.5 Å or an element "
-            "without a reference" if skipped else None)
-    reference, _why_not = novelty_reference(engine.manifest)
-    store.set_relax_status(run_id, "running", note)
-    try:
-        done = verify_candidates(store, takes, references=references, progress=_stage(progress, "relaxing"),
-                                 reference=reference, family=in_family(engine.manifest.vocabulary),
-                                 workers=workers)
-    except VerificationInterrupted as stop:
-        message = f"stopped by the user after {len(stop.verified)} of {len(takes)} relaxations"
-        store.set_relax_status(run_id, "interrupted", "; ".join(filter(None, [message, note])))
-        raise
-    except RelaxWorkerDied as died:
-        message = "; ".join(filter(None, [str(died), note]))
-        store.set_relax_status(run_id, "failed", message)
-        return "failed", message
-    except Exception as exc:
-        message = "; ".join(filter(None, [f"{type(exc).__name__}: {exc}"[:400], note]))
-        store.set_relax_status(run_id, "failed", message)
-        return "failed", message
-    message = "; ".join(filter(None, [f"{len(done)} relaxed", note]))
-    store.set_relax_status(run_id, "completed", message)
-    return "completed", message
+    data = engine.manifest.training_data
+    reference = None if table is None else Reference(str(table), data.split, data.part)
+    return relax_stored(store, run_id, ids, references, reference, in_family(engine.manifest.vocabulary),
+                        _stage(progress, "relaxing"), workers)
 
 
 # -- bulk generation over worker processes (`vdwgen generate --cluster`) -------------------------
@@ -346,7 +315,7 @@ def resolve_duplicates(crystals: list[GeneratedCrystal], records: list[Candidate
 
 def generate_bulk(engine: Engine, checked: CheckedRequest, executor: Executor, store: Store | None = None,
                   progress: Progress | None = None, chunk_size: int = DECODE_BATCH,
-                  device: str | None = None) -> StoredRun | ScoredRun:
+                  device: str | None = None, relax: bool = False) -> StoredRun | ScoredRun:
     """A large request cut into chunks that run (generated and scored) on ``executor``'s workers.
 
     The driver keeps every finished chunk, then resolves duplicates over the whole run (and against the
@@ -370,7 +339,8 @@ def generate_bulk(engine: Engine, checked: CheckedRequest, executor: Executor, s
     if store is not None:
         run_id = store.start_run(RunInfo(request.mode, request.count, request.seed, engine.name, manifest_sha,
                                          request.target, request.formula, checked.steps_per_level,
-                                         checked.screening_ratio if request.mode == "formation_energy" else None))
+                                         checked.screening_ratio if request.mode == "formation_energy" else None,
+                                         relax))
     t0 = time.perf_counter()
     finished: dict[int, ChunkResult] = {}
     status, message, error = "completed", None, None

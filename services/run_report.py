@@ -49,7 +49,9 @@ class RunFigures:
         if not relaxed:
             return None
         n = len(relaxed)
-        text = (f"oracle: {n} relaxed; valid {_count(self.rows, 'valid')}/{len(self.rows)} as generated, "
+        left = len(self.rows) - n
+        untaken = f" ({left} not: the oracle could not take them)" if left else ""
+        text = (f"oracle: {n} relaxed{untaken}; valid {_count(self.rows, 'valid')}/{len(self.rows)} as generated, "
                 f"{_count(relaxed, 'relaxed_valid')}/{n} relaxed; novel {_count(relaxed, 'novel')}/{n} as generated, "
                 f"{_count(relaxed, 'relaxed_novel')}/{n} relaxed; {sum(bool(r.get('oracle_flags')) for r in relaxed)} "
                 "flagged")

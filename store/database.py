@@ -215,24 +215,32 @@ class Store:
             "WHERE status = 'running'", [_utcnow()])
         cur.execute(
             "UPDATE runs SET relax_status = 'interrupted', relax_message = 'the process ended during the "
-            "relaxation; the crystals relaxed before are stored (relax the rest with vdwgen verify --run ' || id "
-            "|| ')' WHERE relax_status = 'running'")
+            "relaxation; the crystals relaxed before are stored (vdwgen verify --run ' || id || ' relaxes the "
+            "rest)' WHERE relax_status = 'running'")
 
     def _rescore_validity(self, cur: duckdb.DuckDBPyConnection) -> None:
         """Score every candidate stored before migration 4 with today's validity checks (its ``valid`` was the
-        paper's two checks only), so that ``valid`` means the same for every row a query filters."""
+        paper's two checks only), so that ``valid`` means the same for every row a query filters, and write its
+        POSCAR and CIF grouped by element as new rows are. A row whose POSCAR cannot be read is marked invalid
+        with the reason instead of stopping the migration."""
         from pymatgen.core import Structure
 
-        from scoring.record import validity_checks
+        from scoring.record import grouped_by_element, validity_checks
 
-        rows = cur.execute("SELECT id, poscar FROM candidates WHERE contacts_valid IS NULL").fetchall()
+        rows = cur.execute("SELECT id, poscar, cif FROM candidates WHERE contacts_valid IS NULL").fetchall()
         updates = []
-        for cid, poscar in rows:
-            checks = validity_checks(Structure.from_str(poscar, fmt="poscar"))
-            updates.append([checks.contacts, checks.motif, checks.gap, checks.valid, checks.reason, cid])
+        for cid, poscar, cif in rows:
+            try:
+                structure = grouped_by_element(Structure.from_str(poscar, fmt="poscar"))
+                checks = validity_checks(structure)
+            except Exception as exc:  # noqa: BLE001 - one bad row must not make the file unopenable
+                updates.append([False, None, None, False, f"unreadable POSCAR: {exc}"[:300], poscar, cif, cid])
+                continue
+            updates.append([checks.contacts, checks.motif, checks.gap, checks.valid, checks.reason,
+                            structure.to(fmt="poscar"), structure.to(fmt="cif"), cid])
         if updates:
             cur.executemany("UPDATE candidates SET contacts_valid = ?, motif_valid = ?, gap_valid = ?, valid = ?, "
-                            "invalid_reason = ? WHERE id = ?", updates)
+                            "invalid_reason = ?, poscar = ?, cif = ? WHERE id = ?", updates)
 
     def set_relax_status(self, run_id: int, status: str, message: str | None = None) -> None:
         """Record how far a run's relaxation got (``running`` when it starts, then its end)."""
@@ -313,9 +321,9 @@ class Store:
                   _finite(check.initial_formation_energy), _finite(check.max_force), check.cell,
                   "; ".join(check.flags) or None, check.relaxed.to(fmt="cif")]
         a, b, _c = check.relaxed.lattice.abc
-        scored = [None] * 7 if relaxed is None else [
-            relaxed.valid, relaxed.invalid_reason, relaxed.n_layers, relaxed.novel, relaxed.known, relaxed.known_id,
-            relaxed.gamma]
+        scored = [None] * 6 if relaxed is None else [
+            relaxed.valid, relaxed.invalid_reason, relaxed.n_layers, relaxed.novel, relaxed.known, relaxed.known_id]
+        scored.append(check.relaxed.lattice.gamma)
         with self.write_lock:
             cur = self.cursor()
             cur.execute("BEGIN TRANSACTION")
@@ -349,6 +357,12 @@ class Store:
             raise StoreError(f"no candidate with id {int(candidate_id)}")
         return dict(zip([d[0] for d in cur.description], row))
 
+    def unrelaxed(self, run_id: int) -> list[int]:
+        """Ids of the run's candidates the oracle has not relaxed yet, in the run's order."""
+        return [int(r[0]) for r in self.cursor().execute(
+            "SELECT id FROM candidates WHERE run_id = ? AND oracle_checked_at IS NULL ORDER BY index_in_run",
+            [int(run_id)]).fetchall()]
+
     def run_rows(self, run_id: int) -> list[dict]:
         """Every column of a run's candidates, by name, in the run's order."""
         cur = self.cursor()
@@ -364,6 +378,7 @@ class Store:
     def files(self, ids: list[int]) -> list[CandidateFiles]:
         """The files of the given candidates (generated, and relaxed when the oracle relaxed them), in the order
         asked; unknown ids are left out."""
+        ids = list(dict.fromkeys(int(i) for i in ids))  # a query that names a candidate twice gets it once
         if not ids:
             return []
         rows = self.cursor().execute(

@@ -71,7 +71,8 @@ def summary_csv(store: Store, ids: list[int]) -> str:
     each number's unit in its column name."""
     frame = store.cursor().execute(f"SELECT * EXCLUDE ({', '.join(STRUCTURE_TEXTS)}) FROM candidates "
                                    "WHERE id IN (SELECT unnest(?))", [list(ids)]).df()
-    frame = frame.set_index("id").loc[[i for i in ids if i in set(frame["id"])]].reset_index()
+    stored = set(frame["id"])
+    frame = frame.set_index("id").loc[[i for i in dict.fromkeys(ids) if i in stored]].reset_index()
     return frame.rename(columns={c: f"{c} ({u})" for c, u in UNITS.items()}).to_csv(index=False)
 
 

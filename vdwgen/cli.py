@@ -253,7 +253,10 @@ def _build_parser() -> argparse.ArgumentParser:
                             description="Relax each candidate (all positions and the in-plane cell) with CHGNet + "
                             "D3, the physics that labelled the dataset, and store its formation energy, energy drop, "
                             "interlayer gap, RMSD and relaxed POSCAR in the candidate's oracle_* columns.")
-    verify.add_argument("ids", type=int, nargs="+", metavar="ID", help="candidate id(s)")
+    verify.add_argument("ids", type=int, nargs="*", metavar="ID", help="candidate id(s)")
+    verify.add_argument("--run", type=int, default=None, metavar="RUN",
+                        help="relax every candidate of run RUN the oracle has not relaxed yet (finishes a run whose "
+                             "relaxation was cut short) and record how it ended")
     verify.add_argument("--db", type=Path, default=None, help=DB_HELP)
     verify.add_argument("--fmax", type=float, default=0.05, help="force threshold in eV/Å (default 0.05)")
     verify.add_argument("--max-steps", type=int, default=500, help="FIRE steps at most (default 500)")
@@ -464,7 +467,9 @@ def _export_poscar(args: argparse.Namespace) -> int:
 def _verify(args: argparse.Namespace) -> int:
     from vdwgen.verify_cli import run_verify
 
-    return run_verify(args.ids, args.db, args.fmax, args.max_steps)
+    if bool(args.ids) == (args.run is not None):
+        raise UsageError("give candidate ids or --run RUN (one of the two)")
+    return run_verify(args.ids, args.db, args.fmax, args.max_steps, args.run)
 
 
 _COMMANDS = {

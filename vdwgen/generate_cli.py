@@ -90,7 +90,7 @@ def run_generate(request: GenerationRequest, artifacts: Path | None = None, out:
 
             with executor:
                 done = generate_bulk(engine, checked, executor, store, progress, chunk_size or DECODE_BATCH,
-                                     device)
+                                     device, relax)
             if relax and store is not None:
                 from dataclasses import replace
 
@@ -120,7 +120,7 @@ def run_generate(request: GenerationRequest, artifacts: Path | None = None, out:
           f"({result.steps_per_level} Langevin steps per level, screening {result.screening_ratio}:1)")
     predicted = f"{engine.manifest.property.label} pred"
     oracle_head = f" {'E_f oracle':>10} {'relaxed':>8}" if rows else ""
-    print(f"{'#':>4}  {'formula':<16} {predicted:>18} {'d_min (Å)':>9} {'layers':>6} {'novel':>5} "
+    print(f"{'#':>4}  {'formula':<16} {predicted:>18} {'d_min (Å)':>9} {'layers':>6} {'novel':>5} {'known as':>9} "
           f"{'dup. of':>7}{oracle_head}  validity")
     shown = records if executor is None or len(records) <= BULK_TABLE_ROWS else records[:BULK_TABLE_ROWS]
     for k, r in enumerate(shown):
@@ -135,8 +135,9 @@ def run_generate(request: GenerationRequest, artifacts: Path | None = None, out:
             ef = row["oracle_formation_energy"]
             oracle = (f" {'-' if ef is None else f'{ef:.3f}':>10} "
                       f"{'-' if row['relaxed_valid'] is None else ('valid' if row['relaxed_valid'] else 'invalid'):>8}")
+        known = (rows[k]["relaxed_known_id"] if rows else None) or r.known_id or "-"
         print(f"{r.index_in_run:>4}  {r.formula:<16} {energy:>18} {dmin:>9} {layers:>6} {_yes_no(r.novel):>5} "
-              f"{duplicate:>7}{oracle}  {r.verdict}")
+              f"{known:>9} {duplicate:>7}{oracle}  {r.verdict}")
     if len(shown) < len(records):
         print(f"... and {len(records) - len(shown)} more crystals, not shown")
     valid = sum(1 for r in records if r.valid)

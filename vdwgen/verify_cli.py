@@ -15,11 +15,36 @@ import sys
 from pathlib import Path
 
 from services.verification import VerificationInterrupted, Verified, named_ids, verify_candidates
-from store.database import open_store
+from store.database import Store, StoreError, open_store
 
 
 def _number(value: float | None, digits: int) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _finish_run(store: Store, run: int) -> int:
+    """Relax the candidates of ``run`` not relaxed yet (the run's relax stage, resumed) and say how it ended."""
+    from core.paths import dataset_dir
+    from oracle.convention import load_references
+    from services.run_report import RunFigures
+    from services.verification import relax_stored
+
+    info = store.run(run)
+    if info is None:
+        raise StoreError(f"no run {run} in {store.path}")
+    ids = store.unrelaxed(run)
+    if not ids:
+        print(f"run {run}: every candidate is relaxed already")
+        return 0
+    from tqdm import tqdm
+
+    with tqdm(total=len(ids), desc="oracle relaxation", unit="crystal", dynamic_ncols=True, file=sys.stderr) as bar:
+        status, message = relax_stored(store, run, ids, load_references(dataset_dir()),
+                                       progress=lambda done, _total: bar.update(done - bar.n))
+    figures = RunFigures(store.run_rows(run), info["target_formation_energy"])
+    print(f"run {run}: relaxation {status}: {message}")
+    print(figures.oracle_line() or "oracle: no crystal relaxed")
+    return 0 if status == "completed" else 1
 
 
 def print_table(verified: list[Verified]) -> None:
@@ -34,13 +59,16 @@ def print_table(verified: list[Verified]) -> None:
               f"{'yes' if c.converged else 'no'}")
 
 
-def run_verify(ids: list[int], db: Path | None, fmax: float, max_steps: int) -> int:
-    """Check ``ids`` with the oracle, store each batch as it finishes, print a table."""
+def run_verify(ids: list[int], db: Path | None, fmax: float, max_steps: int, run: int | None = None) -> int:
+    """Check ``ids`` (or the unrelaxed candidates of ``run``) with the oracle, store each batch as it finishes,
+    print a table."""
     from tqdm import tqdm
 
     from services.verification import oracle_label
 
     store = open_store(db)
+    if run is not None:
+        return _finish_run(store, run)
     bars: list[tqdm] = []  # opened at the first step, so that a refused request prints its one line only
 
     def progress(done: int, total: int) -> None:

@@ -24,9 +24,21 @@ RELAX_WORKERS = 1
 
 
 @st.cache_resource(show_spinner=False)
-def relax_workers() -> ProcessPoolExecutor:
-    """The app's pool of oracle worker processes (:func:`services.verification.relax_pool`), started once per app
-    process; each worker loads CHGNet once, on its first crystals."""
+def _relax_pool() -> ProcessPoolExecutor:
     from services.verification import relax_pool
 
     return relax_pool(RELAX_WORKERS)
+
+
+def relax_workers() -> ProcessPoolExecutor:
+    """The app's pool of oracle worker processes (:func:`services.verification.relax_pool`), started once per app
+    process (each worker loads CHGNet once); a pool that lost a worker (killed, out of memory) is replaced, so one
+    dead worker fails one run's relaxation, not every later one."""
+    from services.verification import usable
+
+    pool = _relax_pool()
+    if not usable(pool):
+        pool.shutdown(wait=False, cancel_futures=True)
+        _relax_pool.clear()
+        pool = _relax_pool()
+    return pool

@@ -49,7 +49,7 @@ def results_table(rows: Sequence[dict], property_label: str = "E_f (eV/atom)") -
               "energy drop (eV/atom)": _rounded(r.get("oracle_energy_drop_per_atom"), 3),
               "relaxed": verdict(r.get("relaxed_valid"), r.get("relaxed_invalid_reason")),
               "novel": yes_no(r["novel"]), "novel relaxed": yes_no(r.get("relaxed_novel")),
-              "known as": r.get("relaxed_known_id") or r.get("known_id") or "-",
+              "known as": r.get("known_id") or "-", "known as, relaxed": r.get("relaxed_known_id") or "-",
               "duplicate of": duplicate_label(r["duplicate_of"]), "oracle flags": r.get("oracle_flags") or "-",
               "kind": "slab" if r["slab"] else "bulk", "layers": r["n_layers"],
               "interlayer gap (Å)": _rounded(r["interlayer_gap"], 3),

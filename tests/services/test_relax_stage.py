@@ -20,7 +20,7 @@ from scoring.novelty import matcher, table_structure
 from scoring.record import candidate_record
 from services.generation import generate_and_store
 from services.verification import relax_pool, verify_candidates
-from serving.engine import Engine
+from serving.engine import Engine, GenerationInterrupted
 from serving.request import GenerationRequest
 from store.database import RunInfo, close_store, open_store
 
@@ -94,3 +94,55 @@ def test_a_killed_relax_worker_leaves_the_run_marked_and_the_finished_crystals_s
     relaxed = [r for r in rows if r["oracle_checked_at"] is not None]
     assert len(rows) == 4 and len(relaxed) == 2  # every crystal kept, the finished relaxations with their verdicts
     assert all(r["oracle_relaxed_poscar"] and r["relaxed_valid"] is not None for r in relaxed)
+
+    # `vdwgen verify --run` relaxes the rest and closes the run's relaxation
+    from vdwgen.cli import main
+
+    assert main(["verify", "--run", str(stored.run_id), "--db", str(store.path)]) == 0
+    assert store.unrelaxed(stored.run_id) == [] and store.run(stored.run_id)["relax_status"] == "completed"
+
+
+def test_ctrl_c_during_decoding_stores_the_crystals_and_skips_the_relaxation(store, monkeypatch) -> None:  # noqa: ANN001
+    """A stop during decoding means stop: the finished crystals are stored, nothing is relaxed, the run says how
+    to relax them later (no CHGNet runs here)."""
+    engine = Engine.load(MODEL)
+    checked = engine.check(GenerationRequest("formula", 2, formula="GaInSSe", seed=0, steps_per_level=1))
+    original = Engine.generate
+
+    def stopped(self, checked, progress=None):  # noqa: ANN001, ANN202
+        result = original(self, checked, progress)
+        result.crystals = result.crystals[:1]
+        raise GenerationInterrupted(result)
+
+    monkeypatch.setattr(Engine, "generate", stopped)
+    stored = generate_and_store(engine, checked, store, relax=True)
+    assert stored.status == "interrupted" and stored.relax_status == "interrupted"
+    assert f"vdwgen verify --run {stored.run_id}" in stored.relax_message
+    run = store.run(stored.run_id)
+    assert (run["count_stored"], run["relax_status"]) == (1, "interrupted")
+    assert store.unrelaxed(stored.run_id) == stored.candidate_ids
+
+
+def test_a_pool_that_lost_a_worker_fails_the_next_stage_in_one_line(store) -> None:  # noqa: ANN001
+    """A shared pool (the app's) whose worker died refuses the next run's relaxation with a reason, not a crash,
+    and says it is unusable so the app replaces it (tests/webapp/test_resources.py)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from services.verification import relax_stored, usable
+
+    pool = ProcessPoolExecutor(1)
+    pool.submit(os.getpid).result()
+    for pid in list(pool._processes):  # noqa: SLF001 - the test plays the out-of-memory killer
+        os.kill(pid, signal.SIGKILL)
+    with pytest.raises(Exception):  # noqa: B017, PT011 - the pool notices its dead worker on the next job
+        pool.submit(os.getpid).result(timeout=30)
+    assert not usable(pool)
+    row = pd.read_parquet(DATASET_TABLE).set_index("id").loc[ROW]
+    run = store.start_run(RunInfo("formula", 1, 0, "test", "0" * 64, formula_request="Al3InS2SeTe", relax=True))
+    ids = store.finish_run(run, [candidate_record(0, table_structure(row["lattice"], row["species"],
+                                                                      row["frac_coords"]), None)])
+    from oracle.convention import load_references
+
+    status, message = relax_stored(store, run, ids, load_references(DATASET_TABLE.parent), workers=pool)
+    assert status == "failed" and message.startswith("a relaxation worker process died; 0 of 1")
+    assert store.run(run)["relax_status"] == "failed" and store.unrelaxed(run) == ids

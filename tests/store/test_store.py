@@ -214,7 +214,8 @@ def _version_1_file(path: Path, bilayer) -> None:
         version_1 = CANDIDATE_COLUMNS[:CANDIDATE_COLUMNS.index("slab")]  # slab came with version 3, the rest after
         columns = ("id", "run_id", "index_in_run", "created", *version_1)
         for k, record in enumerate((good, squeezed)):
-            values = {**record.row(), "valid": record.structure_valid and record.composition_valid}  # version 1
+            values = {**record.row(), "valid": record.structure_valid and record.composition_valid,  # version 1
+                      "poscar": bilayer().to(fmt="poscar") if k == 0 else record.poscar}  # sites not grouped
             con.execute(f"INSERT INTO candidates ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})",
                         [k + 1, 1, k, now, *(values[c] for c in version_1)])
     finally:
@@ -244,6 +245,8 @@ def test_a_version_1_file_migrates_and_keeps_its_rows(bilayer, tmp_path: Path) -
         # version 4 scored the old rows again: the touching layers are no longer "valid", and say why
         assert frame["valid"].tolist() == [True, False] and frame["contacts_valid"].tolist() == [True, False]
         assert frame["invalid_reason"].iloc[0] is None and "S-S 1.60 Å apart" in frame["invalid_reason"].iloc[1]
+        assert bilayer().to(fmt="poscar").splitlines()[5] == "S Ga S Ga S"  # as version 1 wrote it ...
+        assert store.candidate(1)["poscar"].splitlines()[5:7] == ["Ga S", "4 4"]  # ... grouped by the migration
         assert frame["oracle_formation_energy"].isna().all() and frame["oracle_checked_at"].isna().all()
         assert store.run(1)["status"] == "completed"
         store.record_oracle(1, _fake_check(bilayer), "CHGNet 0.3.0 + D3(zero, PBE)")  # the new columns work

@@ -63,7 +63,10 @@ def test_bad_ids_and_options_exit_with_one_line(bilayer, db: Path, capsys: pytes
     for argv, message in ((["verify", "1", "7"], "no candidate with id 7 in"),
                           (["verify", "5", "6"], "no candidates with ids 5, 6 in"),
                           (["verify", "1", "--fmax", "0"], "--fmax must be a positive force"),
-                          (["verify", "1", "--max-steps", "0"], "--max-steps must be at least 1")):
+                          (["verify", "1", "--max-steps", "0"], "--max-steps must be at least 1"),
+                          (["verify"], "give candidate ids or --run RUN"),
+                          (["verify", "1", "--run", "1"], "give candidate ids or --run RUN"),
+                          (["verify", "--run", "9"], "no run 9 in")):
         assert main([*argv, "--db", str(db)]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and message in err[0], err

@@ -23,7 +23,7 @@ import streamlit as st
 
 from core.manifest import ArtifactError, Manifest
 from core.paths import artifacts_dir
-from services.dataset_answer import dataset_answer
+from services.dataset_answer import dataset_answer, dataset_rows
 from services.generation import StoredRun, training_table
 from services.run_report import RunFigures
 from serving.artifacts import all_by_mode, describe, find_models
@@ -197,7 +197,15 @@ def show_result(stored: StoredRun, engine: Engine, store: Store) -> None:
     # Keys carry the run id: a widget keyed alike across runs would keep the earlier run's options in the browser.
     st.dataframe(results_table(rows, engine.manifest.property.label), hide_index=True, width="stretch",
                  key=f"generate_table_{run}")
-    answer = dataset_answer(engine.manifest, request, training_table(engine.manifest)[0])
+    table = training_table(engine.manifest)[0]
+    known = sorted({r[c] for r in rows for c in ("known_id", "relaxed_known_id") if r.get(c)})
+    if known:
+        with st.expander(f"{len(known)} of these crystals are dataset bilayers (as generated or once relaxed)"):
+            st.caption("Matched with the paper's StructureMatcher tolerances against every split of the model's "
+                       "dataset; their labels come from the same oracle.")
+            st.dataframe(dataset_rows(engine.manifest, table, known), hide_index=True, width="stretch",
+                         key=f"generate_known_{run}")
+    answer = dataset_answer(engine.manifest, request, table)
     if answer is not None:
         with st.expander(answer.line().replace("dataset baseline:", "What the dataset already holds:", 1)):
             st.caption("The model's own dataset (every split), labelled by the same oracle: the honest baseline "
@@ -267,8 +275,9 @@ st.caption(f"Model `{engine.name}` ({engine.manifest.condition}-conditioned) on 
 request = request_form(mode, engine.manifest)
 relax = st.checkbox("Relax every crystal with the oracle (CHGNet + D3)", value=True, key="generate_relax",
                     help="The physics that labelled the dataset relaxes the atoms and the in-plane cell (the vacuum "
-                         "stays) until every force is below 0.05 eV/Å (at most 500 steps), about a second per "
-                         "crystal in a worker process. Both structures are stored; downloads give the relaxed one.")
+                         "stays) until every force is below 0.05 eV/Å (at most 500 steps), in a worker process: 1-2 s "
+                         "per 8-atom crystal on a 2-core machine (bench/results/relax_pipeline.json). Both "
+                         "structures are stored; downloads give the relaxed one.")
 
 job: GenerationJob | None = st.session_state.get(JOB)
 if st.button("Generate", type="primary", key="generate_run"):
