@@ -31,6 +31,19 @@ from store.database import Store
 ROW_CAP = 10_000
 TIMEOUT_S = 10.0
 EXAMPLES: dict[str, str] = {
+    "New and sound after relaxation, by the oracle's energy": (
+        "SELECT id, formula, oracle_formation_energy, predicted_formation_energy, relaxed_a,\n"
+        "       oracle_interlayer_gap, oracle_energy_drop_per_atom\n"
+        "FROM candidates\n"
+        "WHERE relaxed_valid AND relaxed_novel AND NOT relaxed_known AND oracle_converged\n"
+        "  AND oracle_flags IS NULL\n"
+        "ORDER BY oracle_formation_energy\nLIMIT 50"),
+    "Why candidates are invalid": (
+        "SELECT invalid_reason, count(*) AS n\n"
+        "FROM candidates WHERE NOT valid\nGROUP BY invalid_reason ORDER BY n DESC LIMIT 50"),
+    "Candidates that are dataset bilayers": (
+        "SELECT id, formula, known_id, relaxed_known_id, predicted_formation_energy, oracle_formation_energy\n"
+        "FROM candidates WHERE known OR relaxed_known ORDER BY id DESC LIMIT 100"),
     "Valid, novel Te bilayers below -0.8 eV/atom": (
         "SELECT id, formula, predicted_formation_energy, interlayer_gap, novel\n"
         "FROM candidates\n"
@@ -38,7 +51,8 @@ EXAMPLES: dict[str, str] = {
         "  AND predicted_formation_energy < -0.8\n"
         "ORDER BY predicted_formation_energy\nLIMIT 50"),
     "Latest candidates": (
-        "SELECT id, run_id, formula, predicted_formation_energy, valid, n_layers, interlayer_gap\n"
+        "SELECT id, run_id, formula, predicted_formation_energy, oracle_formation_energy, valid, relaxed_valid,\n"
+        "       known_id, relaxed_known_id, invalid_reason, oracle_flags\n"
         "FROM candidates ORDER BY id DESC LIMIT 100"),
     "Runs": "SELECT id, created, status, mode, target_formation_energy, formula_request, count_stored, seconds\n"
             "FROM runs ORDER BY id DESC",
@@ -48,9 +62,9 @@ EXAMPLES: dict[str, str] = {
         "WHERE n_layers = 2 AND NOT interlayer_too_short AND interlayer_gap BETWEEN 2.5 AND 4.5\n"
         "  AND vacuum > 10\nORDER BY predicted_formation_energy"),
     "Checked by the oracle (CHGNet + D3)": (
-        "SELECT id, formula, predicted_formation_energy, oracle_formation_energy,\n"
+        "SELECT id, formula, predicted_formation_energy, oracle_initial_formation_energy, oracle_formation_energy,\n"
         "       oracle_formation_energy - predicted_formation_energy AS difference,\n"
-        "       oracle_interlayer_gap, oracle_rmsd, oracle_steps, oracle_converged\n"
+        "       oracle_interlayer_gap, oracle_rmsd, oracle_steps, oracle_converged, oracle_flags\n"
         "FROM candidates\nWHERE oracle_checked_at IS NOT NULL\nORDER BY oracle_formation_energy"),
 }
 
