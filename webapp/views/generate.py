@@ -200,9 +200,10 @@ def show_result(stored: StoredRun, engine: Engine, store: Store) -> None:
     table = training_table(engine.manifest)[0]
     known = sorted({r[c] for r in rows for c in ("known_id", "relaxed_known_id") if r.get(c)})
     if known:
-        with st.expander(f"{len(known)} of these crystals are dataset bilayers (as generated or once relaxed)"):
-            st.caption("Matched with the paper's StructureMatcher tolerances against every split of the model's "
-                       "dataset; their labels come from the same oracle.")
+        with st.expander(f"{len(known)} dataset bilayers match these crystals (as generated or once relaxed)"):
+            st.caption("Matched with the paper's StructureMatcher tolerances (stol 0.5, ltol 0.3, 10°) against every "
+                       "split of the model's dataset, training rows first; the first match is named, which at these "
+                       "tolerances can be a neighbouring stacking. Labels come from the same oracle.")
             st.dataframe(dataset_rows(engine.manifest, table, known), hide_index=True, width="stretch",
                          key=f"generate_known_{run}")
     answer = dataset_answer(engine.manifest, request, table)
