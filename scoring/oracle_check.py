@@ -43,7 +43,7 @@ from pymatgen.core import Lattice, Structure
 from oracle.calculator import Oracle, RelaxResult
 from oracle.convention import formation_energy
 from oracle.shared import OracleError, get_oracle, torch_threads
-from scoring.layers import GAP_RANGE, LayerAnalysis, analyse_layers, in_family
+from scoring.layers import LayerAnalysis, analyse_layers, gap_problem, in_family
 from scoring.record import grouped_by_element
 from scoring.validity import MIN_DISTANCE, structurally_valid
 
@@ -168,10 +168,9 @@ def oracle_flags(drop_per_atom: float, before: LayerAnalysis, after: LayerAnalys
     if before.slab and after.n_layers != before.n_layers:
         flags.append(f"layers {'merged' if after.n_layers < before.n_layers else 'split'}: {before.n_layers} -> "
                      f"{after.n_layers}")
-    low, high = GAP_RANGE
-    if (family and after.slab and after.n_layers == 2 and math.isfinite(after.interlayer_gap)
-            and not low <= after.interlayer_gap <= high):
-        flags.append(f"relaxed gap {after.interlayer_gap:.2f} Å outside the van der Waals range {low}-{high} Å")
+    gap = gap_problem(after) if family else None
+    if gap is not None:
+        flags.append(f"after relaxation, {gap}")
     return tuple(flags)
 
 

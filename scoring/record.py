@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 
 from pymatgen.core import Structure
 
-from scoring.layers import analyse_layers, gap_problem, in_family, motif_problem
+from scoring.layers import LayerAnalysis, analyse_layers, gap_problem, in_family, motif_problem
 from scoring.validity import (
     MIN_DISTANCE,
     MIN_VOLUME,
@@ -113,11 +113,13 @@ class ValidityChecks:
         return "; ".join(self.reasons) if self.reasons else None
 
 
-def validity_checks(structure: Structure, family: bool | None = None) -> ValidityChecks:
+def validity_checks(structure: Structure, family: bool | None = None,
+                    layers: LayerAnalysis | None = None) -> ValidityChecks:
     """Run every check that applies to ``structure`` (see :class:`CandidateRecord`).
 
     ``family`` says whether the layer motif and gap range apply: True for a model whose vocabulary is the
-    III-VI family (:func:`scoring.layers.in_family`); None decides by the crystal's own elements.
+    III-VI family (:func:`scoring.layers.in_family`); None decides by the crystal's own elements. ``layers`` is
+    the structure's :func:`scoring.layers.analyse_layers`, when the caller has it already.
     """
     reasons: list[str] = []
     structural = structurally_valid(structure)
@@ -138,7 +140,7 @@ def validity_checks(structure: Structure, family: bool | None = None) -> Validit
         if problem is not None:
             reasons.append(problem)
         else:
-            too = gap_problem(analyse_layers(structure))
+            too = gap_problem(layers if layers is not None else analyse_layers(structure))
             gap = too is None
             if too is not None:
                 reasons.append(too)
@@ -163,8 +165,8 @@ def candidate_record(index_in_run: int, structure: Structure, predicted_formatio
     whether a ``known_id`` is given when ``novel`` was judged, else None)."""
     structure = grouped_by_element(structure)
     composition = structure.composition
-    checks = validity_checks(structure, family)
     layers = analyse_layers(structure)
+    checks = validity_checks(structure, family, layers)
     slab = layers.slab
     a, b, c = structure.lattice.abc
     alpha, beta, gamma = structure.lattice.angles

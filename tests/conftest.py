@@ -57,6 +57,16 @@ def _perturbed_dataset_bilayer() -> tuple[Structure, float]:
     return Structure(s.lattice, s.species, moved, coords_are_cartesian=True), float(row["formation_energy_per_atom"])
 
 
+def _strained_displaced(structure: Structure, seed: int) -> Structure:
+    """``structure`` with its in-plane lattice stretched by 2 % (atoms follow), then every atom moved 0.1 Å in a
+    random direction (seeded): a crystal a little off its minimum, as generated crystals arrive."""
+    s = Structure(Lattice(structure.lattice.matrix @ np.diag([1.02, 1.02, 1.0])), structure.species,
+                  structure.frac_coords)
+    directions = np.random.default_rng(seed).normal(size=(len(s), 3))
+    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+    return Structure(s.lattice, s.species, s.cart_coords + 0.1 * directions, coords_are_cartesian=True)
+
+
 def _perovskite(a_site: str, b_site: str, a: float) -> Structure:
     """Cubic ABO3 in its 5-atom cell."""
     return Structure(Lattice.cubic(a), [a_site, b_site, "O", "O", "O"],
@@ -163,6 +173,12 @@ def bilayer() -> Callable[[float], Structure]:
     """``shift -> Structure``: a GaS-like bilayer, two S-Ga-Ga-S layers 3.2 Å apart along z, 20 Å vacuum,
     everything moved up by ``shift`` Å."""
     return _bilayer
+
+
+@pytest.fixture(scope="session")
+def strained_displaced() -> Callable[[Structure, int], Structure]:
+    """``(structure, seed) -> Structure``: in-plane lattice +2 %, every atom moved 0.1 Å (seeded)."""
+    return _strained_displaced
 
 
 @pytest.fixture(scope="session")

@@ -107,7 +107,8 @@ def run_generate(request: GenerationRequest, artifacts: Path | None = None, out:
     result, records = done.result, done.records
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    rows = [store.candidate(cid) for cid in done.candidate_ids] if relax and store is not None else []
+    stored = store.run_rows(done.run_id) if store is not None else []  # in the run's order, as ``records``
+    rows = stored if relax else []
     for k, record in enumerate(records):
         if out is not None:
             stem = f"{record.index_in_run:04d}_{record.formula}"
@@ -152,8 +153,7 @@ def run_generate(request: GenerationRequest, artifacts: Path | None = None, out:
     if store is not None:
         from services.run_report import RunFigures
 
-        figures = RunFigures(rows or [store.candidate(cid) for cid in done.candidate_ids],
-                             request.target if request.mode == "formation_energy" else None)
+        figures = RunFigures(stored, request.target if request.mode == "formation_energy" else None)
         print(figures.validity_line())
         if rows:
             print(f"relaxation ({done.relax_status}): {done.relax_message}")

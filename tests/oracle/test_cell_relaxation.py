@@ -49,15 +49,6 @@ def deformed(structure: Structure, strain: np.ndarray) -> Structure:
                      structure.frac_coords)
 
 
-def strained_displaced(structure: Structure, seed: int) -> Structure:
-    """The in-plane lattice stretched by 2 % (atoms follow), then every atom moved 0.1 Å in a
-    random direction (seeded)."""
-    s = deformed(structure, np.diag([0.02, 0.02, 0.0]))
-    directions = np.random.default_rng(seed).normal(size=(len(s), 3))
-    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
-    return Structure(s.lattice, s.species, s.cart_coords + 0.1 * directions, coords_are_cartesian=True)
-
-
 def rotated(structure: Structure, seed: int) -> Structure:
     """The same crystal in a randomly rotated Cartesian frame."""
     q, _ = np.linalg.qr(np.random.default_rng(seed).normal(size=(3, 3)))
@@ -173,7 +164,7 @@ def test_stress_is_the_strain_derivative_of_the_energy(row: pd.Series) -> None:
 
 @pytest.mark.slow
 @needs_dataset
-def test_a_strained_displaced_bilayer_relaxes_back(row: pd.Series) -> None:
+def test_a_strained_displaced_bilayer_relaxes_back(row: pd.Series, strained_displaced) -> None:  # noqa: ANN001
     """+2 % in-plane strain and 0.1 Å random displacements: the in-plane relaxation comes back to
     the label's energy and lattice constant, with c's height (the vacuum) unchanged.
 
@@ -203,7 +194,7 @@ def test_a_strained_displaced_bilayer_relaxes_back(row: pd.Series) -> None:
 
 @pytest.mark.slow
 @needs_dataset
-def test_a_fixed_cell_stays_exactly(row: pd.Series) -> None:
+def test_a_fixed_cell_stays_exactly(row: pd.Series, strained_displaced) -> None:  # noqa: ANN001
     """cell="fixed" moves the atoms only: the lattice is the input's, bit for bit, and the run is
     the positions-only relaxation in every direction."""
     oracle = get_oracle()

@@ -11,10 +11,9 @@ import os
 import signal
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
-from pymatgen.core import Lattice, Structure
+from pymatgen.core import Structure
 
 from scoring.novelty import matcher, table_structure
 from scoring.record import candidate_record
@@ -38,17 +37,9 @@ def store(tmp_path: Path):
     close_store(path)
 
 
-def strained_displaced(structure: Structure, seed: int) -> Structure:
-    """The in-plane lattice stretched by 2 % (atoms follow), then every atom moved 0.1 Å (seeded)."""
-    matrix = structure.lattice.matrix @ np.diag([1.02, 1.02, 1.0])
-    s = Structure(Lattice(matrix), structure.species, structure.frac_coords)
-    directions = np.random.default_rng(seed).normal(size=(len(s), 3))
-    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
-    return Structure(s.lattice, s.species, s.cart_coords + 0.1 * directions, coords_are_cartesian=True)
-
-
 @pytest.mark.slow
-def test_a_displaced_dataset_bilayer_relaxes_back_to_its_label_through_the_stage(store) -> None:  # noqa: ANN001
+def test_a_displaced_dataset_bilayer_relaxes_back_to_its_label_through_the_stage(store, strained_displaced  # noqa: ANN001
+                                                                                 ) -> None:
     row = pd.read_parquet(DATASET_TABLE).set_index("id").loc[ROW]
     label = table_structure(row["lattice"], row["species"], row["frac_coords"])
     start = strained_displaced(label, seed=0)
