@@ -163,6 +163,16 @@ def motif_problem(structure: Structure) -> str | None:
     return None
 
 
+def site_layers(structure: Structure) -> np.ndarray:
+    """The bond-graph layer of each atom, numbered upwards along the normal from the vacuum (0 = bottom)."""
+    pieces = _pieces(structure)
+    n_layers = int(pieces.layer.max()) + 1 if len(pieces.layer) else 0
+    order = np.argsort([float(pieces.heights[pieces.layer == k].mean()) for k in range(n_layers)])
+    rank = np.empty(n_layers, dtype=np.int64)
+    rank[order] = np.arange(n_layers)
+    return rank[pieces.layer]
+
+
 def _pieces(structure: Structure) -> _Pieces:
     n = len(structure)
     lattice = structure.lattice.matrix
@@ -221,4 +231,4 @@ def _infinite_along_c(n: int, centers: np.ndarray, neighbors: np.ndarray, image_
 
 
 __all__ = ["BOND_FACTOR", "CHALCOGENS", "CONTACT_FACTOR", "GAP_RANGE", "METALS", "LayerAnalysis", "analyse_layers",
-           "gap_problem", "in_family", "motif_problem"]
+           "gap_problem", "in_family", "motif_problem", "site_layers"]

@@ -40,7 +40,7 @@ from core.paths import data_dir
 from store.schema import MIGRATIONS, SCHEMA_VERSION
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
     from scoring.oracle_check import OracleCheck
     from scoring.record import CandidateRecord
@@ -146,6 +146,21 @@ class CandidateFiles:
 
 
 @dataclass(frozen=True)
+class DesignCriterion:
+    """One target of one designed candidate, as designed (before the oracle)."""
+
+    candidate_id: int
+    label: str
+    target: str
+    low: float | None
+    high: float | None
+    unit: str
+    designed: float
+    predicted: float
+    met: bool
+
+
+@dataclass(frozen=True)
 class RunInfo:
     """What a run was asked for (stored in ``runs``)."""
 
@@ -159,6 +174,8 @@ class RunInfo:
     steps_per_level: int | None = None
     screening_ratio: int | None = None
     relax: bool = False
+    design_targets: str | None = None
+    templates: str | None = None
 
 
 CANDIDATE_COLUMNS: tuple[str, ...] = (
@@ -258,11 +275,11 @@ class Store:
             run_id = int(cur.execute("SELECT coalesce(max(id), 0) + 1 FROM runs").fetchone()[0])
             cur.execute(
                 "INSERT INTO runs (id, created, status, mode, target_formation_energy, formula_request, "
-                "count_requested, seed, steps_per_level, screening_ratio, model_name, manifest_sha256, relax) "
-                "VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "count_requested, seed, steps_per_level, screening_ratio, model_name, manifest_sha256, relax, "
+                "design_targets, templates) VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [run_id, _utcnow(), info.mode, info.target_formation_energy, info.formula_request,
                  info.count_requested, info.seed, info.steps_per_level, info.screening_ratio, info.model_name,
-                 info.manifest_sha256, info.relax])
+                 info.manifest_sha256, info.relax, info.design_targets, info.templates])
             return run_id
 
     def finish_run(self, run_id: int, records: Sequence[CandidateRecord], status: str = "completed",
@@ -303,6 +320,60 @@ class Store:
                 cur.execute("ROLLBACK")
                 raise
             return ids
+
+    # -- design runs -------------------------------------------------------------------------
+    def record_design(self, rows: Sequence[DesignCriterion], templates: Mapping[int, str]) -> None:
+        """Store every criterion of designed candidates (one transaction), each candidate's ``design_met``
+        (all its criteria met) and the template it started from."""
+        by_candidate: dict[int, bool] = {}
+        for r in rows:
+            by_candidate[r.candidate_id] = by_candidate.get(r.candidate_id, True) and r.met
+        with self.write_lock:
+            cur = self.cursor()
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                cur.executemany(
+                    "INSERT INTO design_criteria (candidate_id, label, target, low, high, unit, designed, predicted, "
+                    "met) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [[r.candidate_id, r.label, r.target, _finite(r.low), _finite(r.high), r.unit, _finite(r.designed),
+                      _finite(r.predicted), r.met] for r in rows])
+                cur.executemany("UPDATE candidates SET design_met = ?, template_id = ? WHERE id = ?",
+                                [[met, templates.get(cid), cid] for cid, met in by_candidate.items()])
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+
+    def record_design_oracle(self, candidate_id: int, values: Mapping[str, float | None]) -> None:
+        """The oracle's value of each criterion of one relaxed candidate (None: the oracle cannot tell, e.g. a
+        band gap), whether it meets its target, and ``design_oracle_met`` (NULL when some value is unknown)."""
+        with self.write_lock:
+            cur = self.cursor()
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                rows = cur.execute("SELECT label, low, high FROM design_criteria WHERE candidate_id = ?",
+                                   [int(candidate_id)]).fetchall()
+                verdicts = []
+                for label, low, high in rows:
+                    value = _finite(values.get(label))
+                    met = None if value is None else ((low is None or value >= low) and (high is None or value <= high))
+                    verdicts.append(met)
+                    cur.execute("UPDATE design_criteria SET oracle = ?, oracle_met = ? WHERE candidate_id = ? AND "
+                                "label = ?", [value, met, int(candidate_id), label])
+                every = None if any(v is None for v in verdicts) else all(verdicts)
+                cur.execute("UPDATE candidates SET design_oracle_met = ? WHERE id = ?", [every, int(candidate_id)])
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+
+    def design_rows(self, run_id: int) -> list[dict]:
+        """Every criterion row of a design run's candidates, by candidate id then label."""
+        cur = self.cursor()
+        result = cur.execute("SELECT d.* FROM design_criteria d JOIN candidates c ON c.id = d.candidate_id "
+                             "WHERE c.run_id = ? ORDER BY d.candidate_id, d.label", [int(run_id)])
+        names = [col[0] for col in result.description]
+        return [dict(zip(names, row)) for row in result.fetchall()]
 
     # -- oracle checks -----------------------------------------------------------------------
     def record_oracle(self, candidate_id: int, check: OracleCheck, oracle_version: str,

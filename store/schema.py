@@ -9,7 +9,10 @@ in-plane cell since), NULL until checked.
 Migration 4 adds every validity check (the paper's two
 kept), known vs new against the whole dataset, and the relaxation's own columns (``oracle_cell``,
 ``oracle_flags``, the relaxed crystal's ``relaxed_*`` scores); ``runs.relax_status`` says how far a run's
-relaxation got. ``schema_version`` records the migrations applied; :func:`store.database.open_store`
+relaxation got. Migration 5 adds design runs (SMOACS): ``design_criteria`` holds one row per candidate and
+target (the designed, predicted and oracle values, met or not), ``candidates.design_met`` /
+``design_oracle_met`` whether every target holds. ``schema_version`` records the migrations applied;
+:func:`store.database.open_store`
 applies the missing ones in order, each in its own transaction, so a file written by an
 older vdwgen is brought up to date when it is opened (its rows are kept).
 """
@@ -109,6 +112,28 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE runs ADD COLUMN relax BOOLEAN;                      -- the run relaxes its crystals with the oracle
     ALTER TABLE runs ADD COLUMN relax_status VARCHAR;               -- running | completed | interrupted | failed
     ALTER TABLE runs ADD COLUMN relax_message VARCHAR;
+    """,
+    # 5: design runs (SMOACS, issue 16): what was asked, and one row per candidate and criterion
+    """
+    ALTER TABLE runs ADD COLUMN design_targets VARCHAR;            -- the targets as written, joined by ' AND '
+    ALTER TABLE runs ADD COLUMN templates VARCHAR;                 -- dataset | generated | both
+    ALTER TABLE candidates ADD COLUMN template_id VARCHAR;         -- the crystal a designed candidate started from
+    ALTER TABLE candidates ADD COLUMN design_met BOOLEAN;          -- every target met as designed (predictor)
+    ALTER TABLE candidates ADD COLUMN design_oracle_met BOOLEAN;   -- every target met after the oracle's relaxation
+    CREATE TABLE design_criteria (
+        candidate_id        INTEGER NOT NULL REFERENCES candidates (id),
+        label               VARCHAR NOT NULL,      -- e.g. formation_energy_per_atom
+        target              VARCHAR NOT NULL,      -- e.g. formation_energy_per_atom<=-0.8
+        low                 DOUBLE,                -- NULL: no lower bound
+        high                DOUBLE,                -- NULL: no upper bound
+        unit                VARCHAR,
+        designed            DOUBLE,                -- the value the design judged (geometry for gap and a)
+        predicted           DOUBLE,                -- the predictor's value for the final crystal
+        met                 BOOLEAN NOT NULL,      -- designed value within the target
+        oracle              DOUBLE,                -- the oracle's value of the relaxed crystal (NULL: not relaxed)
+        oracle_met          BOOLEAN,
+        PRIMARY KEY (candidate_id, label)
+    );
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)

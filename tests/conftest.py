@@ -186,3 +186,40 @@ def perturbed_dataset_bilayer() -> Callable[[], tuple[Structure, float]]:
     """``() -> (structure, label)``: dataset bilayer ``jb-06002`` with its atoms moved 0.04 Å (seeded),
     and its formation-energy label (eV/atom)."""
     return _perturbed_dataset_bilayer
+
+
+TINY_PREDICTOR_BACKBONE = {"num_layers": 1, "sphere_channels": 8, "lmax": 1, "mmax": 1, "num_heads": 2,
+                           "attn_alpha_channels": 4, "attn_value_channels": 4, "attn_hidden_channels": 8,
+                           "ffn_hidden_channels": 8, "edge_channels": 8, "num_distance_basis": 8,
+                           "grid_resolution": 4}
+
+
+def _tiny_predictor():  # noqa: ANN202
+    """An untrained tiny predictor of every Janus label, its mean and spread fitted on the training part."""
+    import torch
+
+    from training.model.equiformer import EquiformerConfig
+    from training.model.predictor import PredictorConfig
+    from training.train.predictor import JANUS_LABELS, PredictorTraining, build_predictor, janus_parts
+
+    settings = PredictorTraining(config=PredictorConfig(EquiformerConfig(**TINY_PREDICTOR_BACKBONE), hidden_dim=8))
+    torch.manual_seed(0)
+    return build_predictor(settings, janus_parts(tuple(JANUS_LABELS))["train"], tuple(JANUS_LABELS))
+
+
+@pytest.fixture(scope="session")
+def tiny_predictor():  # noqa: ANN201
+    """``() -> PropertyPredictor``: a fresh untrained tiny predictor of the Janus labels (float32, eval mode)."""
+    return lambda: _tiny_predictor().eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_predictor_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny predictor saved (``predictor.pt`` weights) and exported: the artifact folder (read-only)."""
+    from export.predictor import export_predictor
+    from training.train.predictor import JANUS_LABELS, save_predictor
+
+    root = tmp_path_factory.mktemp("tiny_predictor")
+    weights = save_predictor(_tiny_predictor(), JANUS_LABELS, root / "weights" / "predictor.pt")
+    export_predictor(weights, root / "artifacts" / "predictor")
+    return root / "artifacts" / "predictor"

@@ -131,6 +131,48 @@ def _build_parser() -> argparse.ArgumentParser:
     train.add_argument("--condition", choices=sorted(CONDITIONS), default=None,
                        help="what the model is conditioned on (default: the config's, both)")
 
+    tp = sub.add_parser(
+        "train-predictor", help="train the multi-property predictor that `vdwgen design` (SMOACS) optimises through",
+        description="Learn every label of the bilayer table at once (formation energy, interlayer energy, binding "
+        "energy per area, interlayer gap, lattice constant) on the random split's training part; validation MAE per "
+        "epoch, test MAE at the end (metrics.json). Checkpoints at least every 10 minutes; --resume continues.")
+    tp.add_argument("--out", type=Path, required=True, help="run folder (checkpoint, metrics, predictor.pt)")
+    tp.add_argument("--resume", action="store_true", help="continue the run in --out")
+    tp.add_argument("--epochs", type=int, default=30, help="passes over the training part (default 30)")
+    tp.add_argument("--limit-train", type=int, default=0, help="use only N training crystals (0 = all)")
+    tp.add_argument("--seed", type=int, default=0)
+
+    ep = sub.add_parser("export-predictor", help="export predictor weights as an artifact folder for `vdwgen design`",
+                        description="Write predictor.pt (TorchScript, gradients kept) and predictor.json (labels, "
+                        "units, training span, test MAE); values and gradients are checked against the eager model.")
+    ep.add_argument("weights", type=Path, help="predictor.pt of a `vdwgen train-predictor` run")
+    ep.add_argument("--out", type=Path, required=True,
+                    help="artifact folder, e.g. artifacts/predictor-janus (replaced)")
+    ep.add_argument("--name", default=None, help="name in the manifest (default: the folder name)")
+
+    des = sub.add_parser(
+        "design", help="design crystals for several targets at once (SMOACS), relaxed and judged by the oracle",
+        description="Optimise crystals directly (coordinates, in-plane lattice, element per site under "
+        "oxidation-number masks) through the exported multi-property predictor, then score, store, relax them "
+        "with CHGNet + D3 and judge every target again on the relaxed crystal.")
+    des.add_argument("--target", action="append", default=[], dest="targets", metavar="LABEL<=V|LABEL>=V|LABEL=LO:HI",
+                     help="a target, e.g. formation_energy_per_atom<=-0.8 or interlayer_gap=3.0:3.3 (repeat for more)")
+    des.add_argument("--templates", choices=("dataset", "generated", "both"), default="dataset",
+                     help="start from training bilayers, from crystals our generator makes, or half of each")
+    des.add_argument("--n", type=int, default=256, help="candidates optimised together (default 256)")
+    des.add_argument("--steps", type=int, default=200, help="optimisation steps (default 200)")
+    des.add_argument("--minimise", default=None, metavar="LABEL", help="also push this label down")
+    des.add_argument("--seed", type=int, default=0)
+    des.add_argument("--predictor", type=Path, default=None,
+                     help="predictor artifact folder (default: the shipped one)")
+    des.add_argument("--artifacts", type=Path, default=None,
+                     help="generator artifact for --templates generated (default: the shipped model)")
+    des.add_argument("--db", type=Path, default=None, help=DB_HELP + "; every design run is stored")
+    des.add_argument("--out", type=Path, default=None, help="folder for POSCAR/CIF files")
+    des.add_argument("--no-relax", action="store_true",
+                     help="skip the oracle's relaxation (targets judged as designed only)")
+    des.add_argument("--relax-workers", type=int, default=0, help="worker processes for the relaxation (0: this one)")
+
     exp = sub.add_parser(
         "export", help="export a trained model (weights file) as a served artifact folder",
         description="Write condition/generator/fusion_heads ONNX graphs, the TorchScript Langevin decoder "
@@ -340,6 +382,39 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export_predictor(args: argparse.Namespace) -> int:
+    if not args.weights.is_file():
+        raise UsageError(f"no such weights file: {args.weights}")
+    _output_path(args.out, "--out", folder=True)
+    from export.predictor import export_predictor
+
+    print(f"wrote {export_predictor(args.weights, args.out, args.name)}")
+    return 0
+
+
+def _design(args: argparse.Namespace) -> int:
+    from services.design import DesignRequest
+    from vdwgen.design_cli import run_design_cli
+
+    if args.out is not None:
+        _output_path(args.out, "--out", folder=True)
+    _at_least(args.relax_workers, 0, "--relax-workers")
+    request = DesignRequest(tuple(args.targets), args.n, args.steps, args.templates, args.seed, args.minimise)
+    return run_design_cli(request, args.predictor, args.artifacts, args.db, args.out, not args.no_relax,
+                          args.relax_workers)
+
+
+def _train_predictor(args: argparse.Namespace) -> int:
+    _output_path(args.out, "--out", folder=True)
+    _at_least(args.epochs, 1, "--epochs")
+    _at_least(args.limit_train, 0, "--limit-train")
+    from training.train.predictor import PredictorTraining, train_predictor
+
+    settings = PredictorTraining(epochs=args.epochs, limit_train=args.limit_train, seed=args.seed)
+    print(f"wrote {train_predictor(args.out, settings, resume=args.resume)}")
+    return 0
+
+
 def _dataset_build(args: argparse.Namespace) -> int:
     from core.paths import dataset_dir
 
@@ -477,6 +552,9 @@ _COMMANDS = {
     ("dataset", "import"): _dataset_import,
     ("dataset", "info"): _dataset_info,
     ("train", None): _train,
+    ("train-predictor", None): _train_predictor,
+    ("export-predictor", None): _export_predictor,
+    ("design", None): _design,
     ("export", None): _export,
     ("generate", None): _generate,
     ("evaluate", None): _evaluate,

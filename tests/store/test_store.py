@@ -284,3 +284,27 @@ def test_record_oracle_is_visible_in_sql_and_refuses_unknown_ids(bilayer, store)
     with pytest.raises(StoreError, match=r"^no candidate with id 99$"):
         store.candidate(99)
     assert store.candidate(2)["oracle_steps"] == 12
+
+
+def test_design_criteria_conserve_what_each_target_asked_and_the_oracle_found(bilayer, store) -> None:
+    from store.database import DesignCriterion
+
+    _, ids = _run(store, bilayer, n=2)
+    rows = [DesignCriterion(ids[0], "formation_energy_per_atom", "formation_energy_per_atom<=-0.8", None, -0.8,
+                            "eV/atom", -0.85, -0.84, True),
+            DesignCriterion(ids[0], "band_gap", "band_gap=1:2", 1.0, 2.0, "eV", 1.5, 1.5, True),
+            DesignCriterion(ids[1], "formation_energy_per_atom", "formation_energy_per_atom<=-0.8", None, -0.8,
+                            "eV/atom", -0.7, -0.7, False)]
+    store.record_design(rows, {ids[0]: "jb-00001", ids[1]: "jb-00002"})
+    first = store.candidate(ids[0])
+    assert first["design_met"] and first["template_id"] == "jb-00001" and not store.candidate(ids[1])["design_met"]
+    store.record_design_oracle(ids[0], {"formation_energy_per_atom": -0.81, "band_gap": None})
+    stored = {r["label"]: r for r in store.design_rows(1) if r["candidate_id"] == ids[0]}
+    assert stored["formation_energy_per_atom"]["oracle_met"] and stored["band_gap"]["oracle_met"] is None
+    assert store.candidate(ids[0])["design_oracle_met"] is None  # the oracle cannot tell a band gap
+    store.record_design_oracle(ids[1], {"formation_energy_per_atom": -0.79})
+    assert store.candidate(ids[1])["design_oracle_met"] is False
+    assert len(store.design_rows(1)) == 3
+    frame = run_query(store, "SELECT c.id, d.label, d.oracle_met FROM candidates c JOIN design_criteria d "
+                             "ON d.candidate_id = c.id WHERE d.oracle_met").frame
+    assert frame["id"].tolist() == [ids[0]]

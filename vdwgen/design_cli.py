@@ -1,0 +1,104 @@
+"""`vdwgen design`: SMOACS candidates for several targets at once, stored, relaxed and judged by the oracle.
+
+The work is :func:`services.design.design_and_store`; this module picks the templates, shows progress, writes
+the files (the names `vdwgen export-poscar` gives) and prints one line per candidate with every criterion
+before and after the oracle's relaxation.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from services.design import DesignRequest
+
+
+def _value(value: float | None, met: bool | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.3g}{'' if met is None else (' ok' if met else ' no')}"
+
+
+def _pair(criterion: dict) -> str:
+    """``designed ok / oracle no``: one criterion before and after the oracle's relaxation."""
+    return (f"{_value(criterion['designed'], criterion['met'])} / "
+            f"{_value(criterion['oracle'], criterion['oracle_met'])}")
+
+
+def _yes_no(value: bool | None) -> str:
+    return "-" if value is None else ("yes" if value else "no")
+
+
+def run_design_cli(request: DesignRequest, predictor_dir: Path | None, artifacts: Path | None, db: Path | None,
+                   out: Path | None, relax: bool, workers: int) -> int:
+    """Design, store (and relax) one run; print its table and success counts."""
+    from tqdm import tqdm
+
+    from services.design import check_design, dataset_templates, design_and_store, generated_templates
+    from serving.predictor import load_predictor_artifact
+    from store.database import open_store
+    from store.files import candidate_files
+
+    predictor = load_predictor_artifact(predictor_dir)
+    checked = check_design(request, predictor)
+    store = open_store(db)
+    bar = tqdm(total=request.steps, desc="templates", unit="step", dynamic_ncols=True, file=sys.stderr)
+    stage = ["templates"]
+
+    def progress(name: str, done: int, total: int) -> None:
+        if stage[0] != name:
+            stage[0] = name
+            bar.set_description(name)
+            bar.reset(total)
+        bar.update(done - bar.n)
+
+    try:
+        templates = []
+        if request.templates in ("dataset", "both"):
+            share = request.count if request.templates == "dataset" else request.count - request.count // 2
+            templates += dataset_templates(predictor, share, request.seed)
+        if request.templates in ("generated", "both"):
+            from serving.artifacts import find_artifact
+            from serving.engine import Engine
+
+            engine = Engine.load(artifacts or find_artifact("formation_energy"))
+            share = request.count if request.templates == "generated" else request.count // 2
+            templates += generated_templates(engine, checked.targets, share, request.seed,
+                                             lambda d, n: progress("generating templates", d, n))
+        done = design_and_store(predictor, checked, store, templates, progress, relax, workers)
+    finally:
+        bar.close()
+    rows = {int(r["id"]): r for r in store.run_rows(done.run_id)}
+    criteria: dict[int, dict[str, dict]] = {}
+    for c in store.design_rows(done.run_id):
+        criteria.setdefault(int(c["candidate_id"]), {})[c["label"]] = c
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        for one in store.files(done.candidate_ids):
+            for name, text in candidate_files(one).items():
+                (out / name).write_text(text)
+    labels = [t.label for t in checked.targets]
+    head = "  ".join(f"{label[:22]:>22}" for label in labels)
+    print(f"{'id':>6}  {'formula':<14} {'valid':>5} {'novel':>5}  {head}  {'all (designed)':>14} {'all (oracle)':>12}")
+    for cid in done.candidate_ids:
+        row, crit = rows[cid], criteria.get(cid, {})
+        cells = "  ".join(f"{_pair(crit[k]):>22}" for k in labels)
+        oracle_all = row.get("design_oracle_met")
+        print(f"{cid:>6}  {row['formula']:<14} {_yes_no(row['valid']):>5} {_yes_no(row['novel']):>5}  {cells}  "
+              f"{_yes_no(row['design_met']):>14} {_yes_no(oracle_all):>12}")
+    n = len(done.candidate_ids)
+    met = sum(1 for cid in done.candidate_ids if rows[cid]["design_met"])
+    print(f"run {done.run_id}: {n} candidates optimised in {done.designed.seconds:.0f} s; every target met as "
+          f"designed: {met}/{n}")
+    if relax:
+        after = [rows[cid].get("design_oracle_met") for cid in done.candidate_ids]
+        ok = sum(1 for v in after if v)
+        novel_ok = sum(1 for cid, v in zip(done.candidate_ids, after) if v and rows[cid].get("relaxed_novel"))
+        print(f"after the oracle's relaxation: every target met by {ok}/{n} ({novel_ok} of them new to the training "
+              f"data); relaxation {done.relax_status}: {done.relax_message}")
+    print(f"targets: {' AND '.join(t.text() for t in checked.targets)}; stored in {store.path}"
+          + (f"; files in {out}" if out is not None else ""))
+    return 0
+
+
+__all__ = ["run_design_cli"]
