@@ -34,6 +34,7 @@ from core.paths import dataset_dir, repo_root
 from core.predictor_manifest import PREDICTOR_MANIFEST
 from design.batch import build_batch
 from design.masks import SitePatterns, oxidation_states, site_patterns, unmasked
+from design.random_search import random_search
 from design.smoacs import DesignOutcome, DesignSettings, optimise
 from design.targets import Target, parse_targets
 from design.templates import Template, template_from_structure
@@ -44,6 +45,7 @@ from serving.predictor import LoadedPredictor
 from store.database import DesignCriterion, RunInfo, Store
 
 TEMPLATE_SOURCES = ("dataset", "generated", "both")
+METHODS = ("smoacs", "random")
 MAX_COUNT = 1024
 MAX_STEPS = 2000
 Progress = Callable[[str, int, int], None]
@@ -67,6 +69,7 @@ class DesignRequest:
         minimise: a label to push down besides the targets (e.g. ``formation_energy_per_atom``).
         masks, mutation: the paper's ablations switch these off; ``random_start``: templates' species and layers
             kept but their in-plane coordinates drawn at random (the ablation "without templates").
+        method: ``smoacs`` (gradients) or ``random`` (random decorations at the same predictor calls, the baseline).
     """
 
     targets: tuple[str, ...]
@@ -78,6 +81,7 @@ class DesignRequest:
     masks: bool = True
     mutation: bool = True
     random_start: bool = False
+    method: str = "smoacs"
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,8 @@ def check_design(request: DesignRequest, predictor: LoadedPredictor) -> CheckedD
         raise DesignError(f"--n must be between 1 and {MAX_COUNT} candidates (got {request.count})")
     if not 1 <= request.steps <= MAX_STEPS:
         raise DesignError(f"--steps must be between 1 and {MAX_STEPS} (got {request.steps})")
+    if request.method not in METHODS:
+        raise DesignError(f"method must be one of {', '.join(METHODS)} (got {request.method!r})")
     if request.templates not in TEMPLATE_SOURCES:
         raise DesignError(f"--templates must be one of {', '.join(TEMPLATE_SOURCES)} (got {request.templates!r})")
     if request.minimise is not None and request.minimise not in predictor.labels:
@@ -209,9 +215,10 @@ def run_design(predictor: LoadedPredictor, checked: CheckedDesign, templates: Se
     choice = [i % len(kept) for i in range(request.count)]
     batch = build_batch(kept, patterns, choice, len(predictor.vocabulary))
     t0 = time.perf_counter()
-    outcome = optimise(predictor, predictor.labels, predictor.std, checked.targets, batch, predictor.vocabulary,
-                       checked.settings, request.seed,
-                       None if progress is None else (lambda step: progress(step, checked.settings.steps)))
+    search = optimise if request.method == "smoacs" else random_search
+    outcome = search(predictor, predictor.labels, predictor.std, checked.targets, batch, predictor.vocabulary,
+                     checked.settings, request.seed,
+                     None if progress is None else (lambda step: progress(step, checked.settings.steps)))
     seconds = time.perf_counter() - t0
     structures = []
     for b in range(request.count):

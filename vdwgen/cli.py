@@ -173,6 +173,22 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="skip the oracle's relaxation (targets judged as designed only)")
     des.add_argument("--relax-workers", type=int, default=0, help="worker processes for the relaxation (0: this one)")
 
+    evd = sub.add_parser(
+        "evaluate-design", help="compare SMOACS, the generator, random search and the dataset on multi-property tasks",
+        description="Run every task with every method (services/design_evaluation.py), relax every candidate with the "
+        "oracle and write results.json and report.md; finished runs are kept in --db and not run again.")
+    evd.add_argument("--n", type=int, default=256, help="candidates per task and method (default 256)")
+    evd.add_argument("--steps", type=int, default=200, help="optimisation steps (default 200)")
+    evd.add_argument("--seed", type=int, default=0)
+    evd.add_argument("--only", action="append", default=None, metavar="TASK|METHOD",
+                     help="run only these tasks or methods (repeat); the report covers every finished run")
+    evd.add_argument("--out", type=Path, default=Path("reports/design"), help="report folder (default reports/design)")
+    evd.add_argument("--db", type=Path, default=Path("var/design-evaluation.duckdb"),
+                     help="DuckDB file that keeps every run (default var/design-evaluation.duckdb)")
+    evd.add_argument("--predictor", type=Path, default=None, help="predictor artifact (default: the shipped one)")
+    evd.add_argument("--artifacts", type=Path, default=None,
+                     help="generator artifact for the cdvae and generated-template runs (default: the shipped model)")
+
     exp = sub.add_parser(
         "export", help="export a trained model (weights file) as a served artifact folder",
         description="Write condition/generator/fusion_heads ONNX graphs, the TorchScript Langevin decoder "
@@ -404,6 +420,43 @@ def _design(args: argparse.Namespace) -> int:
                           args.relax_workers)
 
 
+def _evaluate_design(args: argparse.Namespace) -> int:
+    _at_least(args.n, 1, "--n")
+    _at_least(args.steps, 1, "--steps")
+    _output_path(args.out, "--out", folder=True)
+    from tqdm import tqdm
+
+    from services.design_evaluation import ABLATIONS, METHODS, TASKS, evaluate_design
+    from serving.artifacts import find_artifact
+    from serving.engine import Engine
+    from serving.predictor import load_predictor_artifact
+    from store.database import open_store
+
+    known = set(TASKS) | set(METHODS) | set(ABLATIONS)
+    for name in args.only or []:
+        if name not in known:
+            raise UsageError(f"--only {name!r} is neither a task nor a method; choose from {', '.join(sorted(known))}")
+    predictor = load_predictor_artifact(args.predictor)
+    engine = Engine.load(args.artifacts or find_artifact("formation_energy"))
+    bar = tqdm(total=1, desc="evaluate-design", dynamic_ncols=True, file=sys.stderr)
+    stage = [""]
+
+    def progress(name: str, done: int, total: int) -> None:
+        if stage[0] != name:
+            stage[0] = name
+            bar.set_description(name)
+            bar.reset(total)
+        bar.update(done - bar.n)
+
+    try:
+        report = evaluate_design(predictor, open_store(args.db), args.out, args.n, args.steps, args.seed, engine,
+                                 args.only, progress)
+    finally:
+        bar.close()
+    print(f"wrote {report}")
+    return 0
+
+
 def _train_predictor(args: argparse.Namespace) -> int:
     _output_path(args.out, "--out", folder=True)
     _at_least(args.epochs, 1, "--epochs")
@@ -555,6 +608,7 @@ _COMMANDS = {
     ("train-predictor", None): _train_predictor,
     ("export-predictor", None): _export_predictor,
     ("design", None): _design,
+    ("evaluate-design", None): _evaluate_design,
     ("export", None): _export,
     ("generate", None): _generate,
     ("evaluate", None): _evaluate,

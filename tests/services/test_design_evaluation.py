@@ -1,0 +1,66 @@
+"""`vdwgen evaluate-design`: the dataset's own answer, every method side by side, and a run that resumes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from design.targets import parse_targets
+from services.design_evaluation import TASKS, dataset_answer, evaluate_design, jobs
+from serving.predictor import load_predictor_artifact
+from store.database import close_store, open_store
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_dataset_answer_counts_bilayers_meeting_every_label(tiny_predictor_artifact: Path) -> None:
+    predictor = load_predictor_artifact(tiny_predictor_artifact)
+    table = pd.read_parquet(ROOT / "data" / "janus_iii_vi" / "bilayers.parquet")
+    answer = dataset_answer(predictor, parse_targets(TASKS["few-wide"], predictor.label_infos()))
+    expected = table.query("a_common >= 4.1 and formation_energy_per_atom <= -0.6 and interlayer_gap <= 3.3")
+    assert answer == {"all": len(expected), "training": int((expected["split_random"] == "train").sum()),
+                      "rows": len(table)}
+    assert 0 < answer["all"] < 50  # a task few dataset bilayers meet
+    many = dataset_answer(predictor, parse_targets(TASKS["many-gap"], predictor.label_infos()))
+    assert many["all"] > 1000
+
+
+def test_every_task_has_every_method_and_the_ablation() -> None:
+    names = {job.name for job in jobs()}
+    assert len(names) == len(TASKS) * 4 + 3
+    assert {"issue-example/no-masks", "issue-example/no-templates", "issue-example/no-mutation"} <= names
+
+
+@pytest.mark.slow
+def test_a_small_evaluation_runs_relaxes_reports_and_resumes(tiny_predictor_artifact: Path,
+                                                             tiny_artifacts: dict[str, Path], tmp_path: Path) -> None:
+    from serving.engine import Engine
+
+    predictor = load_predictor_artifact(tiny_predictor_artifact)
+    engine = Engine.load(tiny_artifacts["model"])
+    store = open_store(tmp_path / "eval.duckdb")
+    try:
+        report = evaluate_design(predictor, store, tmp_path / "report", count=2, steps=2, engine=engine,
+                                 only=["few-wide"])
+        ledger = json.loads((tmp_path / "report" / "runs.json").read_text())
+        assert {k for k in ledger} == {f"few-wide/{m}" for m in ("smoacs-dataset", "random", "cdvae",
+                                                                   "smoacs-generated")}
+        results = json.loads((tmp_path / "report" / "results.json").read_text())
+        task = results["tasks"]["few-wide"]
+        assert task["dataset"]["all"] > 0 and set(task["methods"]) == {m.split("/")[1] for m in ledger}
+        skipped = task["methods"]["smoacs-generated"].get("skipped")  # the untrained tiny model makes no valid crystal
+        assert skipped is None or "no valid crystal" in skipped
+        for figures in (f for f in task["methods"].values() if "skipped" not in f):
+            assert figures["n"] == 2 and 0 <= figures["all_relaxed"] <= figures["n"]
+            assert set(figures["criteria"]) == {"a_common>=4.1", "formation_energy_per_atom<=-0.6",
+                                                "interlayer_gap<=3.3"}
+        text = report.read_text()
+        assert "few-wide: a_common>=4.1 AND" in text and "| cdvae | 2 |" in text
+        runs_before = store.count("runs")
+        evaluate_design(predictor, store, tmp_path / "report", count=2, steps=2, engine=engine, only=["few-wide"])
+        assert store.count("runs") == runs_before  # finished runs are not run again
+    finally:
+        close_store(tmp_path / "eval.duckdb")
