@@ -169,6 +169,24 @@ def generated_templates(engine, targets: Sequence[Target], count: int, seed: int
     return kept
 
 
+def request_templates(predictor: LoadedPredictor, checked: CheckedDesign, engine=None,
+                      progress: Progress | None = None) -> list[Template]:
+    """The templates a request asks for: training bilayers, crystals ``engine`` generates (valid ones), or half
+    of each (``both``: the dataset's half first)."""
+    request = checked.request
+    if request.templates in ("generated", "both") and engine is None:
+        raise DesignError(f"--templates {request.templates} needs a generator model; none was given")
+    templates: list[Template] = []
+    if request.templates in ("dataset", "both"):
+        share = request.count if request.templates == "dataset" else request.count - request.count // 2
+        templates += dataset_templates(predictor, share, request.seed)
+    if request.templates in ("generated", "both"):
+        share = request.count if request.templates == "generated" else request.count // 2
+        templates += generated_templates(engine, checked.targets, share, request.seed,
+                                         None if progress is None else (lambda d, n: progress("templates", d, n)))
+    return templates
+
+
 def patterns_for(templates: Sequence[Template], vocabulary: Sequence[str], masks: bool
                  ) -> tuple[list[Template], list[SitePatterns]]:
     """The templates that have at least one neutral pattern, with their patterns (every site free: no masks)."""
@@ -338,4 +356,4 @@ def relax_design(store: Store, run_id: int, ids: Sequence[int], predictor: Loade
 
 __all__ = ["TEMPLATE_SOURCES", "CheckedDesign", "DesignError", "DesignRequest", "Designed", "StoredDesign",
            "check_design", "dataset_templates", "design_and_store", "generated_templates", "relax_design",
-           "run_design"]
+           "request_templates", "run_design"]

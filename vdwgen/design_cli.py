@@ -34,7 +34,7 @@ def run_design_cli(request: DesignRequest, predictor_dir: Path | None, artifacts
     """Design, store (and relax) one run; print its table and success counts."""
     from tqdm import tqdm
 
-    from services.design import check_design, dataset_templates, design_and_store, generated_templates
+    from services.design import check_design, design_and_store, request_templates
     from serving.predictor import load_predictor_artifact
     from store.database import open_store
     from store.files import candidate_files
@@ -52,19 +52,14 @@ def run_design_cli(request: DesignRequest, predictor_dir: Path | None, artifacts
             bar.reset(total)
         bar.update(done - bar.n)
 
-    try:
-        templates = []
-        if request.templates in ("dataset", "both"):
-            share = request.count if request.templates == "dataset" else request.count - request.count // 2
-            templates += dataset_templates(predictor, share, request.seed)
-        if request.templates in ("generated", "both"):
-            from serving.artifacts import find_artifact
-            from serving.engine import Engine
+    engine = None
+    if request.templates in ("generated", "both"):
+        from serving.artifacts import find_artifact
+        from serving.engine import Engine
 
-            engine = Engine.load(artifacts or find_artifact("formation_energy"))
-            share = request.count if request.templates == "generated" else request.count // 2
-            templates += generated_templates(engine, checked.targets, share, request.seed,
-                                             lambda d, n: progress("generating templates", d, n))
+        engine = Engine.load(artifacts or find_artifact("formation_energy"))
+    try:
+        templates = request_templates(predictor, checked, engine, progress)
         done = design_and_store(predictor, checked, store, templates, progress, relax, workers)
     finally:
         bar.close()

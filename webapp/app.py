@@ -30,6 +30,7 @@ navigation = st.navigation(
     [
         st.Page("views/generate.py", title="Generate", icon=":material/auto_awesome:",
                 default=True),
+        st.Page("views/design.py", title="Design", icon=":material/tune:"),
         st.Page("views/candidates.py", title="Candidates", icon=":material/database:"),
         st.Page("views/model.py", title="Model", icon=":material/model_training:"),
         st.Page("views/dataset.py", title="Dataset", icon=":material/table_chart:"),

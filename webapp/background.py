@@ -15,9 +15,12 @@ import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
+from services.design import CheckedDesign, StoredDesign
 from services.generation import StoredRun, generate_and_store, novelty_reference
 from serving.engine import Engine
+from serving.predictor import LoadedPredictor
 from serving.request import CheckedRequest
 from store.database import Store
 
@@ -37,46 +40,36 @@ class JobProgress:
     elapsed: float
 
 
-class GenerationJob:
-    """One run of ``checked`` on ``engine``, stored in ``store``, in a daemon thread (use :meth:`start`)."""
+class ThreadJob:
+    """Work that stores its result, in a daemon thread: progress, result and error read thread-safely.
 
-    def __init__(self, engine: Engine, checked: CheckedRequest, store: Store, relax: bool = False,
-                 relax_workers: ProcessPoolExecutor | int = 0) -> None:
-        self.engine = engine
-        self.checked = checked
-        self.relax = relax
-        self._relax_workers = relax_workers
-        self._store = store
+    A subclass implements :meth:`run` (called in the thread with :meth:`report` as its progress callback) and
+    is started with :meth:`begin`."""
+
+    def __init__(self, first_stage: str) -> None:
         self._lock = threading.Lock()
         self._started = time.monotonic()
-        self._stage, self._done, self._total = STAGES[0], 0, 1
-        self._stored: StoredRun | None = None
+        self._stage, self._done, self._total = first_stage, 0, 1
+        self._stored: Any = None
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._work, name=f"vdwgen-generate-{id(self):x}", daemon=True)
+        self._thread = threading.Thread(target=self._work, name=f"vdwgen-{type(self).__name__}-{id(self):x}",
+                                        daemon=True)
 
-    @classmethod
-    def start(cls, engine: Engine, checked: CheckedRequest, store: Store, relax: bool = False,
-              relax_workers: ProcessPoolExecutor | int = 0) -> GenerationJob:
-        """A started job; with ``relax`` the oracle relaxes the stored crystals on ``relax_workers``."""
-        job = cls(engine, checked, store, relax, relax_workers)
-        job._thread.start()
-        return job
+    def begin(self) -> ThreadJob:
+        self._thread.start()
+        return self
 
-    def _report(self, stage: str, done: int, total: int) -> None:
+    def report(self, stage: str, done: int, total: int) -> None:
         with self._lock:
             self._stage, self._done, self._total = stage, done, total
 
+    def run(self) -> Any:  # pragma: no cover - every job defines it
+        raise NotImplementedError
+
     def _work(self) -> None:
         try:
-            try:
-                # Loaded once per process and cached; loading it here lets the page say so while it loads.
-                novelty_reference(self.engine.manifest)
-            except Exception:
-                pass  # generate_and_store meets the same error and stores the run as failed
-            self._report("decoding", 0, self.checked.request.count)
-            stored = generate_and_store(self.engine, self.checked, self._store, self._report, self.relax,
-                                        self._relax_workers)
-        except BaseException as exc:  # the page shows it; generate_and_store stored the run as failed
+            stored = self.run()
+        except BaseException as exc:  # the page shows it; the service stored the run as failed
             with self._lock:
                 self._error = exc
         else:
@@ -97,7 +90,7 @@ class GenerationJob:
             return JobProgress(self._stage, self._done, self._total, time.monotonic() - self._started)
 
     @property
-    def stored(self) -> StoredRun | None:
+    def stored(self) -> Any:
         """The stored run, once the job ended without error."""
         with self._lock:
             return self._stored
@@ -107,3 +100,52 @@ class GenerationJob:
         """What stopped the job, once it ended with an error."""
         with self._lock:
             return self._error
+
+
+class GenerationJob(ThreadJob):
+    """One run of ``checked`` on ``engine``, stored in ``store``, in a daemon thread (use :meth:`start`)."""
+
+    def __init__(self, engine: Engine, checked: CheckedRequest, store: Store, relax: bool = False,
+                 relax_workers: ProcessPoolExecutor | int = 0) -> None:
+        super().__init__(STAGES[0])
+        self.engine = engine
+        self.checked = checked
+        self.relax = relax
+        self._relax_workers = relax_workers
+        self._store = store
+
+    @classmethod
+    def start(cls, engine: Engine, checked: CheckedRequest, store: Store, relax: bool = False,
+              relax_workers: ProcessPoolExecutor | int = 0) -> GenerationJob:
+        """A started job; with ``relax`` the oracle relaxes the stored crystals on ``relax_workers``."""
+        job = cls(engine, checked, store, relax, relax_workers)
+        job.begin()
+        return job
+
+    def run(self) -> StoredRun:
+        try:
+            # Loaded once per process and cached; loading it here lets the page say so while it loads.
+            novelty_reference(self.engine.manifest)
+        except Exception:
+            pass  # generate_and_store meets the same error and stores the run as failed
+        self.report("decoding", 0, self.checked.request.count)
+        return generate_and_store(self.engine, self.checked, self._store, self.report, self.relax,
+                                  self._relax_workers)
+
+
+class DesignJob(ThreadJob):
+    """One design run (:func:`services.design.design_and_store`) in a daemon thread; templates are made first
+    (crystals from ``engine`` for ``generated`` / ``both``)."""
+
+    def __init__(self, predictor: LoadedPredictor, checked: CheckedDesign, store: Store, engine: Engine | None,
+                 relax: bool, relax_workers: ProcessPoolExecutor | int = 0) -> None:
+        super().__init__("templates")
+        self.predictor, self.checked, self.engine, self.relax = predictor, checked, engine, relax
+        self._store, self._relax_workers = store, relax_workers
+
+    def run(self) -> StoredDesign:
+        from services.design import design_and_store, request_templates
+
+        templates = request_templates(self.predictor, self.checked, self.engine, self.report)
+        return design_and_store(self.predictor, self.checked, self._store, templates, self.report, self.relax,
+                                self._relax_workers)

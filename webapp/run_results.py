@@ -59,4 +59,36 @@ def results_table(rows: Sequence[dict], property_label: str = "E_f (eV/atom)") -
     return pd.DataFrame(table)
 
 
-__all__ = ["duplicate_label", "results_table", "verdict", "yes_no"]
+def _criterion(value: float | None, met: bool | None) -> str:
+    if value is None or pd.isna(value):
+        return "-"
+    return f"{value:.4g} {'met' if met else 'missed'}"
+
+
+def design_table(rows: Sequence[dict], criteria: Sequence[dict]) -> pd.DataFrame:
+    """One row per designed crystal: its id, formula, each criterion as designed (the predictor) and after the
+    oracle's relaxation (value, met or missed), whether every target holds before and after, validity, novelty,
+    the dataset bilayer it matches once relaxed and the template it started from."""
+    by_candidate: dict[int, dict[str, dict]] = {}
+    for c in criteria:
+        by_candidate.setdefault(int(c["candidate_id"]), {})[c["target"]] = c
+    table = []
+    for r in rows:
+        mine = by_candidate.get(int(r["id"]), {})
+        line = {"id": r["id"], "formula": r["formula"]}
+        for target, c in mine.items():
+            line[f"{target} (designed)"] = _criterion(c["designed"], c["met"])
+            line[f"{target} (relaxed)"] = _criterion(c["oracle"], c["oracle_met"])
+        line.update({"all met, designed": yes_no(r.get("design_met")),
+                     "all met, relaxed": yes_no(r.get("design_oracle_met")),
+                     "validity": verdict(r["valid"], r["invalid_reason"]),
+                     "relaxed": verdict(r.get("relaxed_valid"), r.get("relaxed_invalid_reason")),
+                     "energy drop (eV/atom)": _rounded(r.get("oracle_energy_drop_per_atom"), 3),
+                     "novel relaxed": yes_no(r.get("relaxed_novel")),
+                     "known as, relaxed": r.get("relaxed_known_id") or "-",
+                     "template": r.get("template_id") or "-"})
+        table.append(line)
+    return pd.DataFrame(table)
+
+
+__all__ = ["design_table", "duplicate_label", "results_table", "verdict", "yes_no"]
