@@ -20,9 +20,11 @@ import torch
 from core.manifest import sha256
 from core.paths import dataset_dir
 from core.predictor_manifest import PREDICTOR_FILE, PREDICTOR_MANIFEST, write_predictor_manifest
-from export.build import ExportError, _versions
+from export.build import TRAINING_TABLE, ExportError, _versions
+from training.data.sources import SPLIT as DATA_SPLIT
+from training.data.sources import TABLE_NAME as DATA_TABLE
 from training.model.predictor import PropertyPredictor
-from training.train.predictor import collate, janus_parts, load_predictor
+from training.train.predictor import collate, data_parts, janus_parts, load_predictor
 
 VALUE_TOLERANCE = 1e-5
 GRADIENT_TOLERANCE = 1e-4
@@ -61,7 +63,13 @@ def export_predictor(weights: Path, out: Path, name: str | None = None) -> Path:
     if out.exists() and any(out.iterdir()) and not (out / PREDICTOR_MANIFEST).is_file():
         raise ExportError(f"{out} holds files but no {PREDICTOR_MANIFEST}: export into a new or empty folder")
     model, record = load_predictor(weights)
-    parts = janus_parts(model.labels)
+    metrics = record.get("metrics", {})
+    data = str(metrics.get("data") or "")
+    source = weights.parent / DATA_TABLE
+    if data and not source.is_file():
+        raise ExportError(f"{weights} was trained on {data}, but {source} (the crystals it learned from) is missing; "
+                          "export from the run folder that holds it")
+    parts = data_parts(model.labels, data, weights.parent) if data else janus_parts(model.labels)
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
@@ -74,24 +82,30 @@ def export_predictor(weights: Path, out: Path, name: str | None = None) -> Path:
     parity = _parity(model, scripted, picks)
     train = parts["train"]
     values = np.array([[c.properties[k] for k in model.labels] for c in train], dtype=np.float64)
-    metrics = record.get("metrics", {})
     labels = {k: {"unit": record["units"].get(k, ""), "min": float(values[:, j].min()),
                   "max": float(values[:, j].max()),
                   "mean": float(model.mean[j]), "std": float(model.std[j]),
                   "test_mae": float(metrics.get("test_mae", {}).get(k, float("nan")))}
               for j, k in enumerate(model.labels)}
-    table = dataset_dir() / "bilayers.parquet"
+    if data:
+        shutil.copyfile(source, out / TRAINING_TABLE)
+        name_of = Path(data).stem if Path(data).suffix else Path(data).name
+        training = {"id": f"{name_of}:{DATA_SPLIT}:train", "table": TRAINING_TABLE,
+                    "sha256": sha256(out / TRAINING_TABLE), "split": DATA_SPLIT, "source": data}
+        files = [PREDICTOR_FILE, TRAINING_TABLE]
+    else:
+        training = {"id": "janus_iii_vi:random:train", "table": "data/janus_iii_vi/bilayers.parquet",
+                    "sha256": sha256(dataset_dir() / "bilayers.parquet"), "split": "random"}
+        files = [PREDICTOR_FILE]
     manifest = {
         "name": name or out.name,
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "vocabulary": list(model.vocabulary),
         "labels": labels,
-        "training": {"id": "janus_iii_vi:random:train", "table": "data/janus_iii_vi/bilayers.parquet",
-                     "sha256": sha256(table), "rows": len(train), "split": "random",
-                     "test_crystals": metrics.get("test_crystals"), "epochs": metrics.get("epochs"),
-                     "weights": weights.name},
+        "training": {**training, "rows": len(train), "test_crystals": metrics.get("test_crystals"),
+                     "epochs": metrics.get("epochs"), "weights": weights.name},
         "parameters": sum(p.numel() for p in model.parameters()),
-        "files": [PREDICTOR_FILE],
+        "files": files,
         "packages": _versions(),
         "parity": {"tolerance": {"values_scaled": VALUE_TOLERANCE, "gradients_scaled": GRADIENT_TOLERANCE},
                    **parity},

@@ -22,6 +22,10 @@ from pymatgen.core import Structure
 
 from scoring.layers import analyse_layers, site_layers
 
+ORACLE_LABELS = frozenset({"formation_energy_per_atom", "interlayer_energy_per_atom", "binding_energy_per_area",
+                           "interlayer_gap", "a_common"})
+"""The labels the oracle can check (the bilayer table's); any other (a band gap, another dataset's convention of the
+formation energy) is judged by the predictor only."""
 LAYER_FMAX = 0.05
 """eV/Å: force threshold of the isolated layers' relaxation (the bilayers' own)."""
 LAYER_STEPS = 300
@@ -78,4 +82,4 @@ def oracle_label_values(relaxed: Structure, formation_energy: float, references:
     }
 
 
-__all__ = ["layer_energies", "oracle_label_values", "split_layers"]
+__all__ = ["ORACLE_LABELS", "layer_energies", "oracle_label_values", "split_layers"]

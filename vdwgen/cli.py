@@ -141,6 +141,11 @@ def _build_parser() -> argparse.ArgumentParser:
     tp.add_argument("--epochs", type=int, default=30, help="passes over the training part (default 30)")
     tp.add_argument("--limit-train", type=int, default=0, help="use only N training crystals (0 = all)")
     tp.add_argument("--seed", type=int, default=0)
+    tp.add_argument("--data", type=Path, default=None,
+                    help="a CDVAE-layout CSV, a folder with train/val/test CSVs or a Parquet (default: the bilayers)")
+    tp.add_argument("--label", action="append", default=None, metavar="COLUMN[:UNIT]", dest="labels",
+                    help="a label column to learn, with its unit after a colon (repeat; needed with --data), "
+                         "e.g. heat_ref:eV/atom --label dir_gap:eV")
 
     ep = sub.add_parser("export-predictor", help="export predictor weights as an artifact folder for `vdwgen design`",
                         description="Write predictor.pt (TorchScript, gradients kept) and predictor.json (labels, "
@@ -463,8 +468,17 @@ def _train_predictor(args: argparse.Namespace) -> int:
     _at_least(args.limit_train, 0, "--limit-train")
     from training.train.predictor import PredictorTraining, train_predictor
 
+    labels = None
+    if args.data is not None:
+        if not args.labels:
+            raise UsageError("--data needs --label COLUMN[:UNIT] (repeat for each label to learn)")
+        if not args.data.exists():
+            raise UsageError(f"no dataset at {args.data}")
+    if args.labels:
+        labels = dict((item.split(":", 1) + [""])[:2] for item in args.labels)  # type: ignore[misc]
     settings = PredictorTraining(epochs=args.epochs, limit_train=args.limit_train, seed=args.seed)
-    print(f"wrote {train_predictor(args.out, settings, resume=args.resume)}")
+    data = str(args.data) if args.data is not None else ""
+    print(f"wrote {train_predictor(args.out, settings, resume=args.resume, labels=labels, data=data)}")
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -42,3 +43,24 @@ def test_predictor_commands_refuse_bad_paths(tmp_path: Path, capsys: pytest.Capt
     assert "no such weights file" in capsys.readouterr().err
     assert main(["train-predictor", "--out", str(tmp_path / "run"), "--epochs", "0"]) == 2
     assert "--epochs must be at least 1" in capsys.readouterr().err
+
+
+def test_any_dataset_trains_a_predictor_and_designs_with_what_the_oracle_cannot_check(
+        perovskite_csv, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    csv = perovskite_csv(tmp_path / "perov.csv", 30)
+    run, art = tmp_path / "run", tmp_path / "artifacts" / "perov-predictor"
+    assert main(["train-predictor", "--data", str(csv), "--label", "heat_ref:eV/atom", "--label", "band_gap:eV",
+                 "--out", str(run), "--epochs", "1"]) == 0
+    assert main(["export-predictor", str(run / "predictor.pt"), "--out", str(art)]) == 0
+    manifest = json.loads((art / "predictor.json").read_text())
+    assert manifest["training"]["table"] == "training_data.parquet" and (art / "training_data.parquet").is_file()
+    assert manifest["labels"]["band_gap"]["unit"] == "eV" and set(manifest["vocabulary"]) == {
+        "Ba", "Ca", "O", "Sr", "Ti", "Zr"}
+    capsys.readouterr()
+    code = main(["design", "--target", "heat_ref<=-0.9", "--target", "band_gap=1.9:2.1", "--n", "4", "--steps", "3",
+                 "--predictor", str(art), "--db", str(tmp_path / "d.duckdb")])
+    out = capsys.readouterr().out
+    assert code == 0
+    # neither: a band gap is beyond the oracle; heat_ref is another dataset's convention of the formation energy
+    assert "the oracle (CHGNet + D3) cannot check heat_ref, band_gap" in out
+    assert "not relaxed" in out  # no reference energies for these elements: said, not hidden

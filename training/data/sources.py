@@ -48,6 +48,7 @@ class DataConfig:
         ratio: train : val : test fractions of a split made here.
         seed: the seed of a split made here.
         max_atoms: rows with larger cells are refused, by row number (as the import does).
+        extra_properties: further label columns carried along (rows where any is not finite are dropped).
     """
 
     path: str = ""
@@ -56,6 +57,11 @@ class DataConfig:
     ratio: tuple[float, float, float] = (0.6, 0.2, 0.2)
     seed: int = 42
     max_atoms: int = 20
+    extra_properties: tuple[str, ...] = ()
+
+    def columns(self) -> tuple[str, ...]:
+        """Every label column read: the property, then the extra ones (a multi-property predictor's)."""
+        return (self.property, *[c for c in self.extra_properties if c != self.property])
 
     def __post_init__(self) -> None:
         if len(self.ratio) != 3 or any(r < 0 for r in self.ratio) or not sum(self.ratio) > 0:
@@ -95,14 +101,14 @@ class DataParts:
 def _janus(cfg: DataConfig, split: str) -> DataParts:
     from core.paths import dataset_dir
 
-    parts = [load_janus_dataset(split=split, part=part, properties=(cfg.property,)) for part in PARTS]  # type: ignore[arg-type]
+    parts = [load_janus_dataset(split=split, part=part, properties=cfg.columns()) for part in PARTS]  # type: ignore[arg-type]
     return DataParts(*parts, name="janus_iii_vi", split=split, table=dataset_dir() / "bilayers.parquet",
                      property=cfg.property, unit=cfg.unit)
 
 
 def _import_csv(path: Path, cfg: DataConfig) -> tuple[CrystalDataset, list[str]]:
     try:
-        result = import_cdvae_csv(path, [cfg.property], max_atoms=cfg.max_atoms)
+        result = import_cdvae_csv(path, list(cfg.columns()), max_atoms=cfg.max_atoms)
     except (ValueError, FileNotFoundError) as exc:
         raise DataError(f"{path}: {exc}") from None
     skipped = [f"{path.name} row {p.row} ({p.id}): {p.reason}" for p in result.problems]
@@ -122,13 +128,17 @@ def _seeded_split(n: int, ratio: tuple[float, float, float], seed: int) -> np.nd
     return labels[np.random.default_rng(seed).permutation(n)]
 
 
-def _finite_only(data: CrystalDataset, prop: str, origin: str) -> tuple[CrystalDataset, list[str]]:
-    finite = [math.isfinite(v) for v in data.property_array(prop)]
-    keep = [i for i, ok in enumerate(finite) if ok]
-    if not keep:
-        raise DataError(f"{origin}: the property {prop!r} has no finite value in {len(data)} rows")
-    dropped = [f"{origin} id {data[i].id}: property {prop!r} is not finite" for i, ok in enumerate(finite) if not ok]
-    return (data if len(keep) == len(data) else data.subset(keep)), dropped
+def _finite_only(data: CrystalDataset, props: tuple[str, ...], origin: str) -> tuple[CrystalDataset, list[str]]:
+    dropped: list[str] = []
+    for prop in props:
+        finite = [math.isfinite(v) for v in data.property_array(prop)]
+        keep = [i for i, ok in enumerate(finite) if ok]
+        if not keep:
+            raise DataError(f"{origin}: the property {prop!r} has no finite value in {len(data)} rows")
+        dropped += [f"{origin} id {data[i].id}: property {prop!r} is not finite"
+                    for i, ok in enumerate(finite) if not ok]
+        data = data if len(keep) == len(data) else data.subset(keep)
+    return data, dropped
 
 
 def _write_table(parts: dict[str, CrystalDataset], out: Path) -> Path:
@@ -167,7 +177,7 @@ def load_parts(cfg: DataConfig, janus_split: str = "random", out: Path | None = 
         table = Path(out) / TABLE_NAME
         frame = pd.read_parquet(table)
         parts = {part: CrystalDataset.from_table(frame[frame[f"split_{SPLIT}"] == part], name=f"{name}:{part}",
-                                                 property_columns=[cfg.property]) for part in PARTS}
+                                                 property_columns=list(cfg.columns())) for part in PARTS}
         return DataParts(parts["train"], parts["val"], parts["test"], name, SPLIT, table, cfg.property, cfg.unit)
     skipped: list[str] = []
     if path.is_dir():
@@ -178,14 +188,14 @@ def load_parts(cfg: DataConfig, janus_split: str = "random", out: Path | None = 
         parts = {}
         for part in PARTS:
             data, problems = _import_csv(path / f"{part}.csv", cfg)
-            parts[part], dropped = _finite_only(data, cfg.property, f"{part}.csv")
+            parts[part], dropped = _finite_only(data, cfg.columns(), f"{part}.csv")
             skipped += problems + dropped
     elif path.is_file() and path.suffix.lower() in (".csv", ".parquet"):
         if path.suffix.lower() == ".csv":
             data, skipped = _import_csv(path, cfg)
         else:
             try:
-                data = read_parquet(path, property_columns=[cfg.property])
+                data = read_parquet(path, property_columns=list(cfg.columns()))
             except (ValueError, OSError) as exc:
                 raise DataError(f"{path}: {exc}") from None
             sizes = [len(c.species) for c in data]
@@ -197,7 +207,7 @@ def load_parts(cfg: DataConfig, janus_split: str = "random", out: Path | None = 
                     raise DataError(f"{path}: no usable row: all {len(data)} rows have more than "
                                     f"data.max_atoms={cfg.max_atoms} atoms (first: {skipped[0]})")
                 data = data.subset([i for i, n in enumerate(sizes) if n <= cfg.max_atoms])
-        data, dropped = _finite_only(data, cfg.property, path.name)
+        data, dropped = _finite_only(data, cfg.columns(), path.name)
         skipped += dropped
         labels = _seeded_split(len(data), cfg.ratio, cfg.seed)
         parts = {part: data.subset(np.flatnonzero(labels == part).tolist(), name=f"{name}:{part}") for part in PARTS}

@@ -226,9 +226,27 @@ def load_predictor(path: Path) -> tuple[PropertyPredictor, dict]:
     return model.eval(), record
 
 
+def data_parts(names: tuple[str, ...], data: str, out: Path) -> dict[str, CrystalDataset]:
+    """The train / val / test parts with every label in ``names``: the committed bilayers' random split when
+    ``data`` is empty, else any dataset the training code reads (:func:`training.data.sources.load_parts`), split
+    once and kept as ``out/data.parquet``."""
+    if not data:
+        return janus_parts(names)
+    from training.data.sources import DataConfig, load_parts
+
+    parts = load_parts(DataConfig(path=data, property=names[0], unit="", extra_properties=names[1:]), out=out)
+    for line in parts.skipped[:10]:
+        tqdm.write(f"data: skipped {line}")
+    known = {el for c in parts.train for el in c.species}  # the vocabulary: a crystal beyond it cannot be read
+    inside = {part: [i for i, c in enumerate(getattr(parts, part)) if set(c.species) <= known]
+              for part in ("val", "test")}
+    return {"train": parts.train, **{part: getattr(parts, part).subset(rows) for part, rows in inside.items()}}
+
+
 def train_predictor(out: Path, settings: PredictorTraining = PredictorTraining(), resume: bool = False,
-                    labels: dict[str, str] | None = None) -> Path:
-    """Train (or continue) the predictor in ``out``; returns the finished weights file."""
+                    labels: dict[str, str] | None = None, data: str = "") -> Path:
+    """Train (or continue) the predictor in ``out`` on ``labels`` (name -> unit; default the bilayers' five) of
+    ``data`` (default: the committed bilayers); returns the finished weights file."""
     labels = dict(labels or JANUS_LABELS)
     names = tuple(labels)
     out = Path(out)
@@ -237,9 +255,9 @@ def train_predictor(out: Path, settings: PredictorTraining = PredictorTraining()
         raise TrainingError(f"{out} already holds a run; add --resume to continue it or choose another --out")
     if resume and not ckpt.exists():
         raise TrainingError(f"nothing to resume in {out} (no checkpoint.pt)")
-    parts = janus_parts(names)
+    parts = data_parts(names, data, out)
     train = _spread(parts["train"], settings.limit_train)
-    model = build_predictor(settings, train, names)
+    model = build_predictor(settings, parts["train"], names)  # vocabulary and scales of the whole training part
     tqdm.write("predictor: finding the layers of every crystal (for the perturbed inputs)")
     train_layers, val_layers = upper_layer(train), upper_layer(parts["val"])
     moved = replace(settings.perturbation, share=1.0)  # validation: every crystal moved
@@ -305,7 +323,8 @@ def train_predictor(out: Path, settings: PredictorTraining = PredictorTraining()
     test = mean_absolute_errors(model, parts["test"])
     test_moved = mean_absolute_errors(model, parts["test"], rule=moved, layers=upper_layer(parts["test"]))
     std = model.std.numpy()
-    report = {"split": "random", "test_crystals": len(parts["test"]), "train_crystals": len(train),
+    report = {"split": "data" if data else "random", "data": data, "test_crystals": len(parts["test"]),
+              "train_crystals": len(train),
               "epochs": settings.epochs, "perturbation": asdict(settings.perturbation),
               "test_mae": {k: float(v) for k, v in zip(names, test)},
               "test_mae_moved_inputs": {k: float(v) for k, v in zip(names, test_moved)},

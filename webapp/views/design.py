@@ -19,6 +19,7 @@ from core.errors import VdwgenError
 from core.paths import artifacts_dir
 from core.predictor_manifest import find_predictors
 from design.targets import Target
+from scoring.oracle_labels import ORACLE_LABELS
 from services.design import TEMPLATE_SOURCES, DesignRequest, StoredDesign, check_design
 from services.design_evaluation import dataset_answer
 from serving.artifacts import all_by_mode, find_models
@@ -104,6 +105,10 @@ def show_result(done: StoredDesign, predictor: LoadedPredictor, targets: tuple[T
         new = sum(bool(v) and r.get("relaxed_known") is False for v, r in zip(after, rows))
         line += (f" · after the oracle's relaxation: {kept}/{n} ({new} of them match no dataset bilayer)")
     st.caption(line)
+    unchecked = [t.label for t in targets if t.label not in ORACLE_LABELS]
+    if unchecked:
+        st.info(f"The oracle (CHGNet + D3) cannot check {', '.join(unchecked)}: judged by the predictor only, so no "
+                "crystal counts as meeting every target after relaxation.", icon=":material/info:")
     if done.relax_status not in (None, "completed"):
         st.warning(f"The relaxation ended {done.relax_status}: {done.relax_message}", icon=":material/warning:")
     st.dataframe(design_table(rows, criteria), hide_index=True, width="stretch", key=f"design_table_{run}")
