@@ -70,8 +70,9 @@ class Job:
 
 
 def jobs() -> list[Job]:
-    """Every run of the evaluation, the cheapest comparisons first."""
-    out = [Job(task, method) for method in METHODS for task in TASKS]
+    """Every run of the evaluation: task by task (each task's comparison complete before the next), then the
+    ablation."""
+    out = [Job(task, method) for task in TASKS for method in METHODS]
     return out + [Job(ABLATION_TASK, a) for a in ABLATIONS]
 
 

@@ -143,6 +143,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("core",),
     ("oracle",),
     ("scoring",),
+    ("design",),
     ("serving",),
     ("store",),
     ("training",),
@@ -153,7 +154,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
 """The data flow, bottom first: a package may import its own modules and those of lower rows only
 (two packages on one row never import each other). Scripts under ``bench/`` may import anything."""
 RANK = {package: rank for rank, row in enumerate(LAYERS) for package in row}
-SERVING_SIDE = ("core", "oracle", "scoring", "serving", "store", "services", "vdwgen", "webapp")
+SERVING_SIDE = ("core", "oracle", "scoring", "design", "serving", "store", "services", "vdwgen", "webapp")
 """Packages of the app and the CLI's serving commands: never ``training`` (and, below it, nothing imports
 ``training`` by position anyway; ``vdwgen`` imports it lazily, only in training commands)."""
 

@@ -292,4 +292,5 @@ def test_pages_folder_is_not_streamlits_magic_pages_folder() -> None:
     # such as /candidates on a fresh server then opens the page without app.py (no layout, titles or icon).
     app = Path(__file__).resolve().parents[2] / "webapp"
     assert not (app / "pages").exists()
-    assert {p.name for p in (app / "views").glob("*.py")} == {"generate.py", "candidates.py", "model.py", "dataset.py"}
+    assert {p.name for p in (app / "views").glob("*.py")} == {"generate.py", "design.py", "candidates.py", "model.py",
+                                                         "dataset.py"}
