@@ -47,6 +47,9 @@ from store.database import DesignCriterion, RunInfo, Store
 TEMPLATE_SOURCES = ("dataset", "generated", "both")
 METHODS = ("smoacs", "random")
 MAX_COUNT = 1024
+MAX_GENERATED_TEMPLATES = 64
+"""Generated templates made per request: decoding costs 2-3 s per crystal on 2 CPU cores, so 256 candidates start
+from 64 generated crystals, each with its own random start (SMOACS's dataset templates are drawn, not made)."""
 MAX_STEPS = 2000
 Progress = Callable[[str, int, int], None]
 """Called with (stage, done, total)."""
@@ -139,7 +142,8 @@ def dataset_templates(predictor: LoadedPredictor, count: int, seed: int) -> list
 def generated_templates(engine, targets: Sequence[Target], count: int, seed: int,
                         progress: Callable[[int, int], None] | None = None) -> list[Template]:
     """Crystals our ConditionCDVAE+ model makes for the formation-energy target (its middle, or just inside a
-    bound; the median of its training data when there is none), kept when every validity check passes."""
+    bound; the median of its training data when there is none), kept when every validity check passes; at most
+    :data:`MAX_GENERATED_TEMPLATES` (the candidates cycle through them)."""
     from scoring.record import validity_checks
     from serving.request import GenerationRequest
 
@@ -154,6 +158,7 @@ def generated_templates(engine, targets: Sequence[Target], count: int, seed: int
     else:
         value = min(target.low + 0.05, prop.max)
     family = in_family(engine.manifest.vocabulary)
+    count = min(count, MAX_GENERATED_TEMPLATES)
     kept: list[Template] = []
     for attempt in range(3):  # the model's valid share is well above a third; three rounds fill any request
         want = count - len(kept)
