@@ -65,10 +65,11 @@ def _criterion(value: float | None, met: bool | None) -> str:
     return f"{value:.4g} {'met' if met else 'missed'}"
 
 
-def design_table(rows: Sequence[dict], criteria: Sequence[dict]) -> pd.DataFrame:
+def design_table(rows: Sequence[dict], criteria: Sequence[dict], order: Sequence[str] = ()) -> pd.DataFrame:
     """One row per designed crystal: its id, formula, each criterion as designed (the predictor) and after the
     oracle's relaxation (value, met or missed), whether every target holds before and after, validity, novelty,
-    the dataset bilayer it matches once relaxed and the template it started from."""
+    the dataset bilayer it matches once relaxed and the template it started from. Criteria come in ``order`` (the
+    targets as asked), any other after them."""
     by_candidate: dict[int, dict[str, dict]] = {}
     for c in criteria:
         by_candidate.setdefault(int(c["candidate_id"]), {})[c["target"]] = c
@@ -76,7 +77,8 @@ def design_table(rows: Sequence[dict], criteria: Sequence[dict]) -> pd.DataFrame
     for r in rows:
         mine = by_candidate.get(int(r["id"]), {})
         line = {"id": r["id"], "formula": r["formula"]}
-        for target, c in mine.items():
+        for target in sorted(mine, key=lambda t: list(order).index(t) if t in order else len(order)):
+            c = mine[target]
             line[f"{target} (designed)"] = _criterion(c["designed"], c["met"])
             line[f"{target} (relaxed)"] = _criterion(c["oracle"], c["oracle_met"])
         line.update({"all met, designed": yes_no(r.get("design_met")),

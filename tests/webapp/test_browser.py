@@ -57,3 +57,27 @@ def test_request_filter_and_download_in_a_browser(app_url: str, new_browser_page
     structure = Structure.from_str(path.read_text(), fmt="poscar")
     assert structure.composition == Composition("Ga2In2S2Se2") and name.endswith("_Ga2In2S2Se2.vasp")
     assert path.read_text().splitlines()[5:7] == ["Ga In S Se", "2 2 2 2"]  # grouped by element, as DFT wants
+
+
+def test_design_for_three_targets_in_a_browser(app_url: str, new_browser_page, tmp_path: Path) -> None:
+    """The Design page on the shipped predictor: the issue's three targets (the page's default rows), a few
+    candidates relaxed by the oracle, every criterion before and after, the dataset's own answer."""
+    shots = Path(os.environ.get("VDWGEN_SCREENSHOT_DIR") or tmp_path)
+    page = new_browser_page(1000)
+    page.goto(f"{app_url}/design", wait_until="domcontentloaded")
+    page.get_by_text("Design crystals for several targets").wait_for(timeout=60_000)
+    count = page.get_by_role("spinbutton", name="Candidates")
+    count.fill("4")
+    count.press("Enter")
+    page.get_by_text("Advanced settings").click()
+    steps = page.get_by_role("spinbutton", name="Optimisation steps")
+    steps.fill("40")
+    steps.press("Enter")
+    page.get_by_role("button", name="Design", exact=True).click()
+    page.get_by_text("Stored as run 1").wait_for(timeout=300_000)
+    page.get_by_text("4 designed crystals (run 1)").wait_for(timeout=10_000)
+    page.get_by_text("What the dataset already holds:").wait_for(timeout=10_000)
+    page.get_by_text("after the oracle's relaxation:").first.wait_for(timeout=10_000)
+    page.set_viewport_size({"width": 1400, "height": 1500})
+    page.wait_for_timeout(1000)
+    page.screenshot(path=str(shots / "design.png"), full_page=True)

@@ -66,7 +66,9 @@ def test_the_design_table_reads_each_criterion_before_and_after_relaxation() -> 
                  "oracle_met": False},
                 {"candidate_id": 7, "target": "band_gap=1:2", "designed": 1.5, "met": True, "oracle": None,
                  "oracle_met": None}]
-    (line,) = design_table(rows, criteria).to_dict("records")
+    table = design_table(rows, criteria, ["band_gap=1:2", "interlayer_gap=3:3.3"])
+    assert list(table.columns[2:4]) == ["band_gap=1:2 (designed)", "band_gap=1:2 (relaxed)"]  # as asked
+    (line,) = table.to_dict("records")
     assert line["interlayer_gap=3:3.3 (designed)"] == "3.1 met"
     assert line["interlayer_gap=3:3.3 (relaxed)"] == "3.45 missed"
     assert line["band_gap=1:2 (relaxed)"] == "-"  # the oracle cannot tell

@@ -111,7 +111,8 @@ def show_result(done: StoredDesign, predictor: LoadedPredictor, targets: tuple[T
                 "crystal counts as meeting every target after relaxation.", icon=":material/info:")
     if done.relax_status not in (None, "completed"):
         st.warning(f"The relaxation ended {done.relax_status}: {done.relax_message}", icon=":material/warning:")
-    st.dataframe(design_table(rows, criteria), hide_index=True, width="stretch", key=f"design_table_{run}")
+    st.dataframe(design_table(rows, criteria, [t.text() for t in targets]), hide_index=True, width="stretch",
+                 key=f"design_table_{run}")
     answer = dataset_answer(predictor, targets)
     st.caption(f"What the dataset already holds: {answer['all']:,} of {answer['rows']:,} bilayers meet every target "
                f"by their own labels ({answer['training']:,} in the training part). Inside this enumerated family no "
