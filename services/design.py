@@ -26,7 +26,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 from pymatgen.core import Structure
 
 from core.errors import VdwgenError
@@ -270,19 +269,20 @@ def design_records(predictor: LoadedPredictor, designed: Designed, reference=Non
     return score_crystals(crystals, reference, stored, progress, in_family(predictor.vocabulary))
 
 
+def criterion(candidate_id: int, target: Target, unit: str, designed: float, predicted: float) -> DesignCriterion:
+    """One target of one candidate as stored (an open end of the target stored as NULL)."""
+    return DesignCriterion(int(candidate_id), target.label, target.text(), None if np.isinf(target.low) else target.low,
+                           None if np.isinf(target.high) else target.high, unit, float(designed), float(predicted),
+                           bool(target.low <= designed <= target.high))
+
+
 def criteria_rows(predictor: LoadedPredictor, checked: CheckedDesign, designed: Designed,
                   ids: Sequence[int]) -> list[DesignCriterion]:
     labels = predictor.labels
-    rows = []
-    for b, cid in enumerate(ids):
-        for t in checked.targets:
-            j = labels.index(t.label)
-            value = float(designed.outcome.values[b, j])
-            rows.append(DesignCriterion(int(cid), t.label, t.text(), None if np.isinf(t.low) else t.low,
-                                        None if np.isinf(t.high) else t.high, predictor.manifest.labels[t.label].unit,
-                                        value, float(designed.outcome.predicted[b, j]),
-                                        bool(t.met(torch.tensor([value]))[0])))
-    return rows
+    return [criterion(cid, t, predictor.manifest.labels[t.label].unit,
+                      float(designed.outcome.values[b, labels.index(t.label)]),
+                      float(designed.outcome.predicted[b, labels.index(t.label)]))
+            for b, cid in enumerate(ids) for t in checked.targets]
 
 
 @dataclass(frozen=True)

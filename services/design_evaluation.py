@@ -37,6 +37,7 @@ from services.design import (
     DesignError,
     DesignRequest,
     check_design,
+    criterion,
     dataset_templates,
     design_and_store,
     generated_templates,
@@ -44,7 +45,7 @@ from services.design import (
     relax_design,
 )
 from serving.predictor import LoadedPredictor
-from store.database import DesignCriterion, Store
+from store.database import Store
 
 TASKS: dict[str, tuple[str, ...]] = {
     "many-gap": ("formation_energy_per_atom<=-0.7", "interlayer_gap=3.2:3.5"),
@@ -131,13 +132,9 @@ def _cdvae_run(engine, predictor: LoadedPredictor, targets: tuple[Target, ...], 
     t0 = time.perf_counter()
     done = generate_and_store(engine, checked, store, progress)
     values = judged_values(predictor, [Structure.from_str(r.poscar, fmt="poscar") for r in done.records])
-    rows = []
-    for cid, row in zip(done.candidate_ids, values):
-        for t in targets:
-            v = float(row[predictor.labels.index(t.label)])
-            rows.append(DesignCriterion(cid, t.label, t.text(), None if np.isinf(t.low) else t.low,
-                                        None if np.isinf(t.high) else t.high,
-                                        predictor.manifest.labels[t.label].unit, v, v, t.low <= v <= t.high))
+    rows = [criterion(cid, t, predictor.manifest.labels[t.label].unit, row[predictor.labels.index(t.label)],
+                      row[predictor.labels.index(t.label)])
+            for cid, row in zip(done.candidate_ids, values) for t in targets]
     store.record_design(rows, {})
     return done.run_id, done.candidate_ids, time.perf_counter() - t0
 

@@ -429,13 +429,12 @@ def _evaluate_design(args: argparse.Namespace) -> int:
     _at_least(args.n, 1, "--n")
     _at_least(args.steps, 1, "--steps")
     _output_path(args.out, "--out", folder=True)
-    from tqdm import tqdm
-
     from services.design_evaluation import ABLATIONS, METHODS, TASKS, evaluate_design
     from serving.artifacts import find_artifact
     from serving.engine import Engine
     from serving.predictor import load_predictor_artifact
     from store.database import open_store
+    from vdwgen.progress import stage_bar
 
     known = set(TASKS) | set(METHODS) | set(ABLATIONS)
     for name in args.only or []:
@@ -443,16 +442,7 @@ def _evaluate_design(args: argparse.Namespace) -> int:
             raise UsageError(f"--only {name!r} is neither a task nor a method; choose from {', '.join(sorted(known))}")
     predictor = load_predictor_artifact(args.predictor)
     engine = Engine.load(args.artifacts or find_artifact("formation_energy"))
-    bar = tqdm(total=1, desc="evaluate-design", dynamic_ncols=True, file=sys.stderr)
-    stage = [""]
-
-    def progress(name: str, done: int, total: int) -> None:
-        if stage[0] != name:
-            stage[0] = name
-            bar.set_description(name)
-            bar.reset(total)
-        bar.update(done - bar.n)
-
+    bar, progress = stage_bar("evaluate-design", 1)
     try:
         report = evaluate_design(predictor, open_store(args.db), args.out, args.n, args.steps, args.seed, engine,
                                  args.only, progress)

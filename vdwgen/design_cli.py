@@ -7,7 +7,6 @@ before and after the oracle's relaxation.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from services.design import DesignRequest
@@ -32,27 +31,17 @@ def _yes_no(value: bool | None) -> str:
 def run_design_cli(request: DesignRequest, predictor_dir: Path | None, artifacts: Path | None, db: Path | None,
                    out: Path | None, relax: bool, workers: int) -> int:
     """Design, store (and relax) one run; print its table and success counts."""
-    from tqdm import tqdm
-
     from scoring.oracle_labels import ORACLE_LABELS
     from services.design import check_design, design_and_store, request_templates
     from serving.predictor import load_predictor_artifact
     from store.database import open_store
     from store.files import candidate_files
+    from vdwgen.progress import stage_bar
 
     predictor = load_predictor_artifact(predictor_dir)
     checked = check_design(request, predictor)
     store = open_store(db)
-    bar = tqdm(total=request.steps, desc="templates", unit="step", dynamic_ncols=True, file=sys.stderr)
-    stage = ["templates"]
-
-    def progress(name: str, done: int, total: int) -> None:
-        if stage[0] != name:
-            stage[0] = name
-            bar.set_description(name)
-            bar.reset(total)
-        bar.update(done - bar.n)
-
+    bar, progress = stage_bar("templates", request.steps)
     engine = None
     if request.templates in ("generated", "both"):
         from serving.artifacts import find_artifact

@@ -18,22 +18,6 @@ if TYPE_CHECKING:
     from serving.request import GenerationRequest
 
 
-def _progress_bar(total: int):  # noqa: ANN202
-    from tqdm import tqdm
-
-    bar = tqdm(total=total, desc="decoding", unit="crystal", dynamic_ncols=True, file=sys.stderr)
-    current = ["decoding"]  # the stage shown (tqdm keeps its description with a ": " appended)
-
-    def update(stage: str, done: int, total: int) -> None:
-        if current[0] != stage:
-            current[0] = stage
-            bar.set_description(stage)
-            bar.reset(total)
-        bar.update(done - bar.n)
-
-    return bar, update
-
-
 def _yes_no(value: bool | None) -> str:
     return "-" if value is None else ("yes" if value else "no")
 
@@ -82,7 +66,9 @@ def run_generate(request: GenerationRequest, artifacts: Path | None = None, out:
     if executor is not None:
         print(f"generating on {executor.where}", file=sys.stderr)
         executor.start()  # an unreachable scheduler is reported before any work
-    bar, progress = _progress_bar(request.count)
+    from vdwgen.progress import stage_bar
+
+    bar, progress = stage_bar("decoding", request.count, "crystal")
     try:
         if executor is not None:
             from services.generation import generate_bulk
