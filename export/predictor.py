@@ -70,6 +70,7 @@ def export_predictor(weights: Path, out: Path, name: str | None = None) -> Path:
         raise ExportError(f"{weights} was trained on {data}, but {source} (the crystals it learned from) is missing; "
                           "export from the run folder that holds it")
     parts = data_parts(model.labels, data, weights.parent) if data else janus_parts(model.labels)
+    final, out = out, out.with_name(f".{out.name}.exporting")  # built aside: a failed check leaves the old one
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
@@ -79,7 +80,11 @@ def export_predictor(weights: Path, out: Path, name: str | None = None) -> Path:
         scripted = torch.jit.load(str(out / PREDICTOR_FILE))
     val = parts["val"]
     picks = [val[int(i)] for i in np.linspace(0, len(val) - 1, PARITY_BATCH).round().astype(int)]
-    parity = _parity(model, scripted, picks)
+    try:
+        parity = _parity(model, scripted, picks)
+    except ExportError:
+        shutil.rmtree(out)
+        raise
     train = parts["train"]
     values = np.array([[c.properties[k] for k in model.labels] for c in train], dtype=np.float64)
     labels = {k: {"unit": record["units"].get(k, ""), "min": float(values[:, j].min()),
@@ -98,7 +103,7 @@ def export_predictor(weights: Path, out: Path, name: str | None = None) -> Path:
                     "sha256": sha256(dataset_dir() / "bilayers.parquet"), "split": "random"}
         files = [PREDICTOR_FILE]
     manifest = {
-        "name": name or out.name,
+        "name": name or final.name,
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "vocabulary": list(model.vocabulary),
         "labels": labels,
@@ -110,7 +115,11 @@ def export_predictor(weights: Path, out: Path, name: str | None = None) -> Path:
         "parity": {"tolerance": {"values_scaled": VALUE_TOLERANCE, "gradients_scaled": GRADIENT_TOLERANCE},
                    **parity},
     }
-    return write_predictor_manifest(out, manifest)
+    write_predictor_manifest(out, manifest)
+    if final.exists():
+        shutil.rmtree(final)
+    out.rename(final)
+    return final / PREDICTOR_MANIFEST
 
 
 __all__ = ["export_predictor"]

@@ -19,7 +19,7 @@ One implementation for `vdwgen design`, the app's Design page and `vdwgen evalua
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -108,8 +108,9 @@ def check_design(request: DesignRequest, predictor: LoadedPredictor) -> CheckedD
     targets = parse_targets(request.targets, predictor.label_infos())
     mutation = tuple(s for s in (100, 150) if s < request.steps) if request.steps == 200 else tuple(
         int(request.steps * f) for f in (0.5, 0.75) if 0 < int(request.steps * f) < request.steps)
+    # without templates there is no template geometry, hence no bonds for the geometry prior to keep
     settings = DesignSettings(steps=request.steps, mutation_steps=mutation if request.mutation else (),
-                              minimise=request.minimise)
+                              minimise=request.minimise, bond_weight=0.0 if request.random_start else 1.0)
     return CheckedDesign(request, targets, settings)
 
 
@@ -184,10 +185,11 @@ def request_templates(predictor: LoadedPredictor, checked: CheckedDesign, engine
     if request.templates in ("dataset", "both"):
         share = request.count if request.templates == "dataset" else request.count - request.count // 2
         templates += dataset_templates(predictor, share, request.seed)
-    if request.templates in ("generated", "both"):
-        share = request.count if request.templates == "generated" else request.count // 2
-        templates += generated_templates(engine, checked.targets, share, request.seed,
-                                         None if progress is None else (lambda d, n: progress("templates", d, n)))
+    share = request.count if request.templates == "generated" else request.count // 2
+    if request.templates in ("generated", "both") and share > 0:
+        made = generated_templates(engine, checked.targets, share, request.seed,
+                                   None if progress is None else (lambda d, n: progress("templates", d, n)))
+        templates += [made[i % len(made)] for i in range(share)]  # its share of candidates, cycling the crystals
     return templates
 
 
@@ -306,10 +308,10 @@ def design_and_store(predictor: LoadedPredictor, checked: CheckedDesign, store: 
     info = RunInfo("design", request.count, request.seed, predictor.manifest.name,
                    sha256(predictor.manifest.folder / PREDICTOR_MANIFEST), relax=relax,
                    design_targets=" AND ".join(t.text() for t in checked.targets), templates=request.templates)
+    table = predictor_table(predictor)  # a missing table is refused before any run is recorded
+    split = str(predictor.manifest.training.get("split", "random"))
     run_id = store.start_run(info)
     t0 = time.perf_counter()
-    table = predictor_table(predictor)
-    split = str(predictor.manifest.training.get("split", "random"))
     try:
         designed = run_design(predictor, checked, templates,
                               None if progress is None else (lambda d, n: progress("optimising", d, n)))
@@ -329,21 +331,49 @@ def design_and_store(predictor: LoadedPredictor, checked: CheckedDesign, store: 
     return StoredDesign(run_id, ids, records, designed, status, message)
 
 
+def design_references(table: Path) -> dict[str, float]:
+    """The elemental references of the oracle's formation energy: beside the training table, else the dataset's."""
+    from oracle.convention import load_references
+
+    return load_references(table.parent if (table.parent / "references.json").is_file() else dataset_dir())
+
+
 def relax_design(store: Store, run_id: int, ids: Sequence[int], predictor: LoadedPredictor, reference,
                  progress: Progress | None = None, workers: int | ProcessPoolExecutor = 0) -> tuple[str, str | None]:
-    """Relax the run's candidates with the oracle (:func:`services.verification.relax_stored`), then each relaxed
-    bilayer's layers alone, and store every criterion's oracle value and verdict."""
-    from oracle.convention import load_references
-    from oracle.shared import get_oracle
-    from scoring.oracle_labels import layer_energies, oracle_label_values
+    """Relax the run's candidates with the oracle (:func:`services.verification.relax_stored`), then judge every
+    criterion on the relaxed crystals (:func:`judge_relaxed`). An oracle that cannot start ends the stage
+    ``failed`` with its reason (the run and its crystals are kept); Ctrl-C is raised again, and ``vdwgen verify
+    --run`` finishes both steps later."""
+    from oracle.shared import OracleError
     from services.verification import relax_stored
 
-    table = predictor_table(predictor)
-    folder = table.parent if (table.parent / "references.json").is_file() else dataset_dir()
-    references = load_references(folder)
+    try:
+        references = design_references(predictor_table(predictor))
+    except OracleError as exc:
+        store.set_relax_status(run_id, "failed", f"not relaxed: {exc}")
+        return "failed", f"not relaxed: {exc}"
     status, message = relax_stored(store, run_id, list(ids), references, reference, in_family(predictor.vocabulary),
                                    None if progress is None else (lambda d, n: progress("relaxing", d, n)), workers)
-    rows = [r for r in store.run_rows(run_id) if r.get("oracle_relaxed_poscar")]
+    try:
+        judge_relaxed(store, run_id, references, progress)
+    except OracleError as exc:
+        message = "; ".join(filter(None, [message, f"criteria not judged: {exc}"]))
+        store.set_relax_status(run_id, "failed", message)
+        return "failed", message
+    return status, message
+
+
+def judge_relaxed(store: Store, run_id: int, references: Mapping[str, float], progress: Progress | None = None) -> int:
+    """The oracle's value of every criterion of the run's relaxed candidates not judged yet (each layer relaxed
+    alone for the interlayer energies, :mod:`scoring.oracle_labels`); returns how many were judged. A crystal whose
+    relaxation gave no finite energy keeps its verdicts unknown."""
+    from oracle.shared import get_oracle
+    from scoring.oracle_labels import layer_energies, oracle_label_values
+
+    rows = [r for r in store.run_rows(run_id) if r.get("oracle_relaxed_poscar") and r.get("design_oracle_met") is None]
+    rows = [r for r in rows if r.get("oracle_formation_energy") is not None]
+    if not rows:
+        return 0
     relaxed = [Structure.from_str(r["oracle_relaxed_poscar"], fmt="poscar") for r in rows]
     oracle = get_oracle()
     done = 0
@@ -356,7 +386,7 @@ def relax_design(store: Store, run_id: int, ids: Sequence[int], predictor: Loade
         done += len(energies)
         if progress is not None:
             progress("oracle labels", done, len(rows))
-    return status, message
+    return done
 
 
 __all__ = ["TEMPLATE_SOURCES", "CheckedDesign", "DesignError", "DesignRequest", "Designed", "StoredDesign",

@@ -131,6 +131,8 @@ def _cdvae_run(engine, predictor: LoadedPredictor, targets: tuple[Target, ...], 
     checked = engine.check(GenerationRequest("formation_energy", count, target=float(value), seed=seed))
     t0 = time.perf_counter()
     done = generate_and_store(engine, checked, store, progress)
+    if done.status != "completed":  # Ctrl-C during decoding: the job is not done
+        raise KeyboardInterrupt(f"run {done.run_id} stopped during decoding")
     values = judged_values(predictor, [Structure.from_str(r.poscar, fmt="poscar") for r in done.records])
     rows = [criterion(cid, t, predictor.manifest.labels[t.label].unit, row[predictor.labels.index(t.label)],
                       row[predictor.labels.index(t.label)])
@@ -139,32 +141,39 @@ def _cdvae_run(engine, predictor: LoadedPredictor, targets: tuple[Target, ...], 
     return done.run_id, done.candidate_ids, time.perf_counter() - t0
 
 
-def run_job(job: Job, predictor: LoadedPredictor, store: Store, count: int, steps: int, seed: int,
-            engine=None, progress: Progress | None = None) -> dict:
-    """One task with one method: designed (or generated), stored, relaxed and judged; returns its ledger entry."""
-    from services.verification import Reference
-
+def make_job(job: Job, predictor: LoadedPredictor, store: Store, count: int, steps: int, seed: int,
+             engine=None, progress: Progress | None = None) -> dict:
+    """One task with one method designed (or generated) and stored, not relaxed yet; returns its ledger entry."""
     request = _request(job, count, steps, seed)
     checked = check_design(request, predictor)
     t0 = time.perf_counter()
     if job.method == "cdvae":
-        run_id, ids, seconds = _cdvae_run(engine, predictor, checked.targets, store, count, seed, progress)
+        run_id, _ids, seconds = _cdvae_run(engine, predictor, checked.targets, store, count, seed, progress)
     else:
         if request.templates == "generated":
-            templates = generated_templates(engine, checked.targets, count, seed,
-                                            None if progress is None else (lambda d, n: progress("templates", d, n)))
+            made = generated_templates(engine, checked.targets, count, seed,
+                                       None if progress is None else (lambda d, n: progress("templates", d, n)))
+            templates = [made[i % len(made)] for i in range(count)]
         else:
             templates = dataset_templates(predictor, count, seed)
         done = design_and_store(predictor, checked, store, templates, progress, relax=False)
-        run_id, ids, seconds = done.run_id, done.candidate_ids, done.designed.seconds
-    made = time.perf_counter() - t0
+        run_id, seconds = done.run_id, done.designed.seconds
+    return {"task": job.task, "method": job.method, "run_id": run_id, "count": count, "steps": steps,
+            "seed": seed, "search_seconds": round(seconds, 1), "make_seconds": round(time.perf_counter() - t0, 1),
+            "relax_seconds": 0.0, "relax_status": "pending", "relax_message": None}
+
+
+def relax_job(entry: dict, predictor: LoadedPredictor, store: Store, progress: Progress | None = None) -> dict:
+    """The entry's run relaxed (what is not relaxed yet: a cut run resumes) and every criterion judged."""
+    from services.verification import Reference
+
     table = predictor_table(predictor)
     reference = Reference(str(table), str(predictor.manifest.training.get("split", "random")), "train")
-    t1 = time.perf_counter()
-    status, message = relax_design(store, run_id, ids, predictor, reference, progress)
-    return {"task": job.task, "method": job.method, "run_id": run_id, "count": count, "steps": steps,
-            "seed": seed, "search_seconds": round(seconds, 1), "make_seconds": round(made, 1),
-            "relax_seconds": round(time.perf_counter() - t1, 1), "relax_status": status, "relax_message": message}
+    t0 = time.perf_counter()
+    ids = store.unrelaxed(entry["run_id"])
+    status, message = relax_design(store, entry["run_id"], ids, predictor, reference, progress)
+    return {**entry, "relax_seconds": round(entry.get("relax_seconds", 0.0) + time.perf_counter() - t0, 1),
+            "relax_status": status, "relax_message": message}
 
 
 def run_figures(store: Store, run_id: int, targets: tuple[Target, ...]) -> dict:
@@ -215,21 +224,37 @@ def evaluate_design(predictor: LoadedPredictor, store: Store, out: Path, count: 
     out.mkdir(parents=True, exist_ok=True)
     ledger_path = out / "runs.json"
     ledger = json.loads(ledger_path.read_text()) if ledger_path.is_file() else {}
-    for job in jobs():
-        if only and job.task not in only and job.method not in only:
-            continue
+    settings = {"count": count, "steps": steps, "seed": seed}
+    for job in selected(only):
         entry = ledger.get(job.name)
-        if entry and entry.get("count") == count and (entry.get("relax_status") == "completed" or "skipped" in entry):
+        same = entry is not None and all(entry.get(k) == v for k, v in settings.items())
+        if same and (entry.get("relax_status") == "completed" or "skipped" in entry):
             continue
-        if job.method in ("cdvae", "smoacs-generated") and engine is None:
+        if job.method in NEEDS_GENERATOR and engine is None:
             continue
-        try:
-            ledger[job.name] = run_job(job, predictor, store, count, steps, seed, engine, progress)
-        except DesignError as exc:  # e.g. a generator that makes no valid template: said in the report
-            ledger[job.name] = {"task": job.task, "method": job.method, "count": count, "skipped": str(exc)}
-        ledger_path.write_text(json.dumps(ledger, indent=2))
+        if not same or "run_id" not in entry:
+            try:
+                entry = make_job(job, predictor, store, count, steps, seed, engine, progress)
+            except DesignError as exc:  # e.g. a generator that makes no valid template: said in the report
+                entry = {"task": job.task, "method": job.method, **settings, "skipped": str(exc)}
+            ledger[job.name] = entry
+            ledger_path.write_text(json.dumps(ledger, indent=2))  # made and stored: a cut relaxation resumes
+        if "skipped" not in entry:
+            ledger[job.name] = relax_job(entry, predictor, store, progress)
+            ledger_path.write_text(json.dumps(ledger, indent=2))
         write_report(predictor, store, ledger, out)
     return write_report(predictor, store, ledger, out)
+
+
+NEEDS_GENERATOR = ("cdvae", "smoacs-generated")
+"""Methods that need the ConditionCDVAE+ generator."""
+
+
+def selected(only: list[str] | None) -> list[Job]:
+    """The jobs ``only`` names: the tasks named (all when none is) times the methods named (all when none is)."""
+    tasks = {name for name in only or [] if name in TASKS}
+    methods = {name for name in only or [] if name in (*METHODS, *ABLATIONS)}
+    return [job for job in jobs() if (not tasks or job.task in tasks) and (not methods or job.method in methods)]
 
 
 def write_report(predictor: LoadedPredictor, store: Store, ledger: dict, out: Path) -> Path:
@@ -273,5 +298,5 @@ def write_report(predictor: LoadedPredictor, store: Store, ledger: dict, out: Pa
     return out / "report.md"
 
 
-__all__ = ["ABLATIONS", "ABLATION_TASK", "METHODS", "TASKS", "dataset_answer", "evaluate_design", "jobs",
-           "judged_values", "run_figures", "write_report"]
+__all__ = ["ABLATIONS", "ABLATION_TASK", "METHODS", "NEEDS_GENERATOR", "TASKS", "dataset_answer", "evaluate_design",
+           "jobs", "judged_values", "make_job", "relax_job", "run_figures", "selected", "write_report"]

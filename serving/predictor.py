@@ -58,6 +58,8 @@ def load_predictor_artifact(folder: Path | None = None) -> LoadedPredictor:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         module = torch.jit.load(str(manifest.path), map_location="cpu")
+    for parameter in module.parameters():  # design differentiates the inputs only: no weight gradients to build
+        parameter.requires_grad_(False)
     return LoadedPredictor(manifest, module.eval())
 
 

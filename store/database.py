@@ -360,7 +360,8 @@ class Store:
                     verdicts.append(met)
                     cur.execute("UPDATE design_criteria SET oracle = ?, oracle_met = ? WHERE candidate_id = ? AND "
                                 "label = ?", [value, met, int(candidate_id), label])
-                every = None if any(v is None for v in verdicts) else all(verdicts)
+                # three-valued AND: one target missed decides; otherwise an unknown one leaves it unknown
+                every = False if False in verdicts else (None if None in verdicts or not verdicts else True)
                 cur.execute("UPDATE candidates SET design_oracle_met = ? WHERE id = ?", [every, int(candidate_id)])
                 cur.execute("COMMIT")
             except BaseException:

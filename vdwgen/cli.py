@@ -186,7 +186,8 @@ def _build_parser() -> argparse.ArgumentParser:
     evd.add_argument("--steps", type=int, default=200, help="optimisation steps (default 200)")
     evd.add_argument("--seed", type=int, default=0)
     evd.add_argument("--only", action="append", default=None, metavar="TASK|METHOD",
-                     help="run only these tasks or methods (repeat); the report covers every finished run")
+                     help="run only the named tasks (all if none is named) with the named methods (all if none is "
+                          "named); repeat; the report covers every finished run")
     evd.add_argument("--out", type=Path, default=Path("reports/design"), help="report folder (default reports/design)")
     evd.add_argument("--db", type=Path, default=Path("var/design-evaluation.duckdb"),
                      help="DuckDB file that keeps every run (default var/design-evaluation.duckdb)")
@@ -429,7 +430,8 @@ def _evaluate_design(args: argparse.Namespace) -> int:
     _at_least(args.n, 1, "--n")
     _at_least(args.steps, 1, "--steps")
     _output_path(args.out, "--out", folder=True)
-    from services.design_evaluation import ABLATIONS, METHODS, TASKS, evaluate_design
+    from services.design import MAX_COUNT as MAX_DESIGN_COUNT
+    from services.design_evaluation import ABLATIONS, METHODS, NEEDS_GENERATOR, TASKS, evaluate_design, selected
     from serving.artifacts import find_artifact
     from serving.engine import Engine
     from serving.predictor import load_predictor_artifact
@@ -440,8 +442,12 @@ def _evaluate_design(args: argparse.Namespace) -> int:
     for name in args.only or []:
         if name not in known:
             raise UsageError(f"--only {name!r} is neither a task nor a method; choose from {', '.join(sorted(known))}")
+    if args.n > MAX_DESIGN_COUNT:
+        raise UsageError(f"--n must be between 1 and {MAX_DESIGN_COUNT} candidates (got {args.n})")
     predictor = load_predictor_artifact(args.predictor)
-    engine = Engine.load(args.artifacts or find_artifact("formation_energy"))
+    engine = None
+    if any(job.method in NEEDS_GENERATOR for job in selected(args.only)):  # only what the chosen runs need
+        engine = Engine.load(args.artifacts or find_artifact("formation_energy"))
     bar, progress = stage_bar("evaluate-design", 1)
     try:
         report = evaluate_design(predictor, open_store(args.db), args.out, args.n, args.steps, args.seed, engine,

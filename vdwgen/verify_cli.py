@@ -22,6 +22,16 @@ def _number(value: float | None, digits: int) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def _judge_design(store: Store, run: int) -> None:
+    """A design run's criteria judged on its relaxed crystals not judged yet (a relaxation cut short)."""
+    from core.paths import dataset_dir
+    from oracle.convention import load_references
+    from services.design import judge_relaxed
+
+    judged = judge_relaxed(store, run, load_references(dataset_dir()))
+    print(f"run {run}: {judged} relaxed designed crystal{'s' if judged != 1 else ''} judged against every target")
+
+
 def _finish_run(store: Store, run: int) -> int:
     """Relax the candidates of ``run`` not relaxed yet (the run's relax stage, resumed) and say how it ended."""
     from core.paths import dataset_dir
@@ -35,12 +45,16 @@ def _finish_run(store: Store, run: int) -> int:
     ids = store.unrelaxed(run)
     if not ids:
         print(f"run {run}: every candidate is relaxed already")
+        if info["mode"] == "design":
+            _judge_design(store, run)
         return 0
     from tqdm import tqdm
 
     with tqdm(total=len(ids), desc="oracle relaxation", unit="crystal", dynamic_ncols=True, file=sys.stderr) as bar:
         status, message = relax_stored(store, run, ids, load_references(dataset_dir()),
                                        progress=lambda done, _total: bar.update(done - bar.n))
+    if info["mode"] == "design":
+        _judge_design(store, run)
     figures = RunFigures(store.run_rows(run), info["target_formation_energy"])
     print(f"run {run}: relaxation {status}: {message}")
     print(figures.oracle_line() or "oracle: no crystal relaxed")

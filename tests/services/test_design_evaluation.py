@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from design.targets import parse_targets
-from services.design_evaluation import TASKS, dataset_answer, evaluate_design, jobs
+from services.design_evaluation import TASKS, dataset_answer, evaluate_design, jobs, selected
 from serving.predictor import load_predictor_artifact
 from store.database import close_store, open_store
 
@@ -26,6 +26,13 @@ def test_the_dataset_answer_counts_bilayers_meeting_every_label(tiny_predictor_a
     assert 0 < answer["all"] < 50  # a task few dataset bilayers meet
     many = dataset_answer(predictor, parse_targets(TASKS["many-gap"], predictor.label_infos()))
     assert many["all"] > 1000
+
+
+def test_only_names_tasks_times_methods() -> None:
+    assert {j.name for j in selected(["many-gap", "random"])} == {"many-gap/random"}
+    assert {j.method for j in selected(["few-wide"])} == {"smoacs-dataset", "random", "cdvae", "smoacs-generated"}
+    assert {j.task for j in selected(["cdvae"])} == set(TASKS)
+    assert len(selected(None)) == len(jobs())
 
 
 def test_every_task_has_every_method_and_the_ablation() -> None:

@@ -304,7 +304,9 @@ def test_design_criteria_conserve_what_each_target_asked_and_the_oracle_found(bi
     assert store.candidate(ids[0])["design_oracle_met"] is None  # the oracle cannot tell a band gap
     store.record_design_oracle(ids[1], {"formation_energy_per_atom": -0.79})
     assert store.candidate(ids[1])["design_oracle_met"] is False
+    store.record_design_oracle(ids[0], {"formation_energy_per_atom": -0.5, "band_gap": None})
+    assert store.candidate(ids[0])["design_oracle_met"] is False  # one target missed decides, unknowns or not
     assert len(store.design_rows(1)) == 3
     frame = run_query(store, "SELECT c.id, d.label, d.oracle_met FROM candidates c JOIN design_criteria d "
-                             "ON d.candidate_id = c.id WHERE d.oracle_met").frame
-    assert frame["id"].tolist() == [ids[0]]
+                             "ON d.candidate_id = c.id WHERE d.oracle_met = false ORDER BY c.id").frame
+    assert frame["id"].tolist() == [ids[0], ids[1]]

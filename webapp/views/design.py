@@ -164,7 +164,7 @@ count = right.number_input("Candidates", value=32, step=1, key="design_count",
                                 "for 64 candidates, so 32 candidates x 200 steps take about 2 minutes.")
 with st.expander("Advanced settings"):
     steps = st.number_input("Optimisation steps", value=200, step=10, key="design_steps")
-    seed = st.number_input("Seed", value=0, step=1, key="design_seed")
+    seed = st.number_input("Seed", value=0, min_value=0, step=1, key="design_seed")
     minimise = st.selectbox("Also push down", [None, *predictor.labels], key="design_minimise")
 relax = st.checkbox("Relax every crystal with the oracle and judge every target again", value=True,
                     key="design_relax")
