@@ -228,6 +228,8 @@ def evaluate_design(predictor: LoadedPredictor, store: Store, out: Path, count: 
     for job in selected(only):
         entry = ledger.get(job.name)
         same = entry is not None and all(entry.get(k) == v for k, v in settings.items())
+        if same and "run_id" in entry and not _stored(store, entry["run_id"]):
+            same = False  # the ledger names a run this database does not hold (another --db): redo it
         if same and (entry.get("relax_status") == "completed" or "skipped" in entry):
             continue
         if job.method in NEEDS_GENERATOR and engine is None:
@@ -244,6 +246,12 @@ def evaluate_design(predictor: LoadedPredictor, store: Store, out: Path, count: 
             ledger_path.write_text(json.dumps(ledger, indent=2))
         write_report(predictor, store, ledger, out)
     return write_report(predictor, store, ledger, out)
+
+
+def _stored(store: Store, run_id: int) -> bool:
+    """Whether ``store`` holds run ``run_id`` with its candidates and their criteria."""
+    run = store.run(int(run_id))
+    return run is not None and run["count_stored"] > 0 and bool(store.design_rows(int(run_id)))
 
 
 NEEDS_GENERATOR = ("cdvae", "smoacs-generated")
