@@ -6,10 +6,12 @@ oracle relaxed it (what DFT should start from), the crystal as generated on requ
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 import streamlit as st
 
-from store.database import CandidateFiles
-from store.files import poscar_name
+from store.database import CandidateFiles, Store
+from store.files import poscar_name, zip_bytes
 
 
 def candidate_downloads(files: CandidateFiles, key: str) -> None:
@@ -30,4 +32,20 @@ def candidate_downloads(files: CandidateFiles, key: str) -> None:
                       key=f"{key}_generated")
 
 
-__all__ = ["candidate_downloads"]
+def run_downloads(store: Store, rows: Sequence[dict], page: str, run: int, name: Callable[[dict], str], made: str,
+                  zip_name: str) -> tuple[int, CandidateFiles]:
+    """A picker over a stored run's ``rows`` (named by ``name``), the picked crystal's buttons
+    (:func:`candidate_downloads`) and a ZIP of every crystal's files; returns the picked row and its files.
+    ``made`` says how the crystals came about (generated, designed) in the ZIP's label; widget keys carry the
+    ``page`` and the ``run`` (a widget keyed alike across runs would keep the earlier run's options)."""
+    ids = [int(r["id"]) for r in rows]
+    k = st.selectbox("Crystal to download", range(len(rows)), key=f"{page}_pick_{run}",
+                     format_func=lambda i: f"{name(rows[i])} (candidate {ids[i]})")
+    (chosen,) = store.files([ids[k]])
+    candidate_downloads(chosen, f"{page}_{run}")
+    st.download_button(f"All files (ZIP: relaxed and {made} POSCARs, CIFs, summary.csv)",
+                       zip_bytes(store, store.files(ids)), zip_name, mime="application/zip", key=f"{page}_zip_{run}")
+    return k, chosen
+
+
+__all__ = ["candidate_downloads", "run_downloads"]

@@ -26,9 +26,8 @@ from serving.artifacts import all_by_mode, find_models
 from serving.engine import Engine
 from serving.predictor import LoadedPredictor, load_predictor_artifact
 from store.database import Store, StoreError
-from store.files import zip_bytes
 from webapp.background import DesignJob
-from webapp.downloads import candidate_downloads
+from webapp.downloads import run_downloads
 from webapp.resources import candidate_store, relax_workers
 from webapp.run_results import design_table
 
@@ -119,14 +118,7 @@ def show_result(done: StoredDesign, predictor: LoadedPredictor, targets: tuple[T
                "method beats that list; a designed crystal adds something only when it matches none of them.")
     if not rows:
         return
-    ids = [int(r["id"]) for r in rows]
-    k = st.selectbox("Crystal to download", range(n), key=f"design_pick_{run}",
-                     format_func=lambda i: f"{rows[i]['formula']} (candidate {ids[i]})")
-    (chosen,) = store.files([ids[k]])
-    candidate_downloads(chosen, f"design_{run}")
-    st.download_button("All files (ZIP: relaxed and designed POSCARs, CIFs, summary.csv)",
-                       zip_bytes(store, store.files(ids)), "designed.zip", mime="application/zip",
-                       key=f"design_zip_{run}")
+    run_downloads(store, rows, "design", run, lambda r: r["formula"], "designed", "designed.zip")
 
 
 st.title("Design crystals for several targets")

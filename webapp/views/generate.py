@@ -30,9 +30,8 @@ from serving.artifacts import all_by_mode, describe, find_models
 from serving.engine import DECODE_BATCH, Engine
 from serving.request import MAX_SCREENING_RATIO, MAX_STEPS_PER_LEVEL, GenerationRequest, RequestError
 from store.database import Store, StoreError
-from store.files import zip_bytes
 from webapp.background import GenerationJob, JobProgress
-from webapp.downloads import candidate_downloads
+from webapp.downloads import run_downloads
 from webapp.resources import candidate_store, relax_workers
 from webapp.run_results import results_table
 
@@ -214,14 +213,8 @@ def show_result(stored: StoredRun, engine: Engine, store: Store) -> None:
             st.dataframe(answer.best, hide_index=True, width="stretch", key=f"generate_dataset_{run}")
     if not rows:
         return
-    ids = [int(r["id"]) for r in rows]
-    k = st.selectbox("Crystal to download", range(n), key=f"generate_pick_{run}",
-                     format_func=lambda i: f"#{rows[i]['index_in_run']} {rows[i]['formula']} (candidate {ids[i]})")
-    (chosen,) = store.files([ids[k]])
-    candidate_downloads(chosen, f"generate_{run}")
-    st.download_button("All files (ZIP: relaxed and generated POSCARs, CIFs, summary.csv)",
-                       zip_bytes(store, store.files(ids)), "candidates.zip", mime="application/zip",
-                       key=f"generate_zip_{run}")
+    k, chosen = run_downloads(store, rows, "generate", run, lambda r: f"#{r['index_in_run']} {r['formula']}",
+                              "generated", "candidates.zip")
     shown = chosen.relaxed_poscar or chosen.poscar
     with st.expander(f"POSCAR of #{rows[k]['index_in_run']} (candidate {chosen.id}"
                      f"{', relaxed' if chosen.relaxed_poscar else ''})"):
