@@ -183,6 +183,18 @@ def interlayer_gap(batch: CandidateBatch, frac: Tensor, lattice: Tensor) -> Tens
     return torch.where(two_layers, upper - lower, torch.full_like(upper, float("nan")))
 
 
+def with_gaps(batch: CandidateBatch, frac: Tensor, lattice: Tensor, gap: Tensor) -> Tensor:
+    """``frac`` with the upper layer of every two-layer slab moved rigidly along the normal so that its gap is
+    ``gap`` (B,) Å; other candidates (NaN gap) unchanged. The geometry of :func:`scoring.gap_scan.with_gap`."""
+    normal = torch.linalg.cross(lattice[:, 0], lattice[:, 1])
+    normal = normal / torch.linalg.vector_norm(normal, dim=1, keepdim=True)
+    shift = torch.nan_to_num(gap - interlayer_gap(batch, frac, lattice), nan=0.0)
+    move = (shift.unsqueeze(1) * normal).unsqueeze(1)  # (B, 1, 3) Cartesian
+    frac_move = torch.bmm(move, torch.linalg.inv(lattice)).squeeze(1)  # (B, 3)
+    upper = (batch.layers == 1).to(frac.dtype).unsqueeze(1)
+    return frac + upper * frac_move.index_select(0, batch.batch)
+
+
 def design_values(predictor: Predictor, labels: Sequence[str], batch: CandidateBatch, frac: Tensor,
                   lattice: Tensor, types: Tensor, geometric: bool = False) -> tuple[Tensor, Tensor]:
     """(B, L) the labels the design judges, and (B, L) the predictor's own values.
@@ -206,5 +218,4 @@ def design_values(predictor: Predictor, labels: Sequence[str], batch: CandidateB
 
 
 __all__ = ["GEOMETRIC_LABELS", "CandidateBatch", "bond_penalty", "build_batch", "decoded_types", "design_values",
-           "interlayer_gap",
-           "lattice_of", "site_distribution"]
+           "interlayer_gap", "lattice_of", "site_distribution", "with_gaps"]

@@ -21,7 +21,7 @@ from design.batch import (
     design_values,
     lattice_of,
 )
-from design.smoacs import DesignOutcome, DesignSettings, all_met, covalent_radii, objective
+from design.smoacs import DesignOutcome, DesignSettings, all_met, covalent_radii, objective, placed_gaps
 from design.targets import Target
 
 
@@ -74,9 +74,19 @@ def random_search(predictor: Predictor, labels: Sequence[str], std: Sequence[flo
             history.append((float(best_loss.mean()), float(all_met(best["values"], targets, labels).float().mean())))
             if progress is not None and step < settings.steps:
                 progress(step + 1)
+        calls = (settings.steps + 1) * batch.size
+        one_hot = torch.nn.functional.one_hot(best["types"], len(vocabulary)).to(best["frac"].dtype)
+        frac, placing = placed_gaps(predictor, labels, batch, best["frac"], best["lattice"], one_hot, settings)
+        if placing:  # the kept draws judged again with their gaps placed, as SMOACS's final candidates are
+            calls += placing
+            best["frac"] = frac
+            best["values"], best["predicted"] = design_values(predictor, labels, batch, frac, best["lattice"],
+                                                              one_hot, settings.geometric_labels)
+            best_loss = objective(best["values"], targets, labels, std, settings.minimise, settings.minimise_weight)
+            best_loss = best_loss + settings.bond_weight * bond_penalty(batch, frac, best["lattice"], one_hot, radii)
     return DesignOutcome(best["frac"], best["lattice"], best["types"], best["pattern"], best["values"],
                          best["predicted"], best_loss, all_met(best["values"], targets, labels),
-                         batch.template_index.clone(), history, (settings.steps + 1) * batch.size)
+                         batch.template_index.clone(), history, calls)
 
 
 __all__ = ["random_search"]

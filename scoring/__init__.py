@@ -7,8 +7,9 @@
 - :mod:`scoring.record`: :class:`~scoring.record.CandidateRecord`, the scored crystal the store keeps
   and the app and CLI show;
 - :mod:`scoring.batch`: :func:`~scoring.batch.score_crystals`, a batch with novelty and duplicates;
-- :mod:`scoring.oracle_check`: the oracle's verdict on a crystal (relaxation of positions and in-plane cell,
-  E_f, RMSD, flags).
+- :mod:`scoring.gap_scan`: a bilayer's interlayer gap set by the rigid scan that labelled the dataset;
+- :mod:`scoring.oracle_check`: the oracle's verdict on a crystal (gap scan, relaxation of positions and in-plane
+  cell, E_f, RMSD, flags).
 
 Nothing here imports the store, serving or ``training``.
 """

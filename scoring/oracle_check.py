@@ -1,11 +1,13 @@
 """Check generated crystals with the physics oracle that labelled the dataset.
 
-The model predicts a formation energy; the oracle says what the physics of the dataset
-gives for the same crystal. The protocol: a relaxation of **all** atomic positions (a generated crystal does not sit
+The model predicts a formation energy; the oracle says what the physics of the dataset gives for the same crystal.
+The protocol: for a two-layer slab, first the rigid scan of the interlayer gap that labelled the dataset
+(:mod:`scoring.gap_scan`; the van der Waals forces of a bilayer started too far apart are below the threshold, so a
+relaxation alone can stop short), then a relaxation of **all** atomic positions (a generated crystal does not sit
 on the layers' high-symmetry sites, so in-plane forces need not vanish) **and of the in-plane cell** (a, b and the
 angle between them; the height of c, hence the vacuum, stays fixed) with CHGNet 0.3.0 + DFT-D3 (zero damping, PBE;
-:mod:`oracle.calculator`), D3 periodic in-plane only (a slab: the vacuum along c never matters), batched FIRE
-until the largest force (atoms and cell) is below ``fmax = 0.05 eV/Å`` or ``500`` steps have passed.
+:mod:`oracle.calculator`), D3 periodic in-plane only (a slab: the vacuum along c never matters), batched FIRE until
+the largest force (atoms and cell) is below ``fmax = 0.05 eV/Å`` or ``500`` steps have passed.
 
 Why the in-plane cell moves: the dataset's lattice constant is itself relaxed (the common a* that minimises
 the two layers' energies), so a generated crystal whose lattice the model got 2 % wrong would otherwise be
@@ -43,6 +45,7 @@ from pymatgen.core import Lattice, Structure
 from oracle.calculator import Oracle, RelaxResult
 from oracle.convention import formation_energy
 from oracle.shared import OracleError, get_oracle, torch_threads
+from scoring.gap_scan import GAP_GRID, GapScan, scan_gaps
 from scoring.layers import LayerAnalysis, analyse_layers, gap_problem, in_family
 from scoring.record import grouped_by_element
 from scoring.validity import MIN_DISTANCE, structurally_valid
@@ -88,6 +91,8 @@ class OracleCheck:
         relaxed: the relaxed crystal (sites wrapped into the cell and grouped by element; a relaxed cell with a
             along x and the layers in the xy plane, :func:`layers_in_xy`).
         cell: what moved besides the atoms (one of :data:`CELLS`).
+        scan_gap: Å, the gap the rigid scan set before relaxing (None: not scanned, not a two-layer slab or the
+            scan was switched off).
         flags: why the result looks wrong (:func:`oracle_flags`); empty when it does not.
     """
 
@@ -103,6 +108,7 @@ class OracleCheck:
     relaxed: Structure
     cell: str = "fixed"
     flags: tuple[str, ...] = ()
+    scan_gap: float | None = None
 
 
 def input_problem(structure: Structure, references: Mapping[str, float]) -> str | None:
@@ -158,10 +164,15 @@ def layers_in_xy(lattice: Lattice) -> Lattice:
     return Lattice(rotated)
 
 
-def oracle_flags(drop_per_atom: float, before: LayerAnalysis, after: LayerAnalysis, family: bool) -> tuple[str, ...]:
+def oracle_flags(drop_per_atom: float, before: LayerAnalysis, after: LayerAnalysis, family: bool,
+                 scan: GapScan | None = None) -> tuple[str, ...]:
     """Why a relaxation's result looks wrong: a drop above :data:`DROP_FLAG`, layers that split or merged (a slab
-    whose number of layers changed), and, for our bilayer family, a gap that left :data:`scoring.layers.GAP_RANGE`."""
+    whose number of layers changed), for our bilayer family a gap that left :data:`scoring.layers.GAP_RANGE`, and a
+    rigid gap scan whose lowest energy lay at an end of its grid."""
     flags = []
+    if scan is not None and scan.scanned and scan.at_edge:
+        flags.append(f"the rigid gap scan's lowest energy is at the end of its grid ({scan.gap:.1f} Å; "
+                     f"{GAP_GRID[0]}-{GAP_GRID[-1]} Å scanned)")
     if drop_per_atom > DROP_FLAG:
         flags.append(f"energy fell {drop_per_atom:.2f} eV/atom (flagged above {DROP_FLAG}): not near a minimum as "
                      "generated")
@@ -174,10 +185,11 @@ def oracle_flags(drop_per_atom: float, before: LayerAnalysis, after: LayerAnalys
     return tuple(flags)
 
 
-def _check(start: Structure, result: RelaxResult, references: Mapping[str, float], cell: str) -> OracleCheck:
+def _check(start: Structure, result: RelaxResult, references: Mapping[str, float], cell: str,
+           initial_energy: float, scan: GapScan) -> OracleCheck:
     n = len(start)
     final = formation_energy(result.energy, start, references)
-    initial = formation_energy(result.initial_energy, start, references)
+    initial = formation_energy(initial_energy, start, references)
     moved = result.structure
     standard = moved.lattice if cell == "fixed" else layers_in_xy(moved.lattice)
     relaxed = grouped_by_element(Structure(standard, moved.species, moved.frac_coords, to_unit_cell=True))
@@ -196,7 +208,8 @@ def _check(start: Structure, result: RelaxResult, references: Mapping[str, float
         rmsd=displacement_rmsd(start, moved),
         relaxed=relaxed,
         cell=cell,
-        flags=oracle_flags(initial - final, analyse_layers(start), layers, family),
+        flags=oracle_flags(initial - final, analyse_layers(start), layers, family, scan),
+        scan_gap=scan.gap if scan.scanned else None,
     )
 
 
@@ -209,12 +222,14 @@ def check_with_oracle(
     progress: Callable[[int, int], None] | None = None,
     threads: int | None = THREADS,
     cell: str = "in_plane",
+    gap_scan: bool = True,
 ) -> list[OracleCheck]:
     """Relax every crystal with the oracle, all in one batch, and report on each.
 
-    Protocol (see the module docstring): all atomic positions move, and the in-plane cell unless ``cell`` is
-    ``fixed``; D3 is periodic in-plane only, FIRE stops when the largest force is below ``fmax``
-    (0.05 eV/Å) or after ``max_steps`` (500) steps.
+    Protocol (see the module docstring): a two-layer slab's gap is first set by the rigid scan of
+    :func:`scoring.gap_scan.scan_gaps` (unless ``gap_scan`` is False), then all atomic positions move, and the in-
+    plane cell unless ``cell`` is ``fixed``; D3 is periodic in-plane only, FIRE stops when the largest force is
+    below ``fmax`` (0.05 eV/Å) or after ``max_steps`` (500) steps.
 
     Args:
         structures: the crystals as generated (not modified).
@@ -224,6 +239,7 @@ def check_with_oracle(
         max_steps: largest number of FIRE steps.
         progress: called after every batched FIRE step with (crystals finished, total).
         threads: torch threads during the relaxation (:data:`THREADS`; None leaves torch's).
+        gap_scan: scan the gap of two-layer slabs before relaxing (the dataset's protocol).
 
     Raises:
         OracleError: a crystal has an element without a reference, or overlapping atoms
@@ -245,5 +261,12 @@ def check_with_oracle(
         return []
     oracle = oracle if oracle is not None else get_oracle()
     with _CHECK_LOCK, torch_threads(threads):  # one check at a time per process (app sessions share the model)
-        results = oracle.relax(structures, cell=cell, fmax=fmax, max_steps=max_steps, progress=progress)
-    return [_check(s, r, references, cell) for s, r in zip(structures, results)]
+        scans = scan_gaps(structures, oracle) if gap_scan else [GapScan(s, math.nan, math.nan, False)
+                                                                 for s in structures]
+        results = oracle.relax([scan.structure for scan in scans], cell=cell, fmax=fmax, max_steps=max_steps,
+                               progress=progress)
+        moved = [k for k, scan in enumerate(scans) if scan.scanned]
+        as_given = dict(zip(moved, oracle.energies([structures[k] for k in moved]))) if moved else {}
+    initial = [float(as_given.get(k, r.initial_energy)) for k, r in enumerate(results)]
+    return [_check(s, r, references, cell, e0, scan)
+            for s, r, e0, scan in zip(structures, results, initial, scans)]

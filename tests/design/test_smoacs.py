@@ -8,7 +8,15 @@ import math
 import numpy as np
 import torch
 
-from design.batch import bond_penalty, build_batch, design_values, interlayer_gap, lattice_of, site_distribution
+from design.batch import (
+    bond_penalty,
+    build_batch,
+    design_values,
+    interlayer_gap,
+    lattice_of,
+    site_distribution,
+    with_gaps,
+)
 from design.masks import site_patterns
 from design.smoacs import (
     DesignSettings,
@@ -90,6 +98,17 @@ def test_the_measured_gap_is_the_one_the_layers_have(bilayer) -> None:
     torch.testing.assert_close(gap, torch.tensor([3.2, 3.2]), atol=1e-4, rtol=0)
 
 
+def test_placing_a_gap_moves_only_the_upper_layer_along_the_normal(bilayer) -> None:
+    batch = _batch([bilayer(0.0), bilayer(1.5)], 2)
+    lattice = lattice_of(batch, torch.ones(2, 3))
+    frac = with_gaps(batch, batch.frac0, lattice, torch.tensor([3.0, 3.9]))
+    torch.testing.assert_close(interlayer_gap(batch, frac, lattice), torch.tensor([3.0, 3.9]), atol=1e-4, rtol=0)
+    moved = (frac - batch.frac0).abs().sum(1) > 0
+    assert torch.equal(moved, batch.layers == 1)
+    assert float((frac - batch.frac0)[:, :2].abs().max()) < 1e-6  # the normal is c here: no sliding
+    torch.testing.assert_close(with_gaps(batch, batch.frac0, lattice, torch.full((2,), float("nan"))), batch.frac0)
+
+
 def test_mutation_replaces_poor_candidates_by_noisy_copies_of_good_ones(bilayer) -> None:
     batch = _batch([bilayer(0.0), bilayer(0.5), bilayer(1.0), bilayer(1.5)], 8)
     state = initial_state(batch, len(JANUS), torch.Generator().manual_seed(0))
@@ -121,4 +140,10 @@ def test_a_small_design_lowers_its_objective(bilayer, tiny_predictor) -> None:
     assert outcome.history[-1][0] < outcome.history[0][0]
     assert outcome.types.shape == (batch.frac0.size(0),)
     assert bool(torch.isfinite(outcome.values).all())
-    assert np.isclose(outcome.predictor_calls, 31 * 6)
+    assert np.isclose(outcome.predictor_calls, 32 * 6)  # one more to place the gap before the last prediction
+    gap = interlayer_gap(batch, outcome.frac, outcome.lattice)
+    unplaced = optimise(predictor, LABELS, [0.1, 0.01, 5.0, 0.3, 0.13], targets,
+                        _batch([bilayer(0.0), bilayer(0.4)], 6), JANUS,
+                        DesignSettings(steps=30, mutation_steps=(15,), place_gap=False), seed=0)
+    assert unplaced.predictor_calls == 31 * 6
+    assert float((gap - interlayer_gap(batch, unplaced.frac, unplaced.lattice)).abs().max()) > 1e-4

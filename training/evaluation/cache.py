@@ -146,8 +146,8 @@ def oracle_checks(structures: list[Structure], path: Path, desc: str, dataset: P
     from scoring.oracle_check import check_with_oracle
 
     done: list[dict] = read_json(path).get("checks", [])
-    if any(d.get("cell", "fixed") != "in_plane" for d in done):  # checks of the fixed-cell protocol (before v4)
-        done = []
+    if any(d.get("cell", "fixed") != "in_plane" or "scan_gap" not in d for d in done):
+        done = []  # checks of an older protocol: fixed cell (before v4) or no rigid gap scan first
     bar = progress_bar(desc, len(structures))
     bar.update(len(done))
     try:
