@@ -12,7 +12,10 @@ table that the model manifest names (``bilayers.parquet``) and built (and reduce
 A reference of the whole table (``part=None``) answers two questions at once (:meth:`TrainingSet.match`):
 is a crystal *known* (it matches a dataset crystal of any part; which one) and is it *novel* in the
 paper's sense (it matches no crystal of the training part). Training rows are tried first, so a crystal
-that matches both a training and a test row counts as not novel.
+that matches both a training and a test row counts as not novel. The paper's tolerances cannot tell stackings
+apart (30 of 66 pairs of different stackings of one formula fit), so *which* crystal it is comes from the exact
+stacking key of :mod:`scoring.stacking` whenever the crystal has one (``Match.exact``), and from the first fit
+only otherwise.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Lattice, Structure
 
 from scoring.slab_filter import SlabProfile, cannot_match, slab_profile
+from scoring.stacking import stacking_key
 
 STOL, ANGLE_TOL, LTOL = 0.5, 10.0, 0.3
 
@@ -69,11 +73,20 @@ def table_structure(lattice: np.ndarray, species: Iterable[str], frac: np.ndarra
 
 @dataclass(frozen=True)
 class Match:
-    """The dataset crystal a crystal matches: its ``id`` (the row number when the table has no ``id``
-    column) and the ``part`` of the split it belongs to (None when the reference was not loaded by part)."""
+    """The dataset crystal a crystal is.
+
+    Attributes:
+        id: the row with the same stacking when ``exact`` (:mod:`scoring.stacking`), else the first row the paper's
+            matcher fits (training rows first); the row number when the table has no ``id`` column.
+        part: the split part of the first row the paper's matcher fits (training rows first), which decides
+            novelty in the paper's sense (None when the reference was not loaded by part).
+        exact: ``id`` has the same stacking key; False: only the paper's tolerances (which cannot tell stackings
+            apart) say they match.
+    """
 
     id: str
     part: str | None
+    exact: bool = False
 
 
 class TrainingSet:
@@ -96,6 +109,7 @@ class TrainingSet:
             for rows_of_key in self._rows.values():
                 rows_of_key.sort(key=lambda i: self._parts[i] != training_part)  # stable: training rows first
         self._built: dict[tuple[str, int], list[ReducedCrystal]] = {}
+        self._stackings: dict[tuple[str, int], dict[str, int]] = {}
         self._matcher = matcher()
 
     @classmethod
@@ -126,6 +140,17 @@ class TrainingSet:
                                 for r in rows.itertuples()]
         return self._built[key]
 
+    def _stacking_rows(self, key: tuple[str, int]) -> dict[str, int]:
+        """Stacking key -> the first row with it (training rows first), for one (formula, size) group."""
+        if key not in self._stackings:
+            found: dict[str, int] = {}
+            for row, crystal in zip(self._rows.get(key, []), self._reduced(key)):
+                name = stacking_key(crystal.structure)
+                if name is not None:
+                    found.setdefault(name, row)
+            self._stackings[key] = found
+        return self._stackings[key]
+
     def same_formula(self, structure: Structure) -> list[Structure]:
         """Training crystals with the reduced formula and atom count of ``structure``."""
         return [c.structure for c in self._reduced((structure.composition.reduced_formula, len(structure)))]
@@ -135,13 +160,23 @@ class TrainingSet:
         return self.match(crystal) is None
 
     def match(self, crystal: Structure | ReducedCrystal) -> Match | None:
-        """The first crystal of this reference that matches ``crystal`` (training part first), or None."""
+        """The crystal of this reference that ``crystal`` is, or None (see :class:`Match`).
+
+        The row with the same stacking key when there is one; the paper's matcher still decides novelty, so it
+        runs unless that row is itself a training row (it then fits at once: same crystal)."""
         me = crystal if isinstance(crystal, ReducedCrystal) else ReducedCrystal(crystal, self._matcher)
         key = (me.structure.composition.reduced_formula, len(me.structure))
+        name = stacking_key(me.structure)
+        exact = self._stacking_rows(key).get(name) if name is not None else None
+        if exact is not None and (self._parts is None or self._parts[exact] == self.training_part):
+            return Match(self._ids[exact], self._part(exact), exact=True)
         for row, known in zip(self._rows.get(key, []), self._reduced(key)):
             if fits(self._matcher, me, known):
-                return Match(self._ids[row], None if self._parts is None else self._parts[row])
-        return None
+                return Match(self._ids[row if exact is None else exact], self._part(row), exact=exact is not None)
+        return None if exact is None else Match(self._ids[exact], self._part(exact), exact=True)
+
+    def _part(self, row: int) -> str | None:
+        return None if self._parts is None else self._parts[row]
 
     def novel_given(self, found: Match | None) -> bool:
         """Whether a crystal whose :meth:`match` was ``found`` is novel against the training part: it matched

@@ -33,7 +33,8 @@ class CandidateRecord:
     ``duplicate_of`` is a stored candidate id, or ``-(k + 1)`` for the crystal with
     ``index_in_run`` k of the same run (its id exists only once the run is stored).
     ``novel`` (no match in the model's training part: the paper's metric) and ``known`` (a match among all
-    the dataset's crystals, ``known_id`` the first) are None when no dataset table was there to compare with.
+    the dataset's crystals; ``known_id`` the row with the same stacking, else the first fit) are None when no
+    dataset table was there to compare with.
     ``slab`` says whether the 2D checks
     apply (:attr:`scoring.layers.LayerAnalysis.slab`); for a bulk crystal ``n_layers``, ``vacuum`` and the
     ``interlayer_*`` fields are None: they were not checked, because they mean nothing there.

@@ -71,8 +71,8 @@ def _show_stored(row: dict) -> None:
         known = row.get("relaxed_known_id")
         st.caption(("Relaxed crystal: valid" if row["relaxed_valid"] else
                     f"Relaxed crystal: invalid ({row['relaxed_invalid_reason']})")
-                   + (f"; it matches dataset bilayer {known} (the paper's tolerances, training rows first)" if known
-                      else "; it matches no dataset bilayer")
+                   + (f"; it is dataset bilayer {known} (the same stacking, or the first the paper's tolerances "
+                      "fit)" if known else "; it matches no dataset bilayer")
                    + ("; novel against the training part" if row.get("relaxed_novel") else ""))
     cell = "positions and in-plane cell" if row.get("oracle_cell") == "in_plane" else "positions, fixed cell"
     st.caption(f"{row['oracle_version']} ({cell}), checked {row['oracle_checked_at']:%Y-%m-%d %H:%M} UTC. "

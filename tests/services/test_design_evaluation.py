@@ -62,6 +62,8 @@ def test_a_small_evaluation_runs_relaxes_reports_and_resumes(tiny_predictor_arti
         assert skipped is None or "no valid crystal" in skipped
         for figures in (f for f in task["methods"].values() if "skipped" not in f):
             assert figures["n"] == 2 and 0 <= figures["all_relaxed"] <= figures["n"]
+            assert figures["unique_all_relaxed"] <= round(figures["all_relaxed"] * 2)
+            assert figures["stackings_relaxed"] <= 2 and 0 <= figures["dataset_stacking_relaxed"] <= 1
             assert set(figures["criteria"]) == {"a_common>=4.1", "formation_energy_per_atom<=-0.6",
                                                 "interlayer_gap<=3.3"}
         text = report.read_text()
