@@ -103,39 +103,41 @@ class SO2Convolution(nn.Module):
                 for m in range(1, mmax + 1)
             ]
         )
-        radial_size = sum((lmax + 1 - m) * in_channels for m in range(mmax + 1))
+        self.coefficient_sizes = [n0] + [2 * (lmax + 1 - m) for m in range(1, mmax + 1)]
+        self.radial_sizes = [(lmax + 1 - m) * in_channels for m in range(mmax + 1)]
+        radial_size = sum(self.radial_sizes)
         self.radial = (
             RadialMLP(max(radial_features, 1), radial_hidden, radial_size) if self.use_radial else nn.Identity()
         )
 
     def forward(self, x: Tensor, radial: Tensor) -> tuple[Tensor, Tensor]:
+        # One torch.split per tensor, not a slice per order: the backward of a slice fills a zero tensor the size
+        # of its whole input, so slicing cost (2 + 2 mmax) full-size fills per call; split's backward concatenates
+        # once. Same values; 25-30 % less time forward + backward (bench/so2_split.py).
         num_edges = x.size(0)
         cin = self.in_channels
         cout = self.out_channels
         n0 = self.lmax + 1
+        blocks = torch.split(x, self.coefficient_sizes, dim=1)
         weights = self.radial(radial) if self.use_radial else radial
-        x0 = x[:, :n0].reshape(num_edges, n0 * cin)
+        scales = torch.split(weights, self.radial_sizes, dim=1) if self.use_radial else blocks
+        x0 = blocks[0].reshape(num_edges, n0 * cin)
         if self.use_radial:
-            x0 = x0 * weights[:, : n0 * cin]
+            x0 = x0 * scales[0]
         y0 = self.linear_m0(x0)
-        extra = y0[:, n0 * cout :]
-        outputs = [y0[:, : n0 * cout].reshape(num_edges, n0, cout)]
-        start = n0
-        weight_start = n0 * cin
-        m = 1
-        for linear in self.linears_m:
-            n = self.lmax + 1 - m
-            pair = x[:, start : start + 2 * n].reshape(num_edges, 2, n * cin)
+        main, extra = torch.split(y0, [n0 * cout, self.extra_scalars], dim=1)
+        outputs = [main.reshape(num_edges, n0, cout)]
+        for i, linear in enumerate(self.linears_m):
+            n = self.lmax - i  # lmax + 1 - m for m = i + 1
+            pair = blocks[i + 1].reshape(num_edges, 2, n * cin)
             if self.use_radial:
-                pair = pair * weights[:, weight_start : weight_start + n * cin].unsqueeze(1)
+                pair = pair * scales[i + 1].unsqueeze(1)
             y = linear(pair).reshape(num_edges, 2, 2, n * cout)  # [sign, real/imag, ...]
-            plus = y[:, 0, 0] - y[:, 1, 1]
-            minus = y[:, 1, 0] + y[:, 0, 1]
-            outputs.append(plus.reshape(num_edges, n, cout))
-            outputs.append(minus.reshape(num_edges, n, cout))
-            start += 2 * n
-            weight_start += n * cin
-            m += 1
+            sign_plus, sign_minus = y.unbind(1)
+            real_plus, imag_plus = sign_plus.unbind(1)
+            real_minus, imag_minus = sign_minus.unbind(1)
+            outputs.append((real_plus - imag_minus).reshape(num_edges, n, cout))
+            outputs.append((real_minus + imag_plus).reshape(num_edges, n, cout))
         return torch.cat(outputs, dim=1), extra
 
 
