@@ -23,6 +23,7 @@ from design.smoacs import (
     _Adam,
     _mutate,
     covalent_radii,
+    follow_gaps,
     initial_state,
     objective,
     optimise,
@@ -107,6 +108,13 @@ def test_placing_a_gap_moves_only_the_upper_layer_along_the_normal(bilayer) -> N
     assert torch.equal(moved, batch.layers == 1)
     assert float((frac - batch.frac0)[:, :2].abs().max()) < 1e-6  # the normal is c here: no sliding
     torch.testing.assert_close(with_gaps(batch, batch.frac0, lattice, torch.full((2,), float("nan"))), batch.frac0)
+    state = initial_state(batch, len(JANUS), torch.Generator().manual_seed(0))
+    state.frac += 0.01  # somewhere inside the bounds
+    offset = state.frac - batch.frac0
+    follow_gaps(batch, state, torch.tensor([3.4, 3.6]))  # the bounds (around frac0) move with the layer
+    torch.testing.assert_close(interlayer_gap(batch, state.frac, lattice), torch.tensor([3.4, 3.6]), atol=1e-4,
+                               rtol=0)
+    torch.testing.assert_close(state.frac - batch.frac0, offset)
 
 
 def test_mutation_replaces_poor_candidates_by_noisy_copies_of_good_ones(bilayer) -> None:
