@@ -79,8 +79,10 @@ def run_design_cli(request: DesignRequest, predictor_dir: Path | None, artifacts
         after = [rows[cid].get("design_oracle_met") for cid in done.candidate_ids]
         ok = sum(1 for v in after if v)
         novel_ok = sum(1 for cid, v in zip(done.candidate_ids, after) if v and rows[cid].get("relaxed_novel"))
-        print(f"after the oracle's relaxation: every target met by {ok}/{n} ({novel_ok} of them new to the training "
-              f"data); relaxation {done.relax_status}: {done.relax_message}")
+        new_ok = sum(1 for cid, v in zip(done.candidate_ids, after) if v and rows[cid].get("relaxed_known") is False)
+        print(f"after the oracle's relaxation: every target met by {ok}/{n}, of them {novel_ok} novel (no training "
+              f"bilayer matches) and {new_ok} new (no dataset bilayer matches); relaxation {done.relax_status}: "
+              f"{done.relax_message}")
     unchecked = [t.label for t in checked.targets if t.label not in ORACLE_LABELS]
     if unchecked:
         print(f"the oracle (CHGNet + D3) cannot check {', '.join(unchecked)}: judged by the predictor only, so no "

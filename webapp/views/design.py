@@ -101,8 +101,10 @@ def show_result(done: StoredDesign, predictor: LoadedPredictor, targets: tuple[T
     line = f"Every target met as designed (predictor): {met}/{n} · optimisation {done.designed.seconds:.0f} s"
     if any(v is not None for v in after):
         kept = sum(bool(v) for v in after)
+        novel = sum(bool(v) and bool(r.get("relaxed_novel")) for v, r in zip(after, rows))
         new = sum(bool(v) and r.get("relaxed_known") is False for v, r in zip(after, rows))
-        line += (f" · after the oracle's relaxation: {kept}/{n} ({new} of them match no dataset bilayer)")
+        line += (f" · after the oracle's relaxation: {kept}/{n}, of them {novel} novel (no training bilayer "
+                 f"matches) and {new} new (no dataset bilayer matches)")
     st.caption(line)
     unchecked = [t.label for t in targets if t.label not in ORACLE_LABELS]
     if unchecked:
