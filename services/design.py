@@ -255,7 +255,9 @@ def run_design(predictor: LoadedPredictor, checked: CheckedDesign, templates: Se
 
 
 @dataclass(frozen=True)
-class _Crystal:
+class CrystalToScore:
+    """A crystal to score with the predictor's formation energy (what :func:`scoring.batch.score_crystals` needs)."""
+
     index: int
     structure: Structure
     predicted_formation_energy: float | None
@@ -266,7 +268,7 @@ def design_records(predictor: LoadedPredictor, designed: Designed, reference=Non
     """Validity, novelty, known vs new and duplicates of each designed crystal (as generated crystals are scored)."""
     labels = predictor.labels
     j = labels.index("formation_energy_per_atom") if "formation_energy_per_atom" in labels else None
-    crystals = [_Crystal(i, s, None if j is None else float(designed.outcome.predicted[i, j]))
+    crystals = [CrystalToScore(i, s, None if j is None else float(designed.outcome.predicted[i, j]))
                 for i, s in enumerate(designed.structures)]
     return score_crystals(crystals, reference, stored, progress, in_family(predictor.vocabulary))
 
@@ -389,6 +391,6 @@ def judge_relaxed(store: Store, run_id: int, references: Mapping[str, float], pr
     return done
 
 
-__all__ = ["TEMPLATE_SOURCES", "CheckedDesign", "DesignError", "DesignRequest", "Designed", "StoredDesign",
-           "check_design", "dataset_templates", "design_and_store", "generated_templates", "relax_design",
-           "request_templates", "run_design"]
+__all__ = ["TEMPLATE_SOURCES", "CheckedDesign", "CrystalToScore", "DesignError", "DesignRequest", "Designed",
+           "StoredDesign", "check_design", "dataset_templates", "design_and_store", "generated_templates",
+           "relax_design", "request_templates", "run_design"]

@@ -9,7 +9,10 @@ candidates:
 - ``smoacs-dataset`` / ``smoacs-generated``: SMOACS from training bilayers / from crystals our generator made;
 - ``random``: random decorations of the training bilayers at the same number of predictor calls;
 - the exhaustive answer: how many dataset bilayers (any split, and in the training part) meet every target by
-  their own labels, which no method can beat inside the enumerated family;
+  their own labels, which no method can beat inside the enumerated family; and ``dataset``: up to the same count
+  of those bilayers (seeded draw), relaxed and judged by the oracle like every candidate. 83 % of the dataset's
+  labels come from rigid layers (only the lowest stacking of each flip class was relaxed, at fixed cell), so the
+  oracle's full relaxation moves them too: this row is the share a perfect method could reach after relaxation;
 - the ablation (on :data:`ABLATION_TASK`): SMOACS without masks, without templates (in-plane coordinates drawn
   at random), without mutation.
 
@@ -58,7 +61,7 @@ TASKS: dict[str, tuple[str, ...]] = {
     "issue-example": ("formation_energy_per_atom<=-0.8", "binding_energy_per_area=-22:-18", "interlayer_gap=3.0:3.3"),
 }
 ABLATION_TASK = "issue-example"
-METHODS = ("smoacs-dataset", "random", "cdvae", "smoacs-generated")
+METHODS = ("smoacs-dataset", "random", "cdvae", "smoacs-generated", "dataset")
 ABLATIONS = ("no-masks", "no-templates", "no-mutation")
 Progress = Callable[[str, int, int], None]
 
@@ -83,13 +86,56 @@ def jobs() -> list[Job]:
 def dataset_answer(predictor: LoadedPredictor, targets: tuple[Target, ...]) -> dict[str, int]:
     """How many dataset bilayers meet every target by their own labels (every split; the training part)."""
     frame = pd.read_parquet(predictor_table(predictor))
+    meets = meeting(frame, targets)
+    split = str(predictor.manifest.training.get("split", "random"))
+    return {"all": int(meets.sum()), "training": int((meets & (frame[f"split_{split}"] == "train")).sum()),
+            "rows": len(frame)}
+
+
+def meeting(frame: pd.DataFrame, targets: tuple[Target, ...]) -> np.ndarray:
+    """(rows,) whether each row of a dataset table meets every target by its own labels."""
     meets = np.ones(len(frame), dtype=bool)
     for t in targets:
         values = frame[t.label].to_numpy(dtype=float)
         meets &= (values >= t.low) & (values <= t.high)
+    return meets
+
+
+def _dataset_run(predictor: LoadedPredictor, targets: tuple[Target, ...], store: Store, count: int, seed: int,
+                 progress: Progress | None) -> tuple[int, float]:
+    """Up to ``count`` dataset bilayers meeting every target by their labels, stored as a run to be relaxed."""
+    from core.manifest import sha256
+    from core.predictor_manifest import PREDICTOR_MANIFEST
+    from scoring.batch import score_crystals
+    from scoring.layers import in_family
+    from services.design import CrystalToScore
+    from services.verification import training_set
+    from store.database import RunInfo
+
+    table = predictor_table(predictor)
+    frame = pd.read_parquet(table)
+    rows = frame[meeting(frame, targets)]
+    rows = rows.sample(min(count, len(rows)), random_state=seed) if len(rows) else rows
+    structures = [table_structure(r.lattice, r.species, r.frac_coords) for r in rows.itertuples()]
+    labels = predictor.labels
+    values = judged_values(predictor, structures)
+    info = RunInfo("design", len(structures), seed, predictor.manifest.name,
+                   sha256(predictor.manifest.folder / PREDICTOR_MANIFEST),
+                   design_targets=" AND ".join(t.text() for t in targets), templates="dataset answer")
+    run_id = store.start_run(info)
+    t0 = time.perf_counter()
     split = str(predictor.manifest.training.get("split", "random"))
-    return {"all": int(meets.sum()), "training": int((meets & (frame[f"split_{split}"] == "train")).sum()),
-            "rows": len(frame)}
+    j = labels.index("formation_energy_per_atom") if "formation_energy_per_atom" in labels else None
+    crystals = [CrystalToScore(i, s, None if j is None else float(values[i, j])) for i, s in enumerate(structures)]
+    records = score_crystals(crystals, training_set(str(table), split, "train"), store.same_formula,
+                             None if progress is None else (lambda d, n: progress("scoring", d, n)),
+                             in_family(predictor.vocabulary))
+    ids = store.finish_run(run_id, records, "completed", time.perf_counter() - t0)
+    criteria = [criterion(cid, t, predictor.manifest.labels[t.label].unit, float(getattr(row, t.label)),
+                          float(values[b, labels.index(t.label)]))
+                for b, (cid, row) in enumerate(zip(ids, rows.itertuples())) for t in targets]
+    store.record_design(criteria, {cid: str(row.id) for cid, row in zip(ids, rows.itertuples())})
+    return run_id, time.perf_counter() - t0
 
 
 def judged_values(predictor: LoadedPredictor, structures: list[Structure]) -> np.ndarray:
@@ -152,6 +198,8 @@ def make_job(job: Job, predictor: LoadedPredictor, store: Store, count: int, ste
     t0 = time.perf_counter()
     if job.method == "cdvae":
         run_id, _ids, seconds = _cdvae_run(engine, predictor, checked.targets, store, count, seed, progress)
+    elif job.method == "dataset":
+        run_id, seconds = _dataset_run(predictor, checked.targets, store, count, seed, progress)
     else:
         if request.templates == "generated":
             made = generated_templates(engine, checked.targets, count, seed,

@@ -30,14 +30,15 @@ def test_the_dataset_answer_counts_bilayers_meeting_every_label(tiny_predictor_a
 
 def test_only_names_tasks_times_methods() -> None:
     assert {j.name for j in selected(["many-gap", "random"])} == {"many-gap/random"}
-    assert {j.method for j in selected(["few-wide"])} == {"smoacs-dataset", "random", "cdvae", "smoacs-generated"}
+    assert {j.method for j in selected(["few-wide"])} == {"smoacs-dataset", "random", "cdvae", "smoacs-generated",
+                                                         "dataset"}
     assert {j.task for j in selected(["cdvae"])} == set(TASKS)
     assert len(selected(None)) == len(jobs())
 
 
 def test_every_task_has_every_method_and_the_ablation() -> None:
     names = {job.name for job in jobs()}
-    assert len(names) == len(TASKS) * 4 + 3
+    assert len(names) == len(TASKS) * 5 + 3
     assert {"issue-example/no-masks", "issue-example/no-templates", "issue-example/no-mutation"} <= names
 
 
@@ -54,7 +55,7 @@ def test_a_small_evaluation_runs_relaxes_reports_and_resumes(tiny_predictor_arti
                                  only=["few-wide"])
         ledger = json.loads((tmp_path / "report" / "runs.json").read_text())
         assert {k for k in ledger} == {f"few-wide/{m}" for m in ("smoacs-dataset", "random", "cdvae",
-                                                                   "smoacs-generated")}
+                                                                   "smoacs-generated", "dataset")}
         results = json.loads((tmp_path / "report" / "results.json").read_text())
         task = results["tasks"]["few-wide"]
         assert task["dataset"]["all"] > 0 and set(task["methods"]) == {m.split("/")[1] for m in ledger}
@@ -66,6 +67,10 @@ def test_a_small_evaluation_runs_relaxes_reports_and_resumes(tiny_predictor_arti
             assert figures["stackings_relaxed"] <= 2 and 0 <= figures["dataset_stacking_relaxed"] <= 1
             assert set(figures["criteria"]) == {"a_common>=4.1", "formation_energy_per_atom<=-0.6",
                                                 "interlayer_gap<=3.3"}
+        plain = task["methods"]["dataset"]  # dataset bilayers meeting the targets by their labels, relaxed
+        criteria = pd.DataFrame(store.design_rows(plain["run_id"]))
+        assert plain["n"] == 2 and bool(criteria["met"].all())  # by their own labels, as drawn
+        assert criteria["oracle"].notna().all()  # judged by the oracle like every candidate
         text = report.read_text()
         assert "few-wide: a_common>=4.1 AND" in text and "| cdvae | 2 |" in text
         runs_before = store.count("runs")
