@@ -63,7 +63,8 @@ def _sublattices(in_plane: np.ndarray, basis: np.ndarray) -> np.ndarray | None:
 
 def stacking_key(structure: Structure) -> str | None:
     """The stacking of ``structure`` as a string such as ``"SA AlB AlB SA SeC GaA InA TeC"`` (see the module
-    docstring), or None when it is not a crystal of sites on a triangular lattice."""
+    docstring), or None when it is not a crystal of sites on a triangular lattice. Heights are measured upwards from
+    the largest empty space along the normal, so a slab that crosses the cell's boundary reads the same."""
     if len(structure) == 0:
         return None
     plane = _plane(structure)
@@ -71,7 +72,11 @@ def stacking_key(structure: Structure) -> str | None:
         return None
     basis, normal = plane
     cart = structure.cart_coords
-    heights = cart @ normal
+    period = float(structure.volume / np.linalg.norm(np.cross(basis[0], basis[1])))
+    heights = np.mod(cart @ normal, period)
+    ordered = np.sort(heights)
+    gaps = np.diff(np.concatenate([ordered, [ordered[0] + period]]))
+    heights = np.mod(heights - ordered[(int(gaps.argmax()) + 1) % len(ordered)], period)  # upwards from the vacuum
     if len(heights) > 1 and np.diff(np.sort(heights)).min() < LEVEL_TOLERANCE:
         return None
     in_plane = cart - np.outer(heights, normal)

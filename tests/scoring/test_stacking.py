@@ -56,7 +56,10 @@ def test_the_key_ignores_translation_rotation_mirror_and_the_cell_setting(table:
     turned = Structure(crystal.lattice, crystal.species, crystal.cart_coords @ turn.T,
                        coords_are_cartesian=True)  # the atoms turned 60° in the same cell: B and C swap
     assert stacking_key(turned) is not None
-    for copy in (shifted, mirrored, rotated, sixty, turned):
+    wrapped = crystal.copy()
+    wrapped.translate_sites(range(len(crystal)), [0.0, 0.0, 0.45], frac_coords=True)  # across the cell's boundary
+    assert wrapped.frac_coords[:, 2].min() < 0.1 and wrapped.frac_coords[:, 2].max() > 0.9
+    for copy in (shifted, mirrored, rotated, sixty, turned, wrapped):
         assert stacking_key(copy) == key
 
 
