@@ -81,7 +81,7 @@ def run_design_cli(request: DesignRequest, predictor_dir: Path | None, artifacts
         novel_ok = sum(1 for cid, v in zip(done.candidate_ids, after) if v and rows[cid].get("relaxed_novel"))
         new_ok = sum(1 for cid, v in zip(done.candidate_ids, after) if v and rows[cid].get("relaxed_known") is False)
         print(f"after the oracle's relaxation: every target met by {ok}/{n}, of them {novel_ok} novel (no training "
-              f"bilayer matches) and {new_ok} new (no dataset bilayer matches); relaxation {done.relax_status}: "
+              f"crystal matches) and {new_ok} new (no dataset crystal matches); relaxation {done.relax_status}: "
               f"{done.relax_message}")
     unchecked = [t.label for t in checked.targets if t.label not in ORACLE_LABELS]
     if unchecked:

@@ -103,8 +103,8 @@ def show_result(done: StoredDesign, predictor: LoadedPredictor, targets: tuple[T
         kept = sum(bool(v) for v in after)
         novel = sum(bool(v) and bool(r.get("relaxed_novel")) for v, r in zip(after, rows))
         new = sum(bool(v) and r.get("relaxed_known") is False for v, r in zip(after, rows))
-        line += (f" · after the oracle's relaxation: {kept}/{n}, of them {novel} novel (no training bilayer "
-                 f"matches) and {new} new (no dataset bilayer matches)")
+        line += (f" · after the oracle's relaxation: {kept}/{n}, of them {novel} novel (no training crystal "
+                 f"matches) and {new} new (no dataset crystal matches)")
     st.caption(line)
     unchecked = [t.label for t in targets if t.label not in ORACLE_LABELS]
     if unchecked:
