@@ -67,22 +67,33 @@ def with_gap(structure: Structure, gap: float) -> Structure:
     Raises:
         ValueError: not a two-layer slab, or a gap that would not fit in the cell's vacuum.
     """
-    layers = analyse_layers(structure)
-    if not (layers.slab and layers.n_layers == 2):
-        raise ValueError(f"only a two-layer slab has one interlayer gap (this crystal has {layers.n_layers} "
-                         f"layer(s){'' if layers.slab else ' and is not a slab'})")
-    shift = float(gap) - layers.interlayer_gap
-    if shift >= layers.vacuum - 1.0:
-        raise ValueError(f"a gap of {gap:.2f} Å leaves less than 1 Å of vacuum (vacuum {layers.vacuum:.2f} Å, "
-                         f"gap {layers.interlayer_gap:.2f} Å)")
-    matrix = structure.lattice.matrix
-    normal = np.cross(matrix[0], matrix[1])
-    normal /= np.linalg.norm(normal)
-    upper = site_layers(structure) == 1
-    cart = structure.cart_coords.copy()
-    cart[upper] += shift * normal
-    return Structure(structure.lattice, structure.species, cart, coords_are_cartesian=True,
-                     site_properties=structure.site_properties or None)
+    return _Bilayer(structure).with_gap(gap)
+
+
+class _Bilayer:
+    """A two-layer slab analysed once (layers, gap, vacuum, normal), to be moved to any number of gaps."""
+
+    def __init__(self, structure: Structure) -> None:
+        layers = analyse_layers(structure)
+        if not (layers.slab and layers.n_layers == 2):
+            raise ValueError(f"only a two-layer slab has one interlayer gap (this crystal has {layers.n_layers} "
+                             f"layer(s){'' if layers.slab else ' and is not a slab'})")
+        self.structure, self.layers = structure, layers
+        matrix = structure.lattice.matrix
+        normal = np.cross(matrix[0], matrix[1])
+        self.normal = normal / np.linalg.norm(normal)
+        self.upper = site_layers(structure) == 1
+
+    def with_gap(self, gap: float) -> Structure:
+        layers = self.layers
+        shift = float(gap) - layers.interlayer_gap
+        if shift >= layers.vacuum - 1.0:
+            raise ValueError(f"a gap of {gap:.2f} Å leaves less than 1 Å of vacuum (vacuum {layers.vacuum:.2f} Å, "
+                             f"gap {layers.interlayer_gap:.2f} Å)")
+        cart = self.structure.cart_coords.copy()
+        cart[self.upper] += shift * self.normal
+        return Structure(self.structure.lattice, self.structure.species, cart, coords_are_cartesian=True,
+                         site_properties=self.structure.site_properties or None)
 
 
 def scan_gaps(structures: Sequence[Structure], oracle: Oracle, grid: Sequence[float] = GAP_GRID) -> list[GapScan]:
@@ -94,7 +105,8 @@ def scan_gaps(structures: Sequence[Structure], oracle: Oracle, grid: Sequence[fl
     structures = list(structures)
     grid_arr = np.asarray(grid, dtype=float)
     todo = [k for k, s in enumerate(structures) if scannable(s)]
-    points = [with_gap(structures[k], g) for k in todo for g in grid_arr]
+    bilayers = {k: _Bilayer(structures[k]) for k in todo}  # the bond graph once per crystal, not per grid point
+    points = [bilayers[k].with_gap(g) for k in todo for g in grid_arr]
     energies = oracle.energies(points).reshape(len(todo), len(grid_arr)) if points else np.zeros((0, len(grid_arr)))
     out = [GapScan(s, float("nan"), float("nan"), False) for s in structures]
     for row, k in zip(energies, todo):
@@ -105,8 +117,7 @@ def scan_gaps(structures: Sequence[Structure], oracle: Oracle, grid: Sequence[fl
         else:
             spline = CubicSpline(grid_arr, row)
             best = float(minimize_scalar(spline, bounds=(grid_arr[i - 1], grid_arr[i + 1]), method="bounded").x)
-        start = analyse_layers(structures[k]).interlayer_gap
-        out[k] = GapScan(with_gap(structures[k], best), best, float(start), edge)
+        out[k] = GapScan(bilayers[k].with_gap(best), best, float(bilayers[k].layers.interlayer_gap), edge)
     return out
 
 

@@ -173,14 +173,22 @@ def site_layers(structure: Structure) -> np.ndarray:
     return rank[pieces.layer]
 
 
-def _pieces(structure: Structure) -> _Pieces:
-    n = len(structure)
+def heights_from_vacuum(structure: Structure) -> tuple[np.ndarray, float]:
+    """Each atom's height along the normal of the ab plane, measured upwards from the first atom above the
+    largest empty space (so a slab that crosses the cell's boundary does not wrap), and that space's size (Å)."""
     lattice = structure.lattice.matrix
     normal = np.cross(lattice[0], lattice[1])
     area = float(np.linalg.norm(normal))
-    normal /= area
     period = float(structure.volume / area)
-    heights = np.mod(structure.cart_coords @ normal, period)
+    heights = np.mod(structure.cart_coords @ (normal / area), period)
+    order = np.sort(heights)
+    gaps = np.diff(np.concatenate([order, [order[0] + period]]))
+    cut = order[(int(gaps.argmax()) + 1) % len(order)]  # first atom above the vacuum
+    return np.mod(heights - cut, period), float(gaps.max())
+
+
+def _pieces(structure: Structure) -> _Pieces:
+    n = len(structure)
     radii = np.array([covalent_radius(site.specie.symbol) for site in structure])
 
     centers, neighbors, images, distances = structure.get_neighbor_list(SEARCH_RADIUS)
@@ -195,11 +203,7 @@ def _pieces(structure: Structure) -> _Pieces:
     # a bond to an image along c that closes a loop makes the layer infinite along c
     periodic_c = _infinite_along_c(n, centers[bonded], neighbors[bonded], images[bonded][:, 2])
 
-    order = np.sort(heights)
-    gaps = np.diff(np.concatenate([order, [order[0] + period]]))
-    vacuum = float(gaps.max())
-    cut = order[(int(gaps.argmax()) + 1) % n]  # first atom above the vacuum
-    unwrapped = np.mod(heights - cut, period)
+    unwrapped, vacuum = heights_from_vacuum(structure)
     return _Pieces(layer, unwrapped, periodic_c, vacuum, centers, neighbors, distances, radii)
 
 
@@ -231,4 +235,4 @@ def _infinite_along_c(n: int, centers: np.ndarray, neighbors: np.ndarray, image_
 
 
 __all__ = ["BOND_FACTOR", "CHALCOGENS", "CONTACT_FACTOR", "GAP_RANGE", "METALS", "LayerAnalysis", "analyse_layers",
-           "gap_problem", "in_family", "motif_problem", "site_layers"]
+           "gap_problem", "heights_from_vacuum", "in_family", "motif_problem", "site_layers"]

@@ -23,6 +23,8 @@ from __future__ import annotations
 import numpy as np
 from pymatgen.core import Structure
 
+from scoring.layers import heights_from_vacuum
+
 LEVEL_TOLERANCE = 0.05
 """Å: two atoms closer than this in height make the order along the normal, hence the key, ambiguous (no key)."""
 SITE_TOLERANCE = 0.3
@@ -72,11 +74,7 @@ def stacking_key(structure: Structure) -> str | None:
         return None
     basis, normal = plane
     cart = structure.cart_coords
-    period = float(structure.volume / np.linalg.norm(np.cross(basis[0], basis[1])))
-    heights = np.mod(cart @ normal, period)
-    ordered = np.sort(heights)
-    gaps = np.diff(np.concatenate([ordered, [ordered[0] + period]]))
-    heights = np.mod(heights - ordered[(int(gaps.argmax()) + 1) % len(ordered)], period)  # upwards from the vacuum
+    heights, _ = heights_from_vacuum(structure)
     if len(heights) > 1 and np.diff(np.sort(heights)).min() < LEVEL_TOLERANCE:
         return None
     in_plane = cart - np.outer(heights, normal)
