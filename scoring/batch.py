@@ -64,12 +64,13 @@ class DuplicateFinder:
 def judged_record(index: int, structure: Structure, predicted: float | None, reference: TrainingSet | None,
                   family: bool | None, duplicate_of: int | None = None,
                   crystal: ReducedCrystal | None = None) -> CandidateRecord:
-    """The record of one crystal with its novelty and known verdicts against ``reference`` (None: not judged)."""
+    """The record of one crystal with its novelty and known verdicts against ``reference`` (None: not judged),
+    whose data also sets the contact limits (:attr:`scoring.novelty.TrainingSet.contact_limits`)."""
     if reference is None:
         return candidate_record(index, structure, predicted, None, duplicate_of, family)
     found = reference.match(crystal if crystal is not None else structure)
     return candidate_record(index, structure, predicted, reference.novel_given(found), duplicate_of, family,
-                            None if found is None else found.id, found is not None)
+                            None if found is None else found.id, found is not None, reference.contact_limits)
 
 
 def score_crystals(crystals: Sequence[Scorable], reference: TrainingSet | None,

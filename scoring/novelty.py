@@ -34,6 +34,7 @@ from pymatgen.core import Lattice, Structure
 
 from scoring.slab_filter import SlabProfile, cannot_match, slab_profile
 from scoring.stacking import stacking_key
+from scoring.validity import ContactLimits, table_contact_limits
 
 STOL, ANGLE_TOL, LTOL = 0.5, 10.0, 0.3
 
@@ -132,6 +133,12 @@ class TrainingSet:
     def training_rows(self) -> int:
         """Rows of the training part (all rows of a reference loaded by part)."""
         return len(self._frame) if self._parts is None else sum(p == self.training_part for p in self._parts)
+
+    @cached_property
+    def contact_limits(self) -> ContactLimits:
+        """The contact limits this data sets (:func:`scoring.validity.table_contact_limits`), over all its rows,
+        computed once (3 s for the 19,926 bilayers)."""
+        return table_contact_limits(self._frame)
 
     def _reduced(self, key: tuple[str, int]) -> list[ReducedCrystal]:
         if key not in self._built:

@@ -13,8 +13,10 @@ from pymatgen.core import Structure
 
 from scoring.layers import LayerAnalysis, analyse_layers, gap_problem, in_family, motif_problem
 from scoring.validity import (
+    COVALENT_RULE,
     MIN_DISTANCE,
     MIN_VOLUME,
+    ContactLimits,
     compositionally_valid,
     contact_problem,
     min_distance,
@@ -115,12 +117,14 @@ class ValidityChecks:
 
 
 def validity_checks(structure: Structure, family: bool | None = None,
-                    layers: LayerAnalysis | None = None) -> ValidityChecks:
+                    layers: LayerAnalysis | None = None, contacts: ContactLimits = COVALENT_RULE) -> ValidityChecks:
     """Run every check that applies to ``structure`` (see :class:`CandidateRecord`).
 
     ``family`` says whether the layer motif and gap range apply: True for a model whose vocabulary is the
     III-VI family (:func:`scoring.layers.in_family`); None decides by the crystal's own elements. ``layers`` is
-    the structure's :func:`scoring.layers.analyse_layers`, when the caller has it already.
+    the structure's :func:`scoring.layers.analyse_layers`, when the caller has it already. ``contacts`` are the
+    limits of the contacts check: the model's training data's (:attr:`scoring.novelty.TrainingSet.contact_limits`)
+    when at hand, else the covalent rule.
     """
     reasons: list[str] = []
     structural = structurally_valid(structure)
@@ -130,7 +134,7 @@ def validity_checks(structure: Structure, family: bool | None = None,
     compositional = compositionally_valid(structure.composition)
     if not compositional:
         reasons.append("no charge-balanced oxidation states (SMACT)")
-    contact = contact_problem(structure)
+    contact = contact_problem(structure, contacts)
     if contact is not None:
         reasons.append(contact)
     family = in_family(el.symbol for el in structure.composition.elements) if family is None else family
@@ -160,14 +164,15 @@ def grouped_by_element(structure: Structure) -> Structure:
 def candidate_record(index_in_run: int, structure: Structure, predicted_formation_energy: float | None,
                      novel: bool | None = None, duplicate_of: int | None = None,
                      family: bool | None = None, known_id: str | None = None,
-                     known: bool | None = None) -> CandidateRecord:
+                     known: bool | None = None, contacts: ContactLimits = COVALENT_RULE) -> CandidateRecord:
     """Score one crystal: validity (:func:`validity_checks`, ``family`` as there), geometry, the 2D layer
     analysis when it is a slab, the given novelty, known and duplicate verdicts (``known`` defaults to
-    whether a ``known_id`` is given when ``novel`` was judged, else None)."""
+    whether a ``known_id`` is given when ``novel`` was judged, else None; ``contacts`` as in
+    :func:`validity_checks`)."""
     structure = grouped_by_element(structure)
     composition = structure.composition
     layers = analyse_layers(structure)
-    checks = validity_checks(structure, family, layers)
+    checks = validity_checks(structure, family, layers, contacts)
     slab = layers.slab
     a, b, c = structure.lattice.abc
     alpha, beta, gamma = structure.lattice.angles

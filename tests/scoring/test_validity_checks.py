@@ -15,7 +15,7 @@ from pymatgen.core import Lattice, Structure
 from scoring.layers import GAP_RANGE
 from scoring.novelty import table_structure
 from scoring.record import candidate_record, grouped_by_element, validity_checks
-from scoring.validity import CONTACT_FRACTION, contact_problem, covalent_radius
+from scoring.validity import CONTACT_FRACTION, ContactLimits, contact_problem, covalent_radius
 
 DATASET_TABLE = Path(__file__).resolve().parents[2] / "data" / "janus_iii_vi" / "bilayers.parquet"
 
@@ -36,7 +36,7 @@ def test_every_dataset_bilayer_passes_every_check_with_the_stated_margins() -> N
         checks = validity_checks(s)
         if not checks.valid or checks.motif is not True or checks.gap is not True:
             failing.append((row.id, checks.reason))
-        if contact_problem(s, CONTACT_FRACTION + 0.1) is not None:  # the margin the module docstring states
+        if contact_problem(s, ContactLimits(fraction=CONTACT_FRACTION + 0.1)) is not None:  # the stated margin
             too_close.append(row.id)
     assert len(frame) == 19_926
     assert not failing, failing[:5]

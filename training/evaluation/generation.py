@@ -25,6 +25,7 @@ from pymatgen.core import Structure
 
 from scoring.layers import motif_problem
 from scoring.record import validity_checks
+from scoring.validity import COVALENT_RULE, ContactLimits
 from training.data.crystal import Crystal
 
 
@@ -49,11 +50,13 @@ class ValidityRates:
                 "every": self.every}
 
 
-def validity_rates(crystals: list[Crystal], family: bool | None = None) -> ValidityRates:
-    """Every validity check of a set of crystals (``family`` as in :func:`scoring.record.validity_checks`)."""
+def validity_rates(crystals: list[Crystal], family: bool | None = None,
+                   contacts: ContactLimits = COVALENT_RULE) -> ValidityRates:
+    """Every validity check of a set of crystals (``family`` and ``contacts`` as in
+    :func:`scoring.record.validity_checks`)."""
     if not crystals:
         raise ValueError("no crystals to score")
-    checks = [validity_checks(c.to_structure(), family) for c in crystals]
+    checks = [validity_checks(c.to_structure(), family, contacts=contacts) for c in crystals]
     structural = np.array([c.structure for c in checks])
     compositional = np.array([c.composition for c in checks])
     motif = [c.motif for c in checks if c.motif is not None]

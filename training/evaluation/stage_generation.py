@@ -13,7 +13,7 @@ import numpy as np
 
 from scoring.layers import in_family
 from scoring.novelty import table_structure
-from scoring.validity import compositionally_valid, structurally_valid
+from scoring.validity import compositionally_valid, structurally_valid, table_contact_limits
 from training.evaluation import coverage as cov
 from training.evaluation import plots
 from training.evaluation.cache import cached_fingerprints, from_poscars, read_json
@@ -34,6 +34,7 @@ def run(ctx: Context) -> dict:
     ref_structures = [table_structure(r.lattice, r.species, r.frac_coords) for r in test.itertuples()]
     train = ctx.dataset.part("train")
     scaler = cov.CompositionScaler.fit(cov.composition_fingerprints(list(train["reduced_formula"])))
+    contacts = table_contact_limits(ctx.dataset.table)  # the contacts check as served scoring applies it
     ref_struc = cached_fingerprints(ref_structures, ctx.cache / f"fp_reference_{len(test)}.npz",
                                     "fingerprints: reference", ctx.workers)
     keep = ~np.isnan(ref_struc).any(axis=1)
@@ -46,7 +47,7 @@ def run(ctx: Context) -> dict:
     for label in ctx.labels:
         structures = from_poscars(read_json(ctx.cache / f"samples_{label}.json")["poscars"])
         crystals = [Crystal.from_structure(s, f"{label}-{i}") for i, s in enumerate(structures)]
-        validity = validity_rates(crystals, in_family(ctx.dataset.vocabulary)).as_dict()
+        validity = validity_rates(crystals, in_family(ctx.dataset.vocabulary), contacts).as_dict()
         valid = np.array([structurally_valid(s) and compositionally_valid(s.composition) for s in structures])
         gen_struc = cached_fingerprints(structures, ctx.cache / f"fp_{label}_{len(structures)}.npz",
                                         f"fingerprints: {label}", ctx.workers)
