@@ -118,7 +118,7 @@ def input_problem(structure: Structure, references: Mapping[str, float]) -> str 
     structural-validity limit): CHGNet has never seen such contacts and its forces there
     are meaningless.
     """
-    missing = sorted({el.symbol for el in structure.composition.elements} - set(references))
+    missing = missing_references(structure, references)
     if missing:
         return (f"no elemental reference for {', '.join(missing)} "
                 f"(known: {', '.join(sorted(references))}); the formation energy needs one per element")
@@ -126,6 +126,36 @@ def input_problem(structure: Structure, references: Mapping[str, float]) -> str 
         return (f"atoms closer than {MIN_DISTANCE} Å (or a degenerate cell): not a crystal the oracle "
                 "can relax")
     return None
+
+
+def missing_references(structure: Structure, references: Mapping[str, float]) -> list[str]:
+    """The elements of ``structure`` without an elemental reference energy, sorted."""
+    return sorted({el.symbol for el in structure.composition.elements} - set(references))
+
+
+def refused_summary(structures: Sequence[Structure], references: Mapping[str, float]) -> str | None:
+    """One line on the crystals among ``structures`` the oracle cannot take (:func:`input_problem`), by reason,
+    e.g. ``256 crystals not relaxed: 256 with an element the oracle has no reference for (Ba, O, Ti; it has Al,
+    Ga, In, S, Se, Te)``; None when it can take them all."""
+    missing: set[str] = set()
+    no_reference = overlapping = 0
+    for structure in structures:
+        lacking = missing_references(structure, references)
+        if lacking:
+            no_reference += 1
+            missing.update(lacking)
+        elif input_problem(structure, references) is not None:
+            overlapping += 1
+    if not no_reference and not overlapping:
+        return None
+    parts = []
+    if no_reference:
+        parts.append(f"{no_reference} with an element the oracle has no reference for ({', '.join(sorted(missing))};"
+                     f" it has {', '.join(sorted(references))})")
+    if overlapping:
+        parts.append(f"{overlapping} with atoms closer than {MIN_DISTANCE} Å")
+    total = no_reference + overlapping
+    return f"{total} crystal{'s' if total != 1 else ''} not relaxed: {', '.join(parts)}"
 
 
 def displacement_rmsd(start: Structure, end: Structure) -> float:

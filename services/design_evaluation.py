@@ -293,14 +293,23 @@ def _true(values: pd.Series, missing: bool = False) -> pd.Series:
 def evaluate_design(predictor: LoadedPredictor, store: Store, out: Path, count: int = 256, steps: int = 200,
                     seed: int = 0, engine=None, only: list[str] | None = None,
                     progress: Progress | None = None) -> Path:
-    """Run every job not yet in ``out/runs.json`` (resumable), then write ``results.json`` and ``report.md``."""
+    """Run every job not yet in ``out/runs.json`` (resumable), then write ``results.json`` and ``report.md``.
+
+    A job is redone when its settings differ from the ledger's, and a job that used the generator (``cdvae``,
+    ``smoacs-generated``) also when ``engine`` is another artifact (its manifest's sha256) than the one it used.
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     ledger_path = out / "runs.json"
     ledger = json.loads(ledger_path.read_text()) if ledger_path.is_file() else {}
-    settings = {"count": count, "steps": steps, "seed": seed}
+    from core.manifest import MANIFEST, sha256
+
+    general = {"count": count, "steps": steps, "seed": seed}
+    generator = None if engine is None else {"generator": sha256(engine.manifest.folder / MANIFEST)}
     for job in selected(only):
         entry = ledger.get(job.name)
+        # a job that used the generator is redone once another generator is shipped
+        settings = {**general, **(generator or {})} if job.method in NEEDS_GENERATOR else general
         same = entry is not None and all(entry.get(k) == v for k, v in settings.items())
         if same and "run_id" in entry and not _stored(store, entry["run_id"]):
             same = False  # the ledger names a run this database does not hold (another --db): redo it
@@ -312,7 +321,8 @@ def evaluate_design(predictor: LoadedPredictor, store: Store, out: Path, count: 
             try:
                 entry = make_job(job, predictor, store, count, steps, seed, engine, progress)
             except DesignError as exc:  # e.g. a generator that makes no valid template: said in the report
-                entry = {"task": job.task, "method": job.method, **settings, "skipped": str(exc)}
+                entry = {"task": job.task, "method": job.method, "skipped": str(exc)}
+            entry.update(settings)
             ledger[job.name] = entry
             ledger_path.write_text(json.dumps(ledger, indent=2))  # made and stored: a cut relaxation resumes
         if "skipped" not in entry:

@@ -33,7 +33,15 @@ from oracle.convention import load_references
 from oracle.shared import OracleError, get_oracle
 from scoring.batch import judged_record
 from scoring.novelty import TrainingSet
-from scoring.oracle_check import CELLS, FMAX, MAX_STEPS, OracleCheck, check_with_oracle, input_problem
+from scoring.oracle_check import (
+    CELLS,
+    FMAX,
+    MAX_STEPS,
+    OracleCheck,
+    check_with_oracle,
+    input_problem,
+    refused_summary,
+)
 from scoring.record import CandidateRecord
 from store.database import Store, StoreError
 
@@ -329,12 +337,9 @@ def relax_stored(store: Store, run_id: int, ids: list[int], references: Mapping[
     unrelaxed and are counted in the message. A worker process that dies ends the stage ``failed``; Ctrl-C
     ends it ``interrupted`` and is raised again. Returns (relax status, message).
     """
-    rows = [store.candidate(cid) for cid in ids]
-    takes = [int(r["id"]) for r in rows
-             if input_problem(Structure.from_str(r["poscar"], fmt="poscar"), references) is None]
-    skipped = len(ids) - len(takes)
-    note = (f"{skipped} crystal{'s' if skipped != 1 else ''} not relaxed: atoms closer than 0.5 Å or an element "
-            "without a reference" if skipped else None)
+    structures = {int(r["id"]): Structure.from_str(r["poscar"], fmt="poscar") for r in map(store.candidate, ids)}
+    takes = [cid for cid, s in structures.items() if input_problem(s, references) is None]
+    note = refused_summary(list(structures.values()), references)
     store.set_relax_status(run_id, "running", note)
     try:
         done = verify_candidates(store, takes, references=references, progress=progress, reference=reference,

@@ -19,7 +19,7 @@ from pymatgen.core import Lattice, Structure
 from oracle.convention import load_references
 from oracle.shared import OracleError, get_oracle
 from scoring.novelty import table_structure
-from scoring.oracle_check import check_with_oracle, displacement_rmsd, input_problem
+from scoring.oracle_check import check_with_oracle, displacement_rmsd, input_problem, refused_summary
 
 DATASET = Path(__file__).resolve().parents[2] / "data" / "janus_iii_vi"  # the committed dataset
 TABLE = DATASET / "bilayers.parquet"
@@ -101,6 +101,17 @@ def test_unknown_elements_and_overlaps_are_refused_before_any_work(references: d
     with pytest.raises(ValueError, match="fmax"):
         check_with_oracle([], references, fmax=0.0)
     assert check_with_oracle([], references) == []
+
+
+def test_the_refused_are_summed_up_by_reason_in_one_line() -> None:
+    references = {"Ga": -3.0, "S": -4.1}
+    fine = Structure(Lattice.hexagonal(3.6, 25.0), ["Ga", "S"], [[0, 0, 0.4], [1 / 3, 2 / 3, 0.45]])
+    perovskite = Structure(Lattice.cubic(3.9), ["Sr", "Ti", "O"], [[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0]])
+    overlap = Structure(Lattice.hexagonal(3.6, 25.0), ["Ga", "S"], [[0, 0, 0.4], [0, 0, 0.401]])
+    assert refused_summary([fine], references) is None
+    assert refused_summary([fine, perovskite, perovskite, overlap], references) == (
+        "3 crystals not relaxed: 2 with an element the oracle has no reference for (O, Sr, Ti; it has Ga, S), "
+        "1 with atoms closer than 0.5 Å")
 
 
 def test_missing_references_are_named(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -105,6 +106,19 @@ def test_a_second_run_keeps_every_finished_stage(report: Path, capsys: pytest.Ca
     out = capsys.readouterr().out
     assert all(f"{stage}: kept" in out for stage in STAGES)
     assert json.loads((report / "metrics.json").read_text()) == json.loads(before)
+
+
+def test_a_report_of_other_artifacts_is_refused_not_mixed(report: Path, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    other = tmp_path / "retrained"  # e.g. a newly shipped model under the same report folder
+    shutil.copytree(ROOT / "artifacts" / "cdvae-plus-janus", other)
+    manifest = json.loads((other / "manifest.json").read_text())
+    (other / "manifest.json").write_text(json.dumps({**manifest, "name": "retrained"}))
+    before = (report / "metrics.json").read_text()
+    assert main(["evaluate", str(other), "--quick", "--out", str(report), "--steps-per-level", "1", "--workers", "1",
+                 "--checkpoint", str(ROOT / "models" / "cdvae-plus-janus" / "model.pt")]) == 2
+    assert "measured other artifacts" in capsys.readouterr().err
+    assert (report / "metrics.json").read_text() == before  # the finished stages stay those of their model
 
 
 def test_bad_arguments_name_the_problem(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
