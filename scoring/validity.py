@@ -151,9 +151,8 @@ def contact_limits(groups: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]]) 
     for lattices, frac, species in groups:
         for pair, d in shortest_contacts(lattices, frac, species).items():
             shortest[pair] = min(shortest.get(pair, np.inf), d)
-    kept = {pair: d for pair, d in shortest.items()
-            if CONTACT_MARGIN * d < CONTACT_FRACTION * (covalent_radius(pair[0]) + covalent_radius(pair[1]))}
-    return ContactLimits(kept)
+    every = ContactLimits(shortest)
+    return ContactLimits({pair: d for pair, d in shortest.items() if every.limit(*pair)[1]})
 
 
 def table_contact_limits(frame: pd.DataFrame) -> ContactLimits:

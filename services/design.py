@@ -263,13 +263,14 @@ class CrystalToScore:
     predicted_formation_energy: float | None
 
 
-def design_records(predictor: LoadedPredictor, designed: Designed, reference=None, stored=None,
+def design_records(predictor: LoadedPredictor, structures: Sequence[Structure], predicted: np.ndarray,
+                   reference=None, stored=None,
                    progress: Callable[[int, int], None] | None = None) -> list[CandidateRecord]:
-    """Validity, novelty, known vs new and duplicates of each designed crystal (as generated crystals are scored)."""
+    """Validity, novelty, known vs new and duplicates of each crystal (as generated crystals are scored), with the
+    formation energy of its row of ``predicted`` (one column per predictor label)."""
     labels = predictor.labels
     j = labels.index("formation_energy_per_atom") if "formation_energy_per_atom" in labels else None
-    crystals = [CrystalToScore(i, s, None if j is None else float(designed.outcome.predicted[i, j]))
-                for i, s in enumerate(designed.structures)]
+    crystals = [CrystalToScore(i, s, None if j is None else float(predicted[i, j])) for i, s in enumerate(structures)]
     return score_crystals(crystals, reference, stored, progress, in_family(predictor.vocabulary))
 
 
@@ -318,7 +319,8 @@ def design_and_store(predictor: LoadedPredictor, checked: CheckedDesign, store: 
         designed = run_design(predictor, checked, templates,
                               None if progress is None else (lambda d, n: progress("optimising", d, n)))
         reference = training_set(str(table), split, "train")
-        records = design_records(predictor, designed, reference, store.same_formula,
+        records = design_records(predictor, designed.structures, designed.outcome.predicted, reference,
+                                 store.same_formula,
                                  None if progress is None else (lambda d, n: progress("scoring", d, n)))
     except BaseException as exc:
         store.finish_run(run_id, [], "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed",
@@ -391,6 +393,6 @@ def judge_relaxed(store: Store, run_id: int, references: Mapping[str, float], pr
     return done
 
 
-__all__ = ["TEMPLATE_SOURCES", "CheckedDesign", "CrystalToScore", "DesignError", "DesignRequest", "Designed",
-           "StoredDesign", "check_design", "dataset_templates", "design_and_store", "generated_templates",
+__all__ = ["TEMPLATE_SOURCES", "CheckedDesign", "DesignError", "DesignRequest", "Designed", "StoredDesign",
+           "check_design", "dataset_templates", "design_and_store", "design_records", "generated_templates",
            "relax_design", "request_templates", "run_design"]

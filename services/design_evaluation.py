@@ -106,9 +106,7 @@ def _dataset_run(predictor: LoadedPredictor, targets: tuple[Target, ...], store:
     """Up to ``count`` dataset bilayers meeting every target by their labels, stored as a run to be relaxed."""
     from core.manifest import sha256
     from core.predictor_manifest import PREDICTOR_MANIFEST
-    from scoring.batch import score_crystals
-    from scoring.layers import in_family
-    from services.design import CrystalToScore
+    from services.design import design_records
     from services.verification import training_set
     from store.database import RunInfo
 
@@ -125,11 +123,8 @@ def _dataset_run(predictor: LoadedPredictor, targets: tuple[Target, ...], store:
     run_id = store.start_run(info)
     t0 = time.perf_counter()
     split = str(predictor.manifest.training.get("split", "random"))
-    j = labels.index("formation_energy_per_atom") if "formation_energy_per_atom" in labels else None
-    crystals = [CrystalToScore(i, s, None if j is None else float(values[i, j])) for i, s in enumerate(structures)]
-    records = score_crystals(crystals, training_set(str(table), split, "train"), store.same_formula,
-                             None if progress is None else (lambda d, n: progress("scoring", d, n)),
-                             in_family(predictor.vocabulary))
+    records = design_records(predictor, structures, values, training_set(str(table), split, "train"),
+                             store.same_formula, None if progress is None else (lambda d, n: progress("scoring", d, n)))
     ids = store.finish_run(run_id, records, "completed", time.perf_counter() - t0)
     criteria = [criterion(cid, t, predictor.manifest.labels[t.label].unit, float(getattr(row, t.label)),
                           float(values[b, labels.index(t.label)]))
@@ -298,18 +293,18 @@ def evaluate_design(predictor: LoadedPredictor, store: Store, out: Path, count: 
     A job is redone when its settings differ from the ledger's, and a job that used the generator (``cdvae``,
     ``smoacs-generated``) also when ``engine`` is another artifact (its manifest's sha256) than the one it used.
     """
+    from core.manifest import MANIFEST, sha256
+
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     ledger_path = out / "runs.json"
     ledger = json.loads(ledger_path.read_text()) if ledger_path.is_file() else {}
-    from core.manifest import MANIFEST, sha256
-
     general = {"count": count, "steps": steps, "seed": seed}
-    generator = None if engine is None else {"generator": sha256(engine.manifest.folder / MANIFEST)}
+    generator = {} if engine is None else {"generator": sha256(engine.manifest.folder / MANIFEST)}
     for job in selected(only):
         entry = ledger.get(job.name)
         # a job that used the generator is redone once another generator is shipped
-        settings = {**general, **(generator or {})} if job.method in NEEDS_GENERATOR else general
+        settings = {**general, **generator} if job.method in NEEDS_GENERATOR else general
         same = entry is not None and all(entry.get(k) == v for k, v in settings.items())
         if same and "run_id" in entry and not _stored(store, entry["run_id"]):
             same = False  # the ledger names a run this database does not hold (another --db): redo it
