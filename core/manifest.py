@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +103,10 @@ SITE_TYPES = ("argmax", "counts")
 """How a decoder may type the sites (``training.model.langevin`` says what each does)."""
 DEFAULT_SITE_TYPES = "counts"
 """What an export uses unless told otherwise, and what the training loop's validation monitor measures."""
+DEFAULT_NOISE_SCALE = 0.5
+"""The Langevin noise factor an export uses unless told otherwise, and the training loop's validation monitor
+(``training.model.langevin.LangevinSettings.noise_scale``; 1 is the reference sampler). Chosen on the
+validation part of the Janus bilayers (bench/results/noise_scale.json)."""
 
 
 @dataclass(frozen=True)
@@ -119,6 +123,8 @@ class SamplingDefaults:
     site_types: str = "argmax"
     """How the decoder types the sites (``training.model.langevin.LangevinSettings.site_types``); artifacts
     exported before the choice existed used ``"argmax"``."""
+    noise_scale: float = 1.0
+    """The Langevin noise factor baked into the decoder; artifacts exported before it existed used 1."""
 
     @classmethod
     def parse(cls, data: dict[str, Any]) -> SamplingDefaults:
@@ -126,7 +132,8 @@ class SamplingDefaults:
                    step_lr=float(data.get("step_lr", 1e-4)), noise_levels=int(data.get("noise_levels", 50)),
                    sigma_max=float(data.get("sigma_max", 10.0)), sigma_min=float(data.get("sigma_min", 0.01)),
                    screening_ratio=int(data.get("screening_ratio", 100)), max_count=int(data.get("max_count", 1000)),
-                   site_types=str(data.get("site_types", "argmax")))
+                   site_types=str(data.get("site_types", "argmax")),
+                   noise_scale=float(data.get("noise_scale", 1.0)))
 
 
 @dataclass(frozen=True)
@@ -232,6 +239,15 @@ class Manifest:
             )
         except (TypeError, ValueError, AttributeError) as exc:
             raise ArtifactError(f"artifact {Path(folder).name}: malformed manifest ({exc})") from None
+
+
+def served_fingerprint(manifest: Manifest) -> str:
+    """Hex sha256 of what decides every crystal an artifact serves: its model files' hashes and its sampling
+    defaults. Re-exporting the same weights with the same settings keeps it; the manifest's records of how
+    the artifact was made (creation time, the model card's figures) do not enter it."""
+    files = {name: entry.get("sha256") for name, entry in sorted(manifest.files.items())}
+    text = json.dumps({"files": files, "sampling": asdict(manifest.sampling)}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def write_manifest(folder: Path, data: dict[str, Any]) -> Path:

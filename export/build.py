@@ -29,7 +29,7 @@ import pandas as pd
 import torch
 
 from core.errors import VdwgenError
-from core.manifest import DEFAULT_SITE_TYPES, MANIFEST, write_manifest
+from core.manifest import DEFAULT_NOISE_SCALE, DEFAULT_SITE_TYPES, MANIFEST, write_manifest
 from export.graphs import ConditionGraph, FusionHeadsGraph, HalfStored, UnconditionalHeadsGraph
 from training.data.janus import load_janus_dataset
 from training.data.sources import SPLIT as DATA_SPLIT
@@ -175,7 +175,7 @@ def _training_data(trained: TrainedModel, weights: Path, out: Path) -> tuple[dic
 
 def export_artifact(weights: Path, out: Path, name: str | None = None,
                     steps_per_level: int = DEFAULT_STEPS_PER_LEVEL, step_lr: float = 1e-4,
-                    site_types: str = DEFAULT_SITE_TYPES) -> Path:
+                    site_types: str = DEFAULT_SITE_TYPES, noise_scale: float = DEFAULT_NOISE_SCALE) -> Path:
     """Export the model in ``weights`` to the folder ``out``; returns the manifest path."""
     weights, out = Path(weights), Path(out)
     if out.exists() and any(out.iterdir()) and not (out / MANIFEST).is_file():
@@ -220,7 +220,8 @@ def export_artifact(weights: Path, out: Path, name: str | None = None,
     # ONNX exports above no longer decodes bit-identically to a freshly loaded one (measured:
     # atoms ~1 Å apart after the Langevin steps), and the artifact must match a fresh load.
     fresh = load_trained(weights).model.eval()
-    settings = LangevinSettings(steps_per_level=steps_per_level, step_lr=step_lr, site_types=site_types)
+    settings = LangevinSettings(steps_per_level=steps_per_level, step_lr=step_lr, site_types=site_types,
+                                noise_scale=noise_scale)
     decoder = CrystalDecoder(AnnealedLangevin(fresh.decoder, fresh.coord_sigmas, settings), fresh.vocab.size).eval()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -243,7 +244,7 @@ def export_artifact(weights: Path, out: Path, name: str | None = None,
             "property": prop, "parameters": trained.parameter_counts(), "weights_dtype": "float16",
         },
         "sampling": {"steps_per_level": steps_per_level, "step_lr": step_lr, "site_types": site_types,
-                     "noise_levels": int(sigmas.numel()),
+                     "noise_scale": noise_scale, "noise_levels": int(sigmas.numel()),
                      "sigma_max": float(sigmas[0]), "sigma_min": float(sigmas[-1]), "screening_ratio": 100,
                      "max_count": MAX_COUNT},
         "files": files,

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from core.errors import VdwgenError
-from core.manifest import DEFAULT_SITE_TYPES, SITE_TYPES
+from core.manifest import DEFAULT_NOISE_SCALE, DEFAULT_SITE_TYPES, SITE_TYPES
 
 
 class UsageError(VdwgenError):
@@ -208,6 +208,9 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="how the decoder types the sites: 'counts' keeps each crystal's element counts (the "
                      "formula, or the composition head's) and lets the decoder's logits place them (default); "
                      "'argmax' is the reference (free arg-max; a formula's types stay where they were drawn)")
+    exp.add_argument("--noise-scale", type=float, default=DEFAULT_NOISE_SCALE,
+                     help=f"Langevin noise factor in [0, 1] (default {DEFAULT_NOISE_SCALE}; 1 is the reference "
+                     "sampler, whose noise leaves an atom in the vacuum in about 1 crystal in 10)")
 
     gen = sub.add_parser(
         "generate", help="generate candidate crystals from a shipped or exported model",
@@ -332,11 +335,14 @@ def _export(args: argparse.Namespace) -> int:
         raise UsageError(f"no such weights file: {args.weights}")
     if args.steps_per_level is not None:
         _at_least(args.steps_per_level, 1, "--steps-per-level")
+    if not 0.0 <= args.noise_scale <= 1.0:
+        raise UsageError(f"--noise-scale must lie in [0, 1] (got {args.noise_scale})")
     _output_path(args.out, "--out", folder=True)
     from export.build import DEFAULT_STEPS_PER_LEVEL, export_artifact
 
     steps = args.steps_per_level or DEFAULT_STEPS_PER_LEVEL
-    path = export_artifact(args.weights, args.out, name=args.name, steps_per_level=steps, site_types=args.site_types)
+    path = export_artifact(args.weights, args.out, name=args.name, steps_per_level=steps, site_types=args.site_types,
+                           noise_scale=args.noise_scale)
     print(f"wrote {path}")
     return 0
 

@@ -40,3 +40,12 @@ def test_a_missing_or_malformed_field_is_named(tmp_path: Path, edit, message: st
     (copy / "manifest.json").write_text(json.dumps(data))
     with pytest.raises(ArtifactError, match=message.replace("(", r"\(").replace(".", r"\.")):
         read_manifest(copy, verify=False)
+
+
+def test_an_artifact_from_before_the_noise_scale_reads_as_the_reference_sampler(tmp_path: Path) -> None:
+    copy = tmp_path / "model"
+    shutil.copytree(SHIPPED, copy)
+    data = json.loads((copy / "manifest.json").read_text())
+    data["sampling"].pop("noise_scale", None)
+    (copy / "manifest.json").write_text(json.dumps(data))
+    assert read_manifest(copy, verify=False).sampling.noise_scale == 1.0

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from core.manifest import read_manifest
+from core.manifest import DEFAULT_NOISE_SCALE, read_manifest
 from export.build import ExportError, export_artifact
 from serving.engine import Engine
 from training.model.langevin import AnnealedLangevin, CrystalDecoder, LangevinSettings
@@ -29,6 +29,7 @@ def test_manifest_lists_hashed_files_and_parity(artifacts: dict[str, Path]) -> N
     manifest = read_manifest(artifacts["model"])
     assert set(manifest.files) == {"condition.onnx", "generator.onnx", "fusion_heads.onnx", "decoder.pt"}
     assert manifest.sampling.site_types == "counts"  # the default: counts kept, sites chosen by the decoder
+    assert manifest.sampling.noise_scale == DEFAULT_NOISE_SCALE < 1.0  # the colder sampler, recorded
     assert manifest.vocabulary == ("Al", "S", "Ga", "Se", "In", "Te") and manifest.cell_sizes == {8: 6}
     parity = manifest.parity
     assert all(parity[f] <= 1e-5 for f in ("condition.onnx", "generator.onnx", "fusion_heads.onnx"))
@@ -84,7 +85,7 @@ def test_torchscript_decoder_matches_eager_loop(exported: dict[str, Path]) -> No
     model = trained.model
     engine = Engine.load(artifacts["model"])
     site_types = engine.manifest.sampling.site_types  # the tiny export's default "counts"; "argmax" before it
-    settings = LangevinSettings(2, site_types=site_types)
+    settings = LangevinSettings(2, site_types=site_types, noise_scale=engine.manifest.sampling.noise_scale)
     eager = CrystalDecoder(AnnealedLangevin(model.decoder, model.coord_sigmas, settings), model.vocab.size)
     z = np.random.default_rng(3).normal(size=(3, model.config.latent_dim)).astype(np.float32)
     cond = engine.condition(3, -0.7, None)

@@ -52,7 +52,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from core.errors import VdwgenError
-from core.manifest import MANIFEST, Manifest, read_manifest, sha256
+from core.manifest import Manifest, read_manifest, served_fingerprint
 from serving.engine import Engine
 from training.evaluation import (
     stage_energy_targets,
@@ -229,13 +229,13 @@ def evaluate(artifacts: Path, out: Path, data: Path | None = None, split: str = 
                 "data": dataclasses.asdict(manifest.training_data), "dataset": dataset.name,
                 "evaluated_on": str(dataset.path), "property": dataset.property, "unit": dataset.unit,
                 "outside_vocabulary": dataset.outside_vocabulary(split)}
-    settings["artifacts"] = {"model": sha256(artifacts / MANIFEST),
-                             "baseline": None if base_folder is None else sha256(base_folder / MANIFEST)}
+    settings["artifacts"] = {"model": served_fingerprint(manifest),
+                             "baseline": None if base_manifest is None else served_fingerprint(base_manifest)}
     if metrics.get("settings", {}).get("budget") not in (None, settings["budget"]):
         raise EvaluationError(f"{record.path} was written with another preset; use another --out or delete it")
     if any(name in record for name in STAGES) and metrics.get("settings", {}).get("artifacts") != settings["artifacts"]:
-        raise EvaluationError(f"{record.path} measured other artifacts (their manifests' sha256 differ); use another "
-                              "--out or delete it and its _cache folder")
+        raise EvaluationError(f"{record.path} measured other artifacts (other model files or sampling settings); use "
+                              "another --out or delete it and its _cache folder")
     metrics["settings"] = settings
     engine = Engine.load(artifacts)
     baseline = None if base_folder is None else Engine.load(base_folder)

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from core.manifest import DEFAULT_NOISE_SCALE, DEFAULT_SITE_TYPES
 from training.data.janus import load_janus_dataset
 from training.evaluation.cache import StageRecord
 from training.evaluation.generation import formula_hit_rate, summary, validity_rates
@@ -80,7 +81,8 @@ def write_model_card(model: Path, baseline: Path, out: Path, *, steps_per_level:
     """
     record = StageRecord(Path(out), indent=2)
     results = record.results
-    settings = LangevinSettings(steps_per_level=steps_per_level)
+    settings = LangevinSettings(steps_per_level=steps_per_level, site_types=DEFAULT_SITE_TYPES,
+                                noise_scale=DEFAULT_NOISE_SCALE)  # the sampler an export serves
     trained: TrainedModel = load_trained(model)
     base_trained: TrainedModel = load_trained(baseline)
     sampler, base_sampler = Sampler(trained, settings), Sampler(base_trained, settings)
@@ -89,7 +91,8 @@ def write_model_card(model: Path, baseline: Path, out: Path, *, steps_per_level:
     results["test_crystals"] = {"total": len(test), "outside_vocabulary": len(test) - len(placeable)}
     test = placeable
     train_labels = load_janus_dataset(split="random", part="train").property_array(PROPERTY)
-    results["settings"] = {"steps_per_level": steps_per_level, "seed": seed, "split": "random:test",
+    results["settings"] = {"steps_per_level": steps_per_level, "site_types": settings.site_types,
+                           "noise_scale": settings.noise_scale, "seed": seed, "split": "random:test",
                            "screening_ratio": 100}
 
     def stage(name: str, compute: Callable[[], dict]) -> None:

@@ -52,7 +52,9 @@ def run(ctx: Context) -> dict:
         steps = ctx.steps_per_level or sampling.steps_per_level
         out.setdefault("steps_per_level", steps)
         out.setdefault("site_types", {})[label] = sampling.site_types
-        sampler = Sampler(load_trained(ckpt), LangevinSettings(steps_per_level=steps, site_types=sampling.site_types))
+        out.setdefault("noise_scale", {})[label] = sampling.noise_scale
+        sampler = Sampler(load_trained(ckpt), LangevinSettings(steps_per_level=steps, site_types=sampling.site_types,
+                                                                    noise_scale=sampling.noise_scale))
         for split, rows in sets.items():
             rows = rows.iloc[evenly(len(rows), ctx.budget.recon)]
             crystals = list(CrystalDataset.from_table(rows.reset_index(drop=True), name=f"{split}:{ctx.split_part}",

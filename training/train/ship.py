@@ -14,6 +14,9 @@ Copies into the destination:
   Janus table (the exported artifact carries them as its novelty reference);
 - ``training.json``: parameter counts, epochs, wall-clock seconds of each stage and the file size;
 - ``learning_curve.png``: stage-1 losses and validation reconstruction against training hours.
+
+A model card (``metrics.json``) already there measured the weights being replaced and is removed: run
+``vdwgen model-card`` again.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ def ship(run: Path, dest: Path) -> Path:
         raise TrainingError(f"{run} has no model.pt: the run is not finished (vdwgen train --resume)")
     trained = load_trained(run / "model.pt")
     dest.mkdir(parents=True, exist_ok=True)
+    (dest / "metrics.json").unlink(missing_ok=True)  # the card of the weights being replaced
     weights = save_weights(trained, dest / "model.pt", half=True)
     size = weights.stat().st_size
     if size > MAX_BYTES:

@@ -83,6 +83,24 @@ def test_scripted_loop_equals_eager() -> None:
         assert torch.allclose(e[0], s[0], atol=1e-6) and torch.equal(e[1], s[1])
 
 
+def test_noise_scale_multiplies_the_langevin_noise_and_nothing_else() -> None:
+    """With a decoder that gives no score the atoms move by the noise term alone: a colder sampler
+    (noise_scale 0.5) moves every atom by exactly half the reference sampler's step for the same seed,
+    and noise_scale 0 leaves them where they started."""
+    decoder = GaussianDecoder(torch.zeros(3), s0=0.0, num_types=3).eval()
+    z_c, lattice, num_atoms, frac, probs, _ = _inputs(2, 5, 50.0)
+    frac = 0.4 + 0.2 * frac  # far from the cell's edges: no wrapping in one small step
+    moved = {}
+    for scale in (1.0, 0.5, 0.0):
+        sampler = AnnealedLangevin(decoder, torch.tensor([0.1]), LangevinSettings(1, 1e-3, noise_scale=scale))
+        moved[scale] = (sampler(z_c, lattice, num_atoms, frac, probs, True, 4)[0] - frac) * 50.0
+    assert float(moved[1.0].abs().mean()) > 0.01  # angstrom: sqrt(2 * 1e-3) * N(0, 1)
+    assert torch.allclose(moved[0.5], 0.5 * moved[1.0], atol=1e-5)
+    assert float(moved[0.0].abs().max()) < 1e-4  # float32 round trip through Cartesian coordinates
+    with pytest.raises(ValueError, match=r"noise_scale must lie in \[0, 1\]"):
+        LangevinSettings(noise_scale=1.5)
+
+
 def test_bad_settings_are_refused() -> None:
     decoder = GaussianDecoder(torch.zeros(3), 1.0, 3)
     for settings, word in ((LangevinSettings(0, 1e-3), "steps_per_level"), (LangevinSettings(1, 0.0), "step_lr")):

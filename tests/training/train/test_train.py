@@ -153,7 +153,11 @@ def test_shipped_weights_are_small_half_precision_and_equal_the_run(
 
     run = tmp_path / "run"
     assert main(tiny_train_argv(run, 1)) == 0
+    card = tmp_path / "models" / "tiny" / "metrics.json"  # the model card of the weights being replaced
+    card.parent.mkdir(parents=True)
+    card.write_text("{}")
     weights = ship(run, tmp_path / "models" / "tiny")
+    assert not card.exists()  # else `vdwgen model-card` would keep its stages for the new weights
     shipped, original = load_trained(weights), load_trained(run / "model.pt")
     payload = torch.load(weights, weights_only=True)
     assert payload["model"]["encoder.mu.weight"].dtype == torch.float16
