@@ -291,16 +291,17 @@ def evaluate_design(predictor: LoadedPredictor, store: Store, out: Path, count: 
     """Run every job not yet in ``out/runs.json`` (resumable), then write ``results.json`` and ``report.md``.
 
     A job is redone when its settings differ from the ledger's, and a job that used the generator (``cdvae``,
-    ``smoacs-generated``) also when ``engine`` is another artifact (its manifest's sha256) than the one it used.
+    ``smoacs-generated``) also when ``engine`` serves other crystals than the one it used (other model files or
+    sampling settings: :func:`core.manifest.served_fingerprint`).
     """
-    from core.manifest import MANIFEST, sha256
+    from core.manifest import served_fingerprint
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     ledger_path = out / "runs.json"
     ledger = json.loads(ledger_path.read_text()) if ledger_path.is_file() else {}
     general = {"count": count, "steps": steps, "seed": seed}
-    generator = {} if engine is None else {"generator": sha256(engine.manifest.folder / MANIFEST)}
+    generator = {} if engine is None else {"generator": served_fingerprint(engine.manifest)}
     for job in selected(only):
         entry = ledger.get(job.name)
         # a job that used the generator is redone once another generator is shipped

@@ -115,8 +115,8 @@ def _build_parser() -> argparse.ArgumentParser:
         "minutes; --resume continues where a run stopped. Writes <out>/model.pt at the end.",
     )
     train.add_argument("--config", default=None,
-                       help="shipped config name (cpu-small, paper) or a YAML path (default: cpu-small; with "
-                       "--resume, the run's own config.yaml)")
+                       help="shipped config name (cpu-small; cpu-medium, the shipped model's; paper) or a YAML path "
+                       "(default: cpu-small; with --resume, the run's own config.yaml)")
     train.add_argument("--out", type=Path, required=True, help="run folder (checkpoint, metrics, config)")
     train.add_argument("--resume", action="store_true", help="continue the run in --out")
     train.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE",

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from core.manifest import sha256
+from core.manifest import read_manifest, served_fingerprint
 from design.targets import parse_targets
 from services.design_evaluation import TASKS, dataset_answer, evaluate_design, jobs, selected
 from serving.predictor import load_predictor_artifact
@@ -78,16 +78,24 @@ def test_a_small_evaluation_runs_relaxes_reports_and_resumes(tiny_predictor_arti
         runs_before = store.count("runs")
         evaluate_design(predictor, store, tmp_path / "report", count=2, steps=2, engine=engine, only=["few-wide"])
         assert store.count("runs") == runs_before  # finished runs are not run again
-        other = tmp_path / "other-generator"  # the same networks shipped under another manifest
-        shutil.copytree(tiny_artifacts["model"], other)
-        manifest = json.loads((other / "manifest.json").read_text())
-        (other / "manifest.json").write_text(json.dumps({**manifest, "name": "other-generator"}))
+        restamped = tmp_path / "restamped"  # the same generator re-exported: only the manifest's records differ
+        shutil.copytree(tiny_artifacts["model"], restamped)
+        manifest = json.loads((restamped / "manifest.json").read_text())
+        (restamped / "manifest.json").write_text(json.dumps({**manifest, "name": "restamped", "metrics": {"x": 1}}))
+        evaluate_design(predictor, store, tmp_path / "report", count=2, steps=2, engine=Engine.load(restamped),
+                        only=["few-wide"])
+        assert store.count("runs") == runs_before
+        other = tmp_path / "other-generator"  # a generator that serves other crystals: here another step count
+        shutil.copytree(restamped, other)
+        manifest["sampling"]["steps_per_level"] += 1
+        (other / "manifest.json").write_text(json.dumps(manifest))
         evaluate_design(predictor, store, tmp_path / "report", count=2, steps=2, engine=Engine.load(other),
                         only=["few-wide"])
         after = json.loads((tmp_path / "report" / "runs.json").read_text())
+        fingerprint = served_fingerprint(read_manifest(other))
         for name, entry in after.items():  # only the jobs that used the generator are redone
             uses_generator = name.split("/")[1] in ("cdvae", "smoacs-generated")
             assert (entry.get("run_id") != ledger[name].get("run_id")) == (uses_generator and "skipped" not in entry)
-            assert (entry.get("generator") == sha256(other / "manifest.json")) == uses_generator
+            assert (entry.get("generator") == fingerprint) == uses_generator
     finally:
         close_store(tmp_path / "eval.duckdb")

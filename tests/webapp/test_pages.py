@@ -213,6 +213,17 @@ def test_model_page_shows_parity_as_a_labelled_table(shipped_models: Path, open_
     assert not [j for j in at.json if "condition.onnx" in str(j.value)], "no raw parity JSON"
 
 
+def test_model_page_names_the_sampler_each_model_serves(shipped_models: Path, open_app) -> None:
+    at = open_app(MODEL_PAGE)
+    for index, name in enumerate(("cdvae-plus-janus", "cdvae-baseline-janus")):
+        if index:
+            at.selectbox(key="model_pick").select_index(index).run(timeout=60)
+        sampling = json.loads((ROOT / "artifacts" / name / "manifest.json").read_text())["sampling"]
+        text = next(m.value for m in at.markdown if "Langevin steps per level" in m.value and "noise ×" in m.value)
+        assert f"noise × {sampling.get('noise_scale', 1.0):g} (1 = the reference sampler)" in text
+        assert f"sites typed by `{sampling.get('site_types', 'argmax')}`" in text
+
+
 # -- dataset page ----------------------------------------------------------------------------------------
 def test_dataset_histograms_keep_their_own_size(app_dirs: Path, open_app, monkeypatch: pytest.MonkeyPatch) -> None:
     import matplotlib

@@ -259,6 +259,7 @@ if card_metrics:
 st.subheader("Sampling defaults")
 st.write(f"{sampling.noise_levels} noise levels (σ {sampling.sigma_max:.3g} → {sampling.sigma_min:.3g}), "
          f"{sampling.steps_per_level} Langevin steps per level, step size {sampling.step_lr}, "
+         f"noise × {sampling.noise_scale:g} (1 = the reference sampler), sites typed by `{sampling.site_types}`, "
          f"screening {sampling.screening_ratio}:1, at most {sampling.max_count} crystals per request.")
 st.subheader("Export parity")
 if manifest.parity:

@@ -216,3 +216,15 @@ def test_a_resumed_run_keeps_its_own_configuration(tiny_train_argv: Callable[...
     assert [r["epoch"] for r in csv.DictReader((out / "metrics.csv").open())] == ["1", "2"]
     saved = load_config(str(out / "config.yaml"))
     assert saved.name == "cpu-small" and saved.train.epochs == 2 and saved.model.encoder.sphere_channels == 8
+
+
+def test_the_cpu_medium_config_is_the_recipe_of_the_shipped_model() -> None:
+    """`vdwgen train --config cpu-medium` retrains the shipped default: its resolved config equals the one the
+    shipped weights were trained with, key for key (only the name differs)."""
+    import yaml
+
+    shipped = yaml.safe_load((Path(__file__).resolve().parents[3] / "models" / "cdvae-plus-janus" / "config.yaml")
+                             .read_text())
+    recipe = json.loads(json.dumps(load_config("cpu-medium").as_dict()))  # tuples as lists, as YAML reads them
+    shipped.pop("name"), recipe.pop("name")
+    assert recipe == shipped
