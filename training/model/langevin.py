@@ -7,13 +7,10 @@ and a formula request keeps its atom types fixed.
 
 For each noise level sigma (largest first) the step size is
 ``eta * (sigma / sigma_min) ** 2``; for ``steps_per_level`` steps the Cartesian
-coordinates move by ``step * score + noise_scale * sqrt(2 * step) * noise`` with
+coordinates move by ``step * score + sqrt(2 * step) * noise`` with
 ``score = decoder_output / sigma`` (the decoder predicts the displacement back to the
 clean structure in units of sigma, its denoising target), then are wrapped back into
-the cell (``noise_scale`` is 1 in the reference; our exports use 0.5, see
-``core.manifest.DEFAULT_NOISE_SCALE``: in a slab cell the full noise can carry an atom out of
-the decoder's reach into the vacuum, where no score brings it back).  The lattice and the number
-of atoms stay fixed.  The atom types follow one of
+the cell.  The lattice and the number of atoms stay fixed.  The atom types follow one of
 two rules (``LangevinSettings.site_types``):
 
 - ``"argmax"`` (the reference): each step takes the arg-max of the decoder's type logits, so the

@@ -111,6 +111,7 @@ def test_a_second_run_keeps_every_finished_stage(report: Path, capsys: pytest.Ca
 def test_a_report_of_other_artifacts_is_refused_not_mixed(report: Path, tmp_path: Path,
                                                           capsys: pytest.CaptureFixture[str]) -> None:
     checkpoint = str(ROOT / "models" / "cdvae-plus-janus" / "model.pt")
+    baseline = str(ROOT / "artifacts" / "cdvae-baseline-janus")  # the one the report found beside the model
     restamped = tmp_path / "restamped"  # the same model files re-exported: a new date and the card's figures
     shutil.copytree(ROOT / "artifacts" / "cdvae-plus-janus", restamped)
     manifest = json.loads((restamped / "manifest.json").read_text())
@@ -118,8 +119,9 @@ def test_a_report_of_other_artifacts_is_refused_not_mixed(report: Path, tmp_path
                                                          "metrics": {"reconstruction": {"match_rate": 0.5}}}))
     before = (report / "metrics.json").read_text()
     assert main(["evaluate", str(restamped), "--quick", "--out", str(report), "--steps-per-level", "1",
-                 "--workers", "1", "--checkpoint", checkpoint]) == 0
-    assert all(f"{stage}: kept" in capsys.readouterr().out for stage in STAGES)
+                 "--workers", "1", "--checkpoint", checkpoint, "--baseline", baseline]) == 0
+    out = capsys.readouterr().out
+    assert all(f"{stage}: kept" in out for stage in STAGES)
     (report / "metrics.json").write_text(before)
 
     other = tmp_path / "resampled"  # other served crystals: here another default number of Langevin steps
@@ -127,7 +129,7 @@ def test_a_report_of_other_artifacts_is_refused_not_mixed(report: Path, tmp_path
     manifest["sampling"]["steps_per_level"] += 2
     (other / "manifest.json").write_text(json.dumps(manifest))
     assert main(["evaluate", str(other), "--quick", "--out", str(report), "--workers", "1",
-                 "--checkpoint", checkpoint]) == 2
+                 "--checkpoint", checkpoint, "--baseline", baseline]) == 2
     assert "measured other artifacts" in capsys.readouterr().err
     assert (report / "metrics.json").read_text() == before  # the finished stages stay those of their model
 
