@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 
 from core import chemistry
+from core.manifest import DEFAULT_NOISE_SCALE, DEFAULT_SITE_TYPES
 from training.data.crystal import Crystal, CrystalDataset
 from training.model.batching import training_batch
 from training.model.gan import Generator
@@ -36,6 +37,13 @@ from training.train.weights import TrainedModel
 
 DEFAULT_RATIO = 100
 DEFAULT_LANGEVIN = LangevinSettings()  # frozen dataclass: safe to share as an argument default
+
+
+def served_langevin(steps_per_level: int = DEFAULT_LANGEVIN.steps_per_level) -> LangevinSettings:
+    """The sampler an export serves by default (site typing and noise scale of :mod:`core.manifest`),
+    for figures that describe the shipped model: the training monitor and the model card."""
+    return LangevinSettings(steps_per_level=steps_per_level, site_types=DEFAULT_SITE_TYPES,
+                            noise_scale=DEFAULT_NOISE_SCALE)
 
 
 @dataclass

@@ -14,7 +14,7 @@ from core.manifest import DEFAULT_NOISE_SCALE, read_manifest
 from export.build import ExportError, export_artifact
 from serving.engine import Engine
 from training.model.langevin import AnnealedLangevin, CrystalDecoder, LangevinSettings
-from training.sample import Sampler
+from training.sample import Sampler, served_langevin
 from training.train.weights import load_trained
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,6 +30,9 @@ def test_manifest_lists_hashed_files_and_parity(artifacts: dict[str, Path]) -> N
     assert set(manifest.files) == {"condition.onnx", "generator.onnx", "fusion_heads.onnx", "decoder.pt"}
     assert manifest.sampling.site_types == "counts"  # the default: counts kept, sites chosen by the decoder
     assert manifest.sampling.noise_scale == DEFAULT_NOISE_SCALE < 1.0  # the colder sampler, recorded
+    served = served_langevin(manifest.sampling.steps_per_level)  # the model card's and training monitor's sampler
+    assert (served.step_lr, served.site_types, served.noise_scale) == (
+        manifest.sampling.step_lr, manifest.sampling.site_types, manifest.sampling.noise_scale)
     assert manifest.vocabulary == ("Al", "S", "Ga", "Se", "In", "Te") and manifest.cell_sizes == {8: 6}
     parity = manifest.parity
     assert all(parity[f] <= 1e-5 for f in ("condition.onnx", "generator.onnx", "fusion_heads.onnx"))

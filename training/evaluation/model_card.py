@@ -33,15 +33,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.manifest import DEFAULT_NOISE_SCALE, DEFAULT_SITE_TYPES
 from training.data.janus import load_janus_dataset
 from training.evaluation.cache import StageRecord
 from training.evaluation.generation import formula_hit_rate, summary, validity_rates
 from training.evaluation.progress import with_bar
 from training.evaluation.reconstruction import reconstruct
 from training.evaluation.selection import PROPERTY, TRAINING_FORMULAS, evenly
-from training.model.langevin import LangevinSettings
-from training.sample import Sampler, formula_counts
+from training.sample import Sampler, formula_counts, served_langevin
 from training.train.weights import TrainedModel, load_trained
 
 
@@ -81,8 +79,7 @@ def write_model_card(model: Path, baseline: Path, out: Path, *, steps_per_level:
     """
     record = StageRecord(Path(out), indent=2)
     results = record.results
-    settings = LangevinSettings(steps_per_level=steps_per_level, site_types=DEFAULT_SITE_TYPES,
-                                noise_scale=DEFAULT_NOISE_SCALE)  # the sampler an export serves
+    settings = served_langevin(steps_per_level)
     trained: TrainedModel = load_trained(model)
     base_trained: TrainedModel = load_trained(baseline)
     sampler, base_sampler = Sampler(trained, settings), Sampler(base_trained, settings)

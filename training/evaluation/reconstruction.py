@@ -16,7 +16,6 @@ import numpy as np
 from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Structure
 
-from core.manifest import DEFAULT_NOISE_SCALE, DEFAULT_SITE_TYPES
 from scoring.layers import CHALCOGENS, METALS, motif_problem
 from scoring.validity import compositionally_valid, structurally_valid
 from training.data.crystal import Crystal
@@ -85,10 +84,10 @@ def reconstruction_metrics(predicted: list[Crystal], truth: list[Crystal]) -> Re
 def validation_reconstruction(trained: TrainedModel, crystals: list[Crystal], seed: int) -> ReconstructionResult:
     """Reconstruct ``crystals`` with a model in training as an export would sample it (default steps,
     site typing and noise; the training loop's monitor; the model is left in eval mode)."""
-    from training.model.langevin import LangevinSettings
-    from training.sample import Sampler  # training.sample needs training.train, which imports this module
+    # training.sample needs training.train, which imports this module
+    from training.sample import Sampler, served_langevin
 
-    sampler = Sampler(trained, LangevinSettings(site_types=DEFAULT_SITE_TYPES, noise_scale=DEFAULT_NOISE_SCALE))
+    sampler = Sampler(trained, served_langevin())
     return reconstruct(sampler, crystals, seed, "validation reconstruction")
 
 
