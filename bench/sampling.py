@@ -1,22 +1,34 @@
-"""Sampling benchmark (issue 4): crystals per second end to end, TorchScript vs eager decoder.
+"""Sampling benchmark (issues 4, 17): valid crystals per second end to end, where the time goes, and the quality
+of each setting on the validation part.
 
-For each steps-per-level value, in one process on this machine:
+In one process on this machine (``--n`` crystals per pass, a formation-energy request at the median
+training label with the 100:1 screening, the same seed every pass):
 
-1. the exported engine answers a formation-energy request (target: the median training
-   label, 100:1 screening) for ``--n`` crystals -> pymatgen Structures, then each is scored
-   (structural validity: all distances >= 0.5 Å, volume >= 0.1 Å^3; SMACT charge
-   neutrality) -- the clock covers request -> scored structures;
-2. the same request with the engine's TorchScript decoder swapped for the eager
-   ``CrystalDecoder`` built from the shipped weights (same seeds, same chunks), so the ratio
-   is measured in the same run on the same inputs;
-3. peak resident memory of each pass (Linux ``VmHWM``, reset before each pass);
-4. with ``--recon-val N``: reconstruction match rate and RMSE (StructureMatcher 0.5/10/0.3)
-   of N crystals spread over the *validation* part, eager sampler, same steps per level --
-   the quality side of choosing the default (the test part is never touched here).
+1. **throughput** for each steps-per-level value and each way to decode:
 
-Writes one JSON file (``--out``). Needs the training code for the eager decoder only.
+   - ``served``: the engine as it ships (:meth:`serving.engine.Engine.decode`: chunks of 32 crystals side by
+     side, one thread each);
+   - ``before``: the engine as it was before issue 17 (one chunk of 128 crystals, each operation split over the
+     process's threads), in the same run, so the two are compared on the same machine at the same time;
+   - ``eager``: the served path with the training code's eager decoder in place of the TorchScript one (same
+     inputs), the ratio of the two stated.
 
-    python bench/sampling.py --artifacts artifacts/cdvae-plus-janus \
+   Each pass is timed per stage: screening (condition, generator and heads on 100 latents per crystal),
+   decoding (heads, Langevin, pymatgen Structures), scoring (every validity check, of which novelty against the
+   training part), and storing the run in a fresh DuckDB file. Valid crystals are those the store would call
+   valid (the paper's checks, contacts, layer motif, interlayer gap). Passes run in a warm process (the
+   novelty reference built, as in the app after its first request); the cold costs are recorded once.
+   Peak resident memory per pass (Linux ``VmHWM``, reset before each pass).
+2. **quality** (``--quality N``) for each steps-per-level value on the served path: N crystals for each of
+   the validation part's 10th/50th/90th percentile formation energies; validity and layer order, then every
+   crystal relaxed by the oracle (CHGNet + D3, as ``vdwgen verify``): median |E - target| and the share
+   within ±0.05 eV/atom. Oracle checks are kept in ``--cache`` (an interrupted run resumes). The test part is
+   never used.
+
+``--default S`` marks the entry of the shipped default (``"default": true``). Writes one JSON file (``--out``).
+Needs the training code for the eager decoder only.
+
+    python bench/sampling.py --artifacts artifacts/cdvae-plus-janus \\
         --weights models/cdvae-plus-janus/model.pt --out bench/results/sampling.json
 """
 
@@ -25,20 +37,28 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from scoring.validity import compositionally_valid, structurally_valid
-from serving.engine import Engine
-from serving.request import GenerationRequest
+from core.paths import dataset_dir
+from scoring.batch import score_crystals
+from scoring.layers import in_family
+from services.generation import novelty_reference
+from serving.engine import DECODE_BATCH, Engine, GeneratedCrystal
+from serving.request import CheckedRequest, GenerationRequest
+from store.database import RunInfo, open_store
 from training.data.janus import load_janus_dataset
-from training.evaluation.reconstruction import reconstruction_metrics
+from training.evaluation.cache import oracle_checks
 from training.model.langevin import AnnealedLangevin, CrystalDecoder, LangevinSettings
-from training.sample import Sampler
 from training.train.weights import load_trained
+
+WITHIN = 0.05
+"""eV/atom: a crystal hits its formation-energy target when the oracle puts it this close."""
 
 
 def _reset_peak_memory() -> bool:
@@ -57,79 +77,186 @@ def _peak_memory_mib() -> float:
     return float("nan")
 
 
-def _pass(engine: Engine, request: GenerationRequest) -> dict:
+def decode_before(engine: Engine, z: np.ndarray, cond: np.ndarray | None, checked: CheckedRequest) -> list:
+    """The engine's decoding before issue 17: chunks of 128 crystals one after another, each operation split
+    over the process's threads (the crystals of a seed then depend on the thread count)."""
+    out = []
+    for chunk, start in enumerate(range(0, z.shape[0], DECODE_BATCH)):
+        out += engine._decode_chunk(z[start:start + DECODE_BATCH], None if cond is None else cond[start:start + 128],
+                                    checked.counts, checked.request.seed * 1_000 + chunk, checked.steps_per_level)
+    return out
+
+
+Decode = Callable[[Engine, np.ndarray, "np.ndarray | None", CheckedRequest], list]
+
+
+def timed_pass(engine: Engine, request: GenerationRequest, decode: Decode, db: Path) -> dict:
+    """One request through every stage, each timed (see the module docstring)."""
+    reference, _ = novelty_reference(engine.manifest)
+    family = in_family(engine.manifest.vocabulary)
     reset = _reset_peak_memory()
+    stages: dict[str, float] = {}
     t0 = time.perf_counter()
-    result = engine.generate(request)
-    structural = [structurally_valid(c.structure) for c in result.crystals]
-    compositional = [compositionally_valid(c.structure.composition) for c in result.crystals]
+    checked = engine.check(request)
+    z, cond, predicted = engine.latents(checked)
+    stages["screening"] = time.perf_counter() - t0
+    t = time.perf_counter()
+    structures = decode(engine, z, cond, checked)
+    stages["decoding"] = time.perf_counter() - t
+    crystals = [GeneratedCrystal(i, s, float(p)) for i, (s, p) in enumerate(zip(structures, predicted))]
+    novelty = [0.0]
+    if reference is not None:
+        match = reference.match
+
+        def timed_match(crystal):  # noqa: ANN001, ANN202 - wraps TrainingSet.match
+            start = time.perf_counter()
+            try:
+                return match(crystal)
+            finally:
+                novelty[0] += time.perf_counter() - start
+
+        reference.match = timed_match  # type: ignore[method-assign]
+    t = time.perf_counter()
+    try:
+        records = score_crystals(crystals, reference, None, None, family)
+    finally:
+        if reference is not None:
+            del reference.match
+    stages["scoring"] = time.perf_counter() - t
+    stages["of_which_novelty"] = novelty[0]
+    t = time.perf_counter()
+    store = open_store(db)
+    run = store.start_run(RunInfo(request.mode, request.count, request.seed, engine.name, "bench", request.target,
+                                  None, checked.steps_per_level, checked.screening_ratio, False))
+    store.finish_run(run, records, "completed", 0.0)
+    stages["store"] = time.perf_counter() - t
     seconds = time.perf_counter() - t0
-    n = len(result.crystals)
-    valid = sum(s and c for s, c in zip(structural, compositional))
+    n, valid = len(records), sum(r.valid for r in records)
+    t = time.perf_counter()
+    for s in structures:  # structure building, measured apart (it is part of "decoding" above)
+        type(s)(s.lattice, s.species, s.frac_coords)
+    stages["of_which_structures_rebuilt"] = time.perf_counter() - t
     return {"crystals": n, "seconds": round(seconds, 2), "crystals_per_s": round(n / seconds, 3),
-            "structural_validity": round(sum(structural) / n, 4),
-            "compositional_validity": round(sum(compositional) / n, 4),
-            "valid_crystals_per_s": round(valid / seconds, 3),
-            "median_predicted_formation_energy": round(float(np.median([c.predicted_formation_energy
-                                                                          for c in result.crystals])), 4),
+            "valid": round(valid / n, 4), "valid_crystals_per_s": round(valid / seconds, 3),
+            "layer_order": round(float(np.mean([bool(r.motif_valid) for r in records])), 4),
+            "novel": round(float(np.mean([bool(r.novel) for r in records])), 4),
+            "stages_s": {k: round(v, 3) for k, v in stages.items()},
+            "stage_share": {k: round(v / seconds, 3) for k, v in stages.items() if not k.startswith("of_which")},
             "peak_rss_mib": round(_peak_memory_mib(), 1), "peak_reset": reset}
 
 
-def _reconstruction(trained, steps: int, n: int) -> dict:  # noqa: ANN001
-    val = load_janus_dataset(split=trained.config.train.split, part="val")
-    crystals = [val[int(i)] for i in np.linspace(0, len(val) - 1, min(n, len(val))).round()]
-    t0 = time.perf_counter()
-    out = Sampler(trained, LangevinSettings(steps_per_level=steps)).reconstruct(crystals, seed=0)
-    result = reconstruction_metrics(out, crystals)
-    return {"crystals": result.count, "match_rate": round(result.match_rate, 4),
-            "rmse": None if result.rmse != result.rmse else round(result.rmse, 4),
-            "seconds": round(time.perf_counter() - t0, 1)}
+def served_decode(engine: Engine, z: np.ndarray, cond: np.ndarray | None, checked: CheckedRequest) -> list:
+    return engine.decode(z, cond, checked)
+
+
+def quality(engine: Engine, steps: int, n: int, targets: dict[str, float], cache: Path, seed: int) -> dict:
+    """Validity, layer order and oracle accuracy of ``n`` served crystals per validation target."""
+    reference, _ = novelty_reference(engine.manifest)
+    family = in_family(engine.manifest.vocabulary)
+    out: dict = {}
+    errors_all, hits_all = [], []
+    for name, target in targets.items():
+        request = GenerationRequest("formation_energy", n, target=target, seed=seed, steps_per_level=steps)
+        result = engine.generate(request)
+        records = score_crystals(result.crystals, reference, None, None, family)
+        checks = oracle_checks([c.structure for c in result.crystals], cache / f"steps{steps}_{name}.json",
+                               f"oracle {name} ({steps} steps/level)", dataset_dir())
+        energies = np.array([c["formation_energy"] for c in checks], dtype=float)
+        errors = np.abs(energies - target)
+        errors_all += list(errors)
+        hits_all += list(errors <= WITHIN)
+        out[name] = {"target": round(target, 4), "crystals": n,
+                     "valid": round(float(np.mean([r.valid for r in records])), 4),
+                     "layer_order": round(float(np.mean([bool(r.motif_valid) for r in records])), 4),
+                     "oracle_median_abs_error": round(float(np.median(errors)), 4),
+                     f"oracle_within_{WITHIN}": round(float(np.mean(errors <= WITHIN)), 4),
+                     "oracle_converged": round(float(np.mean([c["converged"] for c in checks])), 4)}
+    out["all"] = {"oracle_median_abs_error": round(float(np.median(errors_all)), 4),
+                  f"oracle_within_{WITHIN}": round(float(np.mean(hits_all)), 4),
+                  "valid": round(float(np.mean([out[k]["valid"] for k in targets])), 4),
+                  "layer_order": round(float(np.mean([out[k]["layer_order"] for k in targets])), 4)}
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--artifacts", type=Path, required=True)
     parser.add_argument("--weights", type=Path, required=True, help="the model.pt the artifacts were exported from")
-    parser.add_argument("--n", type=int, default=100)
+    parser.add_argument("--n", type=int, default=128, help="crystals per throughput pass")
     parser.add_argument("--steps", type=int, nargs="+", default=[1, 2, 5])
+    parser.add_argument("--before", type=int, nargs="*", default=[1, 5],
+                        help="steps-per-level values also timed with the decoding of before issue 17")
+    parser.add_argument("--eager", type=int, nargs="*", default=[1],
+                        help="steps-per-level values also timed with the eager decoder")
+    parser.add_argument("--default", type=int, default=None, help="the shipped default's steps per level")
+    parser.add_argument("--quality", type=int, default=0, help="crystals per validation target and setting")
+    parser.add_argument("--cache", type=Path, default=Path("var/bench/sampling"))
     parser.add_argument("--device", choices=("cpu", "cuda"), default=None)
-    parser.add_argument("--skip-eager", action="store_true", help="TorchScript only (e.g. a 10,000-crystal GPU run)")
-    parser.add_argument("--recon-val", type=int, default=0, help="validation crystals to reconstruct per setting")
+    parser.add_argument("--chunk", type=int, default=None, help="crystals decoded together (GPU batch size)")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
 
+    t = time.perf_counter()
     engine = Engine.load(args.artifacts, device=args.device)
+    cold = {"engine_load_s": time.perf_counter() - t}
+    if args.chunk:
+        engine.decode_chunk = args.chunk
+    t = time.perf_counter()
+    reference, _ = novelty_reference(engine.manifest)
+    cold["novelty_reference_s"] = time.perf_counter() - t
+    default = args.default or engine.manifest.sampling.steps_per_level
+    target = engine.manifest.property.percentile("50")
+    tmp = Path(tempfile.mkdtemp(prefix="vdwgen-bench-"))
+    t = time.perf_counter()  # warm-up: the first request builds the novelty reference's structures
+    timed_pass(engine, GenerationRequest("formation_energy", 8, target=target, seed=1, steps_per_level=1),
+               served_decode, tmp / "warm.duckdb")
+    cold["first_request_of_8_s"] = time.perf_counter() - t
+
     scripted = engine.decoder
     trained = load_trained(args.weights)
     model = trained.model.to(engine.device).eval()
-    target = engine.manifest.property.percentile("50")
-    results = []
+    sampling = engine.manifest.sampling
+    rows = []
     for steps in args.steps:
         request = GenerationRequest("formation_energy", args.n, target=target, seed=0, steps_per_level=steps)
-        engine.generate(GenerationRequest("formation_energy", 2, target=target, seed=1, steps_per_level=1))  # warm-up
-        row: dict = {"steps_per_level": steps, "decoder_calls": steps * engine.manifest.sampling.noise_levels}
-        engine.decoder = scripted
-        row["torchscript"] = _pass(engine, request)
-        if not args.skip_eager:
-            settings = LangevinSettings(steps_per_level=steps,
-                                        step_lr=engine.manifest.sampling.step_lr)
+        row: dict = {"steps_per_level": steps, "decoder_calls": steps * sampling.noise_levels}
+        if steps == default:
+            row["default"] = True
+        row["served"] = timed_pass(engine, request, served_decode, tmp / f"served{steps}.duckdb")
+        row["valid_crystals_per_s"] = row["served"]["valid_crystals_per_s"]
+        print(json.dumps({"steps": steps, "served": row["served"]}), flush=True)
+        if steps in args.before:
+            row["before"] = timed_pass(engine, request, decode_before, tmp / f"before{steps}.duckdb")
+            row["served_over_before"] = round(row["served"]["crystals_per_s"] / row["before"]["crystals_per_s"], 3)
+            print(json.dumps({"steps": steps, "before": row["before"]}), flush=True)
+        if steps in args.eager:
+            settings = LangevinSettings(steps_per_level=steps, step_lr=sampling.step_lr,
+                                        site_types=sampling.site_types, noise_scale=sampling.noise_scale)
             engine.decoder = CrystalDecoder(AnnealedLangevin(model.decoder, model.coord_sigmas, settings),
                                             model.vocab.size).eval()
-            row["eager"] = _pass(engine, request)
-            engine.decoder = scripted
-            row["torchscript_over_eager"] = round(row["torchscript"]["crystals_per_s"]
-                                                  / row["eager"]["crystals_per_s"], 3)
-        if args.recon_val:
-            row["validation_reconstruction"] = _reconstruction(trained, steps, args.recon_val)
-        results.append(row)
-        print(json.dumps(row), flush=True)
+            try:
+                row["eager"] = timed_pass(engine, request, served_decode, tmp / f"eager{steps}.duckdb")
+            finally:
+                engine.decoder = scripted
+            row["torchscript_over_eager_decoding"] = round(row["eager"]["stages_s"]["decoding"]
+                                                           / row["served"]["stages_s"]["decoding"], 3)
+        rows.append(row)
+
     report = {
-        "what": "end-to-end crystals/s (request -> scored pymatgen Structures), formation-energy request "
-                "at the median training label with 100:1 screening",
+        "what": "end-to-end valid crystals/s (request -> scored crystals stored in DuckDB), formation-energy "
+                "request at the median training label with 100:1 screening, warm process",
         "artifacts": str(args.artifacts), "model": engine.name, "device": engine.device,
-        "cpu_threads": torch.get_num_threads(), "machine": platform.processor() or platform.machine(),
-        "torch": torch.__version__, "n": args.n, "results": results,
+        "decode_chunk": engine.decode_chunk, "cpu_threads": torch.get_num_threads(),
+        "machine": platform.processor() or platform.machine(), "torch": torch.__version__, "n": args.n,
+        "cold_start_s": {k: round(v, 2) for k, v in cold.items()}, "results": rows,
     }
+    if args.quality:
+        val = load_janus_dataset(split="random", part="val").property_array("formation_energy_per_atom")
+        targets = {f"p{q}": float(np.percentile(val, q)) for q in (10, 50, 90)}
+        report["quality"] = {"what": f"{args.quality} served crystals per validation-part percentile target, "
+                                     "relaxed by the oracle (CHGNet + D3)", "targets": targets,
+                             "by_steps_per_level": {str(s): quality(engine, s, args.quality, targets, args.cache, 11)
+                                                    for s in args.steps}}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out}")

@@ -1,4 +1,4 @@
-"""The process's one oracle, its error type and the thread limit used while it works.
+"""The process's one oracle and its error type.
 
 CHGNet takes a few seconds to load; the app's sessions, the CLI and the evaluation all share
 the instance built by :func:`get_oracle` on first use.
@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import io
 import threading
-from collections.abc import Iterator
 
 from core.errors import VdwgenError
 from oracle.calculator import Oracle
@@ -35,23 +34,3 @@ def get_oracle() -> Oracle:
             except ImportError as exc:
                 raise OracleError(f"the oracle needs the packages chgnet and dftd3: {exc}") from None
         return _ORACLE
-
-
-@contextlib.contextmanager
-def torch_threads(threads: int | None) -> Iterator[None]:
-    """Run the block with at most ``threads`` torch intra-op threads (None: unchanged), then restore.
-
-    The setting is process-wide: other torch work in the process during the block gets the
-    same limit (it only runs slower, never differently).
-    """
-    import torch
-
-    before = torch.get_num_threads()
-    if threads is None or threads >= before:
-        yield
-        return
-    torch.set_num_threads(max(1, int(threads)))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)

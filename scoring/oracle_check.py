@@ -42,9 +42,10 @@ from dataclasses import dataclass
 import numpy as np
 from pymatgen.core import Lattice, Structure
 
+from core.threads import torch_threads
 from oracle.calculator import Oracle, RelaxResult
 from oracle.convention import formation_energy
-from oracle.shared import OracleError, get_oracle, torch_threads
+from oracle.shared import OracleError, get_oracle
 from scoring.gap_scan import GAP_GRID, GapScan, scan_gaps
 from scoring.layers import LayerAnalysis, analyse_layers, gap_problem, in_family
 from scoring.record import grouped_by_element

@@ -27,10 +27,19 @@ import torch
 from pymatgen.core import Lattice, Structure
 
 from core.manifest import ArtifactError, Manifest, read_manifest
+from core.threads import in_order_on_threads, torch_threads
 from serving.request import CheckedRequest, GenerationRequest, check_request
 
 DECODE_BATCH = 128
-"""Crystals decoded together (the eager sampler uses the same, so seeds give the same crystals)."""
+"""Crystals per unit of work of a caller that keeps finished work (the evaluation's cache, bulk chunks)."""
+
+DECODE_CHUNK = 32
+"""Crystals decoded together on the CPU, on one thread, chunk ``k`` of a request seeded ``seed * 1000 + k``:
+chunks run side by side, so the crystals of a seed do not depend on the thread count (:mod:`core.threads`).
+The eager sampler (``training.sample``) decodes in the same chunks with the same seeds."""
+
+GPU_DECODE_CHUNK = 1024
+"""Crystals decoded together on a GPU (one chunk at a time; a GPU needs large batches to be busy)."""
 
 Progress = Callable[[int, int], None]
 """Called with (crystals decoded so far, crystals requested)."""
@@ -126,6 +135,8 @@ class Engine:
         self.sessions = sessions
         self.decoder = decoder
         self.device = device
+        self.decode_chunk = DECODE_CHUNK if device == "cpu" else GPU_DECODE_CHUNK
+        """Crystals decoded together (seeds are per chunk: another size gives other crystals)."""
 
     @classmethod
     def load(cls, folder: Path, device: str | None = None) -> Engine:
@@ -251,40 +262,53 @@ class Engine:
 
     def decode(self, z: np.ndarray, cond: np.ndarray | None, checked: CheckedRequest,
                progress: Progress | None = None, structures: list[Structure] | None = None) -> list[Structure]:
-        """Structures from latents by the exported annealed Langevin loop, in chunks.
+        """Structures from latents by the exported annealed Langevin loop, in chunks of :attr:`decode_chunk`.
 
-        Finished chunks are appended to ``structures`` (a new list when None) as they come,
-        so a caller that is interrupted keeps what was done.
+        On the CPU the chunks run side by side on as many threads as torch may use, each chunk on one
+        thread (:data:`DECODE_CHUNK`), so the crystals do not depend on the thread count. Finished chunks
+        are appended to ``structures`` (a new list when None) in order as they come, so a caller that is
+        interrupted keeps what was done.
         """
-        vocab = self.vocabulary
-        counts = checked.counts
         structures = [] if structures is None else structures
-        total = z.shape[0]
-        for chunk, start in enumerate(range(0, total, DECODE_BATCH)):
-            zb = z[start:start + DECODE_BATCH]
-            b = zb.shape[0]
-            override = np.zeros(b, dtype=np.int64)
-            fixed = torch.empty(0, dtype=torch.long)
-            if counts is not None:
-                per_crystal = np.repeat(np.arange(len(vocab)), counts)
-                override[:] = per_crystal.size
-                fixed = torch.from_numpy(np.tile(per_crystal, b)).long()
-            z_c, num_atoms, lattice, composition, _ = self.heads(zb, None if cond is None else cond[start:start + b],
-                                                                 override)
-            device = self.device
-            with torch.no_grad():
-                frac, types = self.decoder(torch.from_numpy(z_c).to(device), torch.from_numpy(lattice).to(device),
-                                           torch.from_numpy(num_atoms).to(device),
-                                           torch.from_numpy(composition).to(device), fixed.to(device),
-                                           checked.request.seed * 1_000 + chunk, checked.steps_per_level)
-            frac, types = frac.cpu().double().numpy(), types.cpu().numpy()
-            stops = np.cumsum(num_atoms)
-            for k, (lo, hi) in enumerate(zip(np.concatenate([[0], stops[:-1]]), stops)):
-                structures.append(Structure(Lattice(lattice[k].astype(np.float64)),
-                                            [vocab[int(t)] for t in types[lo:hi]], frac[lo:hi]))
-            if progress is not None:
-                progress(len(structures), total)
+        total, size = z.shape[0], self.decode_chunk
+        chunks = [(k, z[start:start + size], None if cond is None else cond[start:start + size])
+                  for k, start in enumerate(range(0, total, size))]
+        seed, steps = checked.request.seed, checked.steps_per_level
+        threads = torch.get_num_threads() if self.device == "cpu" else 1
+
+        def run(chunk: tuple[int, np.ndarray, np.ndarray | None]) -> list[Structure]:
+            k, zb, cb = chunk
+            return self._decode_chunk(zb, cb, checked.counts, seed * 1_000 + k, steps)
+
+        with torch_threads(1 if self.device == "cpu" else None):
+            for part in in_order_on_threads(run, chunks, threads):
+                structures += part
+                if progress is not None:
+                    progress(len(structures), total)
         return structures
+
+    def _decode_chunk(self, z: np.ndarray, cond: np.ndarray | None, counts: tuple[int, ...] | None, seed: int,
+                      steps_per_level: int) -> list[Structure]:
+        """One chunk: heads, then the decoder with ``seed`` (fixed types when ``counts`` is a formula's)."""
+        vocab = self.vocabulary
+        b = z.shape[0]
+        override = np.zeros(b, dtype=np.int64)
+        fixed = torch.empty(0, dtype=torch.long)
+        if counts is not None:
+            per_crystal = np.repeat(np.arange(len(vocab)), counts)
+            override[:] = per_crystal.size
+            fixed = torch.from_numpy(np.tile(per_crystal, b)).long()
+        z_c, num_atoms, lattice, composition, _ = self.heads(z, cond, override)
+        device = self.device
+        with torch.no_grad():
+            frac, types = self.decoder(torch.from_numpy(z_c).to(device), torch.from_numpy(lattice).to(device),
+                                       torch.from_numpy(num_atoms).to(device),
+                                       torch.from_numpy(composition).to(device), fixed.to(device), seed,
+                                       steps_per_level)
+        frac, types = frac.cpu().double().numpy(), types.cpu().numpy()
+        stops = np.cumsum(num_atoms)
+        return [Structure(Lattice(lattice[k].astype(np.float64)), [vocab[int(t)] for t in types[lo:hi]], frac[lo:hi])
+                for k, (lo, hi) in enumerate(zip(np.concatenate([[0], stops[:-1]]), stops))]
 
     def generate(self, request: GenerationRequest | CheckedRequest, progress: Progress | None = None
                  ) -> GenerationResult:

@@ -28,6 +28,8 @@ from torch import Tensor
 
 from core import chemistry
 from core.manifest import DEFAULT_NOISE_SCALE, DEFAULT_SITE_TYPES
+from core.threads import in_order_on_threads, torch_threads
+from serving.engine import DECODE_CHUNK
 from training.data.crystal import Crystal, CrystalDataset
 from training.model.batching import training_batch
 from training.model.gan import Generator
@@ -81,8 +83,9 @@ class Sampler:
     Args:
         trained: the model (and generator) from :func:`training.train.weights.load_trained`.
         settings: Langevin steps per level and step size.
-        batch_size: crystals decoded together (memory bound; for a fixed seed, keep it the
-            same to get the same crystals).
+        batch_size: crystals encoded together (reconstruction, property prediction). Decoding runs in chunks
+            of :data:`serving.engine.DECODE_CHUNK` with the served engine's seeds, side by side on one thread
+            each, so a seed gives the same crystals on any thread count.
     """
 
     def __init__(self, trained: TrainedModel, settings: LangevinSettings = DEFAULT_LANGEVIN,
@@ -190,11 +193,21 @@ class Sampler:
             steps_per_level: overrides the sampler's setting when > 0.
         """
         out: list[Crystal] = []
-        for chunk, start in enumerate(range(0, z.shape[0], self.batch_size)):
-            out += self._decode_chunk(z[start:start + self.batch_size], cond[start:start + self.batch_size],
-                                      seed * 1_000 + chunk, fixed_counts, steps_per_level)
-            if progress is not None:
-                progress(len(out))
+        size = DECODE_CHUNK
+        chunks = [(k, start) for k, start in enumerate(range(0, z.shape[0], size))]
+
+        def run(chunk: tuple[int, int]) -> list[Crystal]:
+            k, start = chunk
+            return self._decode_chunk(z[start:start + size], cond[start:start + size], seed * 1_000 + k,
+                                      fixed_counts, steps_per_level)
+
+        on_cpu = z.device.type == "cpu"
+        threads = torch.get_num_threads() if on_cpu else 1
+        with torch_threads(1 if on_cpu else None):
+            for part in in_order_on_threads(run, chunks, threads):
+                out += part
+                if progress is not None:
+                    progress(len(out))
         return out
 
     def _decode_chunk(self, z: Tensor, cond: Tensor, seed: int, fixed_counts: Tensor | None,
