@@ -15,7 +15,9 @@ The app and ``vdwgen generate --db`` both call :func:`generate_and_store`:
 Ctrl-C during decoding stores the crystals finished so far with status ``interrupted``;
 an error marks the run ``failed`` with its message.
 
-A large request (``vdwgen generate --cluster``) goes through :func:`generate_bulk` instead: it is cut
+A request of more crystals than one request may hold goes through :func:`generate_streamed`: chunks generated,
+scored and stored one after another, so memory stays flat and a run cut short resumes after its stored chunks.
+A large request on worker processes (``vdwgen generate --cluster``) goes through :func:`generate_bulk`: it is cut
 into chunks that workers of a :class:`core.executor.Executor` generate and score (each worker loads the
 engine once), and the driver resolves duplicates over the whole run and stores it as one run.
 """
@@ -25,7 +27,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -380,3 +382,79 @@ def generate_bulk(engine: Engine, checked: CheckedRequest, executor: Executor, s
     if error is not None:
         raise error
     return StoredRun(run_id, ids, records, result, status)
+
+
+# -- streamed runs: many crystals stored chunk by chunk, resumable (`vdwgen generate --n 10000`) ----------
+@dataclass(frozen=True)
+class StreamedRun:
+    """How a streamed run ended: its id and status, how many candidates it holds and how many of them are valid,
+    the records of its first ``keep`` crystals (memory stays flat in the count), the warnings and the message."""
+
+    run_id: int
+    status: str
+    stored: int
+    valid: int
+    first_records: list[CandidateRecord]
+    warnings: list[str]
+    seconds: float
+    message: str | None
+
+
+def generate_streamed(engine: Engine, checked: CheckedRequest, store: Store, progress: Progress | None = None,
+                      chunk_size: int = DECODE_BATCH, resume: int | None = None, keep: int = 100,
+                      on_chunk: Callable[[list[CandidateRecord]], None] | None = None) -> StreamedRun:
+    """A request of up to :data:`BULK_MAX_COUNT` crystals, generated, scored and stored one chunk at a time.
+
+    Chunk ``k`` is :func:`bulk_chunks`' (seed :func:`chunk_seed`), so the crystals are those of a ``--cluster``
+    run with the same chunk size, and a run of one chunk is a plain request. Each chunk is scored (duplicates
+    against the stored candidates, earlier chunks of the run included) and appended to the run in one
+    transaction (:meth:`Store.append_candidates`) before the next starts: only one chunk is held in memory.
+    Ctrl-C (or a killed process) loses at most the chunk being made; ``resume`` (a run id) marks that run
+    running again and goes on after its stored chunks, so the finished run holds what an uninterrupted one
+    would. ``on_chunk`` gets each stored chunk's records (e.g. to write files).
+    """
+    request = checked.request
+    manifest_sha = sha256(engine.manifest.path(MANIFEST))
+    before = 0.0
+    if resume is None:
+        run_id = store.start_run(RunInfo(request.mode, request.count, request.seed, engine.name, manifest_sha,
+                                         request.target, request.formula, checked.steps_per_level,
+                                         checked.screening_ratio if request.mode == "formation_energy" else None,
+                                         False, chunk_size=chunk_size))
+        done = 0
+    else:
+        run_id, done = resume, store.resume_run(resume)
+        before = float((store.run(resume) or {}).get("seconds") or 0.0)
+    reference, why_not = novelty_reference(engine.manifest)
+    family = in_family(engine.manifest.vocabulary)
+    notes = list(dict.fromkeys([*checked.warnings, *([why_not] if why_not else [])]))
+    first: list[CandidateRecord] = []
+    t0 = time.perf_counter()
+    status, message = "completed", None
+    try:
+        for job in bulk_chunks(checked, engine.manifest.folder, manifest_sha, None, chunk_size):
+            if job.first_index < done:  # stored before (chunks are stored whole, so this one is complete)
+                continue
+            chunk = engine.check(job.request)
+            notes += [w for w in chunk.warnings if w not in notes]
+            result = engine.generate(chunk)
+            crystals = [replace(c, index=c.index + job.first_index) for c in result.crystals]
+            records = score_crystals(crystals, reference, store.same_formula, None, family)
+            store.append_candidates(run_id, records)
+            done += len(records)
+            first += records[:max(0, keep - len(first))]
+            if on_chunk is not None:
+                on_chunk(records)
+            if progress is not None:
+                progress("generating + scoring", done, request.count)
+    except KeyboardInterrupt:  # GenerationInterrupted included: the chunk being made is dropped, not stored
+        status = "interrupted"
+        message = (f"stopped by the user; {done} of {request.count} crystals stored "
+                   f"(vdwgen generate --resume {run_id} goes on)")
+    except BaseException as exc:
+        store.finish_run(run_id, [], "failed", before + time.perf_counter() - t0,
+                         f"{type(exc).__name__}: {exc}; {done} of {request.count} crystals stored"[:500])
+        raise
+    seconds = before + time.perf_counter() - t0
+    store.finish_run(run_id, [], status, seconds, message)
+    return StreamedRun(run_id, status, done, store.count_valid(run_id), first, notes, seconds, message)

@@ -176,6 +176,8 @@ class RunInfo:
     relax: bool = False
     design_targets: str | None = None
     templates: str | None = None
+    chunk_size: int | None = None
+    """Crystals per stored chunk of a streamed run (None: the run is stored at once)."""
 
 
 CANDIDATE_COLUMNS: tuple[str, ...] = (
@@ -227,9 +229,11 @@ class Store:
     def _close_stale_runs(self) -> None:
         cur = self.cursor()
         cur.execute(
-            "UPDATE runs SET status = 'interrupted', finished = ?, "
-            "message = coalesce(message, 'the process ended during the run; nothing of it was stored') "
-            "WHERE status = 'running'", [_utcnow()])
+            "UPDATE runs SET status = 'interrupted', finished = ?, count_stored = (SELECT count(*) FROM candidates c "
+            "WHERE c.run_id = runs.id), message = coalesce(message, CASE WHEN chunk_size IS NULL THEN "
+            "'the process ended during the run; nothing of it was stored' ELSE 'the process ended during the run; '"
+            " || (SELECT count(*) FROM candidates c WHERE c.run_id = runs.id) || ' crystals of it are stored "
+            "(vdwgen generate --resume ' || id || ' goes on)' END) WHERE status = 'running'", [_utcnow()])
         cur.execute(
             "UPDATE runs SET relax_status = 'interrupted', relax_message = 'the process ended during the "
             "relaxation; the crystals relaxed before are stored (vdwgen verify --run ' || id || ' relaxes the "
@@ -276,50 +280,108 @@ class Store:
             cur.execute(
                 "INSERT INTO runs (id, created, status, mode, target_formation_energy, formula_request, "
                 "count_requested, seed, steps_per_level, screening_ratio, model_name, manifest_sha256, relax, "
-                "design_targets, templates) VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "design_targets, templates, chunk_size) "
+                "VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [run_id, _utcnow(), info.mode, info.target_formation_energy, info.formula_request,
                  info.count_requested, info.seed, info.steps_per_level, info.screening_ratio, info.model_name,
-                 info.manifest_sha256, info.relax, info.design_targets, info.templates])
+                 info.manifest_sha256, info.relax, info.design_targets, info.templates, info.chunk_size])
             return run_id
 
     def finish_run(self, run_id: int, records: Sequence[CandidateRecord], status: str = "completed",
                    seconds: float | None = None, message: str | None = None) -> list[int]:
-        """Store a run's candidates and its final status in one transaction; returns the new ids.
+        """Store a run's (last) candidates and its final status in one transaction; returns the new ids.
 
         A negative ``duplicate_of`` of ``-(k + 1)`` refers to the crystal with ``index_in_run``
-        k of this same run (its id is only known here).
+        k of this same run (its id is only known here). ``count_stored`` counts every candidate of the run,
+        those of earlier :meth:`append_candidates` included.
         """
         if status not in RUN_STATUSES[1:]:
             raise ValueError(f"status must be one of {', '.join(RUN_STATUSES[1:])}, got {status!r}")
-        columns = ("id", "run_id", "index_in_run", "created", *CANDIDATE_COLUMNS)
-        placeholders = ", ".join("?" for _ in columns)
         with self.write_lock:
             cur = self.cursor()
             cur.execute("BEGIN TRANSACTION")
             try:
-                state = cur.execute("SELECT status FROM runs WHERE id = ?", [run_id]).fetchone()
-                if state is None or state[0] != "running":
-                    raise StoreError(f"run {run_id} is not running (status: {state[0] if state else 'unknown'})")
-                first = int(cur.execute("SELECT coalesce(max(id), 0) + 1 FROM candidates").fetchone()[0])
-                now = _utcnow()
-                ids = list(range(first, first + len(records)))
-                by_index = {int(rec.index_in_run): cid for cid, rec in zip(ids, records)}
-                rows = []
-                for cid, rec in zip(ids, records):
-                    row = rec.row()
-                    values = {c: row[c] for c in CANDIDATE_COLUMNS}
-                    if values["duplicate_of"] is not None and values["duplicate_of"] < 0:
-                        values["duplicate_of"] = by_index.get(-int(values["duplicate_of"]) - 1)
-                    rows.append([cid, run_id, int(rec.index_in_run), now, *values.values()])
-                if rows:
-                    cur.executemany(f"INSERT INTO candidates ({', '.join(columns)}) VALUES ({placeholders})", rows)
-                cur.execute("UPDATE runs SET status = ?, finished = ?, count_stored = ?, seconds = ?, message = ? "
-                            "WHERE id = ?", [status, now, len(rows), seconds, message, run_id])
+                ids = self._insert(cur, run_id, records)
+                cur.execute("UPDATE runs SET status = ?, finished = ?, count_stored = (SELECT count(*) FROM candidates "
+                            "WHERE run_id = ?), seconds = ?, message = ? WHERE id = ?",
+                            [status, _utcnow(), run_id, seconds, message, run_id])
                 cur.execute("COMMIT")
             except BaseException:
                 cur.execute("ROLLBACK")
                 raise
             return ids
+
+    def append_candidates(self, run_id: int, records: Sequence[CandidateRecord]) -> list[int]:
+        """Store one chunk of a running (streamed) run in one transaction; returns the new ids. The run stays
+        ``running`` and ``count_stored`` counts its candidates so far (``duplicate_of`` as in :meth:`finish_run`)."""
+        with self.write_lock:
+            cur = self.cursor()
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                ids = self._insert(cur, run_id, records)
+                cur.execute("UPDATE runs SET count_stored = (SELECT count(*) FROM candidates WHERE run_id = ?) "
+                            "WHERE id = ?", [run_id, run_id])
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            return ids
+
+    def _insert(self, cur: duckdb.DuckDBPyConnection, run_id: int, records: Sequence[CandidateRecord]) -> list[int]:
+        """Insert candidates of a running run inside the caller's transaction (negative ``duplicate_of``
+        resolved among these records, then among the run's stored candidates)."""
+        state = cur.execute("SELECT status FROM runs WHERE id = ?", [run_id]).fetchone()
+        if state is None or state[0] != "running":
+            raise StoreError(f"run {run_id} is not running (status: {state[0] if state else 'unknown'})")
+        columns = ("id", "run_id", "index_in_run", "created", *CANDIDATE_COLUMNS)
+        placeholders = ", ".join("?" for _ in columns)
+        first = int(cur.execute("SELECT coalesce(max(id), 0) + 1 FROM candidates").fetchone()[0])
+        now = _utcnow()
+        ids = list(range(first, first + len(records)))
+        by_index = {int(rec.index_in_run): cid for cid, rec in zip(ids, records)}
+        rows = []
+        for cid, rec in zip(ids, records):
+            row = rec.row()
+            values = {c: row[c] for c in CANDIDATE_COLUMNS}
+            if values["duplicate_of"] is not None and values["duplicate_of"] < 0:
+                index = -int(values["duplicate_of"]) - 1
+                earlier = by_index.get(index)
+                if earlier is None:
+                    found = cur.execute("SELECT id FROM candidates WHERE run_id = ? AND index_in_run = ?",
+                                        [run_id, index]).fetchone()
+                    earlier = None if found is None else int(found[0])
+                values["duplicate_of"] = earlier
+            rows.append([cid, run_id, int(rec.index_in_run), now, *values.values()])
+        if rows:
+            cur.executemany(f"INSERT INTO candidates ({', '.join(columns)}) VALUES ({placeholders})", rows)
+        return ids
+
+    def resumable_run(self, run_id: int) -> dict:
+        """The row of a streamed run that was interrupted or failed (what :meth:`resume_run` goes on with).
+
+        Raises:
+            StoreError: no such run, a run that completed or is running, or one not streamed (it was stored at
+                once, so there is nothing to go on from).
+        """
+        run = self.run(int(run_id))
+        if run is None:
+            raise StoreError(f"no run {run_id} in {self.path}")
+        if run["chunk_size"] is None:
+            raise StoreError(f"run {run_id} was not streamed (only runs of more crystals than one request may hold "
+                             "are stored chunk by chunk); generate it again instead")
+        if run["status"] not in ("interrupted", "failed"):
+            raise StoreError(f"run {run_id} is {run['status']}: only an interrupted or failed run can be resumed")
+        return run
+
+    def resume_run(self, run_id: int) -> int:
+        """Mark an interrupted or failed streamed run ``running`` again (:meth:`resumable_run`); returns how many
+        candidates it holds."""
+        with self.write_lock:
+            self.resumable_run(run_id)
+            cur = self.cursor()
+            cur.execute("UPDATE runs SET status = 'running', finished = NULL, message = NULL WHERE id = ?",
+                        [int(run_id)])
+            return int(cur.execute("SELECT count(*) FROM candidates WHERE run_id = ?", [int(run_id)]).fetchone()[0])
 
     # -- design runs -------------------------------------------------------------------------
     def record_design(self, rows: Sequence[DesignCriterion], templates: Mapping[int, str]) -> None:
@@ -463,6 +525,11 @@ class Store:
         cur = self.cursor()
         row = cur.execute("SELECT * FROM runs WHERE id = ?", [run_id]).fetchone()
         return None if row is None else dict(zip([d[0] for d in cur.description], row))
+
+    def count_valid(self, run_id: int) -> int:
+        """Valid candidates of a run (every check that applies)."""
+        return int(self.cursor().execute("SELECT count(*) FROM candidates WHERE run_id = ? AND valid",
+                                         [int(run_id)]).fetchone()[0])
 
     def count(self, table: str = "candidates") -> int:
         if table not in ("candidates", "runs"):

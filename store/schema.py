@@ -11,7 +11,9 @@ kept), known vs new against the whole dataset, and the relaxation's own columns 
 ``oracle_flags``, the relaxed crystal's ``relaxed_*`` scores); ``runs.relax_status`` says how far a run's
 relaxation got. Migration 5 adds design runs (SMOACS): ``design_criteria`` holds one row per candidate and
 target (the designed, predicted and oracle values, met or not), ``candidates.design_met`` /
-``design_oracle_met`` whether every target holds. ``schema_version`` records the migrations applied;
+``design_oracle_met`` whether every target holds. Migration 6 adds ``runs.chunk_size``: a streamed run stores its
+candidates chunk by chunk as they are scored, so a run cut short keeps its chunks and resumes after them.
+``schema_version`` records the migrations applied;
 :func:`store.database.open_store`
 applies the missing ones in order, each in its own transaction, so a file written by an
 older vdwgen is brought up to date when it is opened (its rows are kept).
@@ -134,6 +136,10 @@ MIGRATIONS: tuple[str, ...] = (
         oracle_met          BOOLEAN,
         PRIMARY KEY (candidate_id, label)
     );
+    """,
+    # 6: streamed runs (issue 17): stored chunk by chunk, resumable
+    """
+    ALTER TABLE runs ADD COLUMN chunk_size INTEGER;                -- crystals per stored chunk (NULL: stored at once)
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)

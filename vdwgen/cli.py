@@ -218,7 +218,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "the shipped Janus model), a formula, or unconditionally; writes POSCAR and CIF files and prints a "
         "summary with validity.",
     )
-    what = gen.add_mutually_exclusive_group(required=True)
+    what = gen.add_mutually_exclusive_group()
     what.add_argument("--target", "--formation-energy", dest="target", type=float, metavar="VALUE",
                       help="a target of the model's property, in its unit (the shipped model: formation energy, "
                            "eV/atom; --formation-energy is the same option)")
@@ -239,13 +239,16 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="generate and score in chunks on a Dask cluster: its scheduler (e.g. tcp://HOST:8786) or "
                           "local:N worker processes started here; allows up to 100,000 crystals")
     gen.add_argument("--chunk-size", type=int, default=None,
-                     help="crystals per chunk with --cluster (default: the decode batch, 128)")
+                     help="crystals per chunk with --cluster or in a streamed run (default: the decode batch, 128)")
     gen.add_argument("--relax", action="store_true",
                      help="relax every crystal with the oracle (CHGNet + D3: positions and the in-plane cell, "
                           "fmax 0.05 eV/Å, at most 500 steps) and store both structures (in --db, else the default "
                           "store); --out gets the relaxed POSCARs too")
     gen.add_argument("--relax-workers", type=int, default=0,
                      help="worker processes for --relax (default 0: relax in this process)")
+    gen.add_argument("--resume", type=int, default=None, metavar="RUN",
+                     help="go on with a streamed run (more crystals than one request may hold, stored chunk by "
+                          "chunk) that was interrupted: its request is read from --db (else the default store)")
 
     ev = sub.add_parser(
         "evaluate",
@@ -349,8 +352,21 @@ def _export(args: argparse.Namespace) -> int:
 
 def _generate(args: argparse.Namespace) -> int:
     from serving.request import GenerationRequest
-    from vdwgen.generate_cli import run_generate
+    from vdwgen.generate_cli import resume_generate, run_generate
 
+    if args.resume is not None:
+        if args.target is not None or args.formula is not None or args.unconditional:
+            raise UsageError("--resume reads the request from the stored run: give no --target, --formula or "
+                             "--unconditional with it")
+        if args.cluster is not None or args.relax:
+            raise UsageError("--resume goes on with a streamed run here; --cluster and --relax do not apply")
+        _at_least(args.resume, 1, "--resume")
+        if args.out is not None:
+            _output_path(args.out, "--out", folder=True)
+        return resume_generate(args.resume, args.artifacts, args.out, args.db, args.device)
+    if args.target is None and args.formula is None and not args.unconditional:
+        raise UsageError("say what to generate: --target VALUE, --formula FORMULA or --unconditional "
+                         "(or --resume RUN to go on with a stored run)")
     if args.target is not None:
         if not math.isfinite(args.target):
             raise UsageError(f"--target must be a finite number in the model's property unit (got {args.target})")
@@ -360,8 +376,6 @@ def _generate(args: argparse.Namespace) -> int:
     if args.out is not None:
         _output_path(args.out, "--out", folder=True)
     if args.chunk_size is not None:
-        if args.cluster is None:
-            raise UsageError("--chunk-size applies to --cluster runs only")
         _at_least(args.chunk_size, 1, "--chunk-size")
     if args.cluster is not None:
         from core.executor import parse_cluster

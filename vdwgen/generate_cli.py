@@ -51,6 +51,18 @@ def run_generate(request: GenerationRequest, artifacts: Path | None = None, out:
         out.mkdir(parents=True, exist_ok=True)
     folder = artifacts or find_artifact(request.mode)
     engine = Engine.load(folder, device=device)
+    streamed = executor is None and request.count > engine.manifest.sampling.max_count
+    if chunk_size is not None and executor is None and not streamed:
+        from core.errors import VdwgenError
+
+        raise VdwgenError(f"--chunk-size applies to --cluster runs and to streamed runs (more than "
+                          f"{engine.manifest.sampling.max_count} crystals) only")
+    if streamed:
+        from services.generation import BULK_MAX_COUNT
+        from serving.request import check_request
+
+        checked = check_request(request, engine.manifest, BULK_MAX_COUNT)
+        return _streamed(engine, checked, out, db, chunk_size, None)
     if executor is None:
         checked = engine.check(request)  # bad requests fail before any work
     else:
@@ -152,3 +164,74 @@ def run_generate(request: GenerationRequest, artifacts: Path | None = None, out:
         print(answer.line())
     print(f"valid: {valid}/{len(records)}" + (f"; files in {out}" if out is not None else ""))
     return 0
+
+
+def _write_files(out: Path | None, records: list) -> None:
+    """The POSCAR and CIF of each record in ``out`` (named by index in the run and formula)."""
+    if out is None:
+        return
+    for record in records:
+        stem = f"{record.index_in_run:04d}_{record.formula}"
+        (out / f"{stem}.vasp").write_text(record.poscar)
+        (out / f"{stem}.cif").write_text(record.cif)
+
+
+def _streamed(engine, checked, out: Path | None, db: Path | None, chunk_size: int | None,  # noqa: ANN001
+              resume: int | None) -> int:
+    """A streamed run (:func:`services.generation.generate_streamed`): files written and candidates stored chunk by
+    chunk; the table shows the first :data:`BULK_TABLE_ROWS` crystals."""
+    from services.generation import generate_streamed
+    from serving.engine import DECODE_BATCH
+    from store.database import open_store
+    from vdwgen.progress import stage_bar
+
+    store = open_store(db)
+    request = checked.request
+    if db is None:
+        print(f"storing the run in the default store {store.path} (more crystals than one request holds are "
+              "stored chunk by chunk)", file=sys.stderr)
+    bar, progress = stage_bar("generating + scoring", request.count, "crystal")
+    try:
+        done = generate_streamed(engine, checked, store, progress, chunk_size or DECODE_BATCH, resume,
+                                 BULK_TABLE_ROWS, lambda records: _write_files(out, records))
+    finally:
+        bar.close()
+    for warning in done.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(f"model {engine.name}: {done.stored} of {request.count} crystals stored in {done.seconds:.1f} s "
+          f"({checked.steps_per_level} Langevin steps per level)")
+    for r in done.first_records:
+        print(f"{r.index_in_run:>6}  {r.formula:<16} {_yes_no(r.novel):>5}  {r.verdict}")
+    if done.stored > len(done.first_records):
+        print(f"... and {done.stored - len(done.first_records)} more crystals in the store (query them with SQL)")
+    ending = f": {done.message}" if done.message else ""
+    print(f"stored as run {done.run_id} ({done.status}) in {store.path}{ending}")
+    print(f"valid: {done.valid}/{done.stored}" + (f"; files in {out}" if out is not None else ""))
+    return 130 if done.status == "interrupted" else 0
+
+
+def resume_generate(run_id: int, artifacts: Path | None = None, out: Path | None = None, db: Path | None = None,
+                    device: str | None = None) -> int:
+    """Go on with the streamed run ``run_id`` of the store ``db`` (default store): its request and chunk size come
+    from the store; the model must be the one that made it (same manifest)."""
+    from core.errors import VdwgenError
+    from core.manifest import MANIFEST, sha256
+    from services.generation import BULK_MAX_COUNT
+    from serving.artifacts import find_artifact
+    from serving.engine import Engine
+    from serving.request import GenerationRequest, check_request
+    from store.database import open_store
+
+    store = open_store(db)
+    run = store.resumable_run(run_id)  # refused before the model loads
+    request = GenerationRequest(run["mode"], int(run["count_requested"]), target=run["target_formation_energy"],
+                                formula=run["formula_request"], seed=int(run["seed"]),
+                                steps_per_level=run["steps_per_level"], screening_ratio=run["screening_ratio"])
+    engine = Engine.load(artifacts or find_artifact(request.mode), device=device)
+    if sha256(engine.manifest.path(MANIFEST)) != run["manifest_sha256"]:
+        raise VdwgenError(f"run {run_id} was made by model {run['model_name']} with another manifest than "
+                          f"{engine.manifest.folder}; give that model's folder with --artifacts")
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+    checked = check_request(request, engine.manifest, BULK_MAX_COUNT)
+    return _streamed(engine, checked, out, db, run["chunk_size"], run_id)

@@ -124,7 +124,7 @@ def test_generate_chunk_refuses_another_model(model: Path) -> None:
 
 
 @pytest.mark.parametrize(("extra", "message"), [
-    (["--chunk-size", "4"], "--chunk-size applies to --cluster runs only"),
+    (["--chunk-size", "4"], "--chunk-size applies to --cluster runs and to streamed runs"),
     (["--cluster", "local:2", "--chunk-size", "0"], "--chunk-size must be at least 1"),
     (["--cluster", "scheduler:8786"], "is not a scheduler address or local:N"),
 ])
