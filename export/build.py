@@ -15,6 +15,7 @@ A failed check raises and leaves no manifest, so a half-made folder is never ser
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import io
 import json
@@ -31,6 +32,7 @@ import torch
 from core.errors import VdwgenError
 from core.manifest import DEFAULT_NOISE_SCALE, DEFAULT_SITE_TYPES, MANIFEST, write_manifest
 from export.graphs import ConditionGraph, FusionHeadsGraph, HalfStored, UnconditionalHeadsGraph
+from export.script_decoder import script_decoder
 from training.data.janus import load_janus_dataset
 from training.data.sources import SPLIT as DATA_SPLIT
 from training.data.sources import TABLE_NAME as DATA_TABLE
@@ -219,13 +221,16 @@ def export_artifact(weights: Path, out: Path, name: str | None = None,
     # The decoder is scripted from a freshly loaded copy: the model object that went through the
     # ONNX exports above no longer decodes bit-identically to a freshly loaded one (measured:
     # atoms ~1 Å apart after the Langevin steps), and the artifact must match a fresh load.
+    # It is scripted under a fixed hash seed (export.script_decoder), so the same weights, settings and code
+    # give the same bytes.
     fresh = load_trained(weights).model.eval()
     settings = LangevinSettings(steps_per_level=steps_per_level, step_lr=step_lr, site_types=site_types,
                                 noise_scale=noise_scale)
     decoder = CrystalDecoder(AnnealedLangevin(fresh.decoder, fresh.coord_sigmas, settings), fresh.vocab.size).eval()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        torch.jit.save(torch.jit.script(decoder), str(out / "decoder.pt"))
+    try:
+        script_decoder(weights, out / "decoder.pt", dataclasses.asdict(settings))
+    except RuntimeError as exc:
+        raise ExportError(str(exc)) from None
     parity["decoder.pt"] = _decoder_parity(out / "decoder.pt", decoder, heads, trained, cond, steps_per_level)
     files.append("decoder.pt")
 

@@ -110,3 +110,32 @@ def test_export_replaces_an_artifact_but_never_another_folder(artifacts: dict[st
     with pytest.raises(ExportError, match="not an artifact folder"):
         export_artifact(artifacts["weights"], keep)
     assert (keep / "precious.txt").read_text() == "not an artifact"
+
+
+_SCRIPT = """
+import sys
+from pathlib import Path
+from export.script_decoder import script_decoder
+script_decoder(Path(sys.argv[1]), Path(sys.argv[2]), {"steps_per_level": 2, "site_types": "counts", "noise_scale": 0.5})
+"""
+
+
+def test_the_decoder_is_scripted_to_the_same_bytes_whatever_the_hash_seed(artifacts: dict[str, Path],
+                                                                           tmp_path: Path) -> None:
+    """TorchScript orders a module's constants by Python's string hashing; exporting from processes with
+    different hash seeds must still give one decoder.pt (seed 11 is the in-process path)."""
+    import hashlib
+    import os
+    import subprocess
+    import sys
+
+    digests = set()
+    for seed in ("0", "1", "2", "11"):
+        folder = tmp_path / seed
+        folder.mkdir()
+        done = subprocess.run([sys.executable, "-c", _SCRIPT, str(artifacts["weights"]), str(folder / "decoder.pt")],
+                              cwd=ROOT, env={**os.environ, "PYTHONHASHSEED": seed}, capture_output=True, text=True,
+                              timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        digests.add(hashlib.sha256((folder / "decoder.pt").read_bytes()).hexdigest())
+    assert len(digests) == 1
