@@ -57,6 +57,11 @@ def run_generate(request: GenerationRequest, artifacts: Path | None = None, out:
 
         raise VdwgenError(f"--chunk-size applies to --cluster runs and to streamed runs (more than "
                           f"{engine.manifest.sampling.max_count} crystals) only")
+    if streamed and relax:
+        from core.errors import VdwgenError
+
+        raise VdwgenError(f"--relax applies to runs of at most {engine.manifest.sampling.max_count} crystals; relax a "
+                          "streamed run's candidates afterwards with vdwgen verify --run RUN")
     if streamed:
         from services.generation import BULK_MAX_COUNT
         from serving.request import check_request

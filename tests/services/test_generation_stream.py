@@ -131,6 +131,8 @@ def test_what_cannot_be_resumed_gets_one_line(engine: Engine, tiny_artifacts: di
         (["--resume", str(plain), "--db", str(db), "--artifacts", model], "was not streamed"),
         (["--resume", "1", "--formula", "GaInSSe"], "--resume reads the request from the stored run"),
         ([], "say what to generate"),
+        (["--formula", "GaInSSe", "--n", "1001", "--relax", "--artifacts", model, "--db", str(db)],
+         "--relax applies to runs of at most 1000 crystals"),
     ]:
         assert main(["generate", *argv]) == 2
         err = capsys.readouterr().err.strip().splitlines()
