@@ -82,8 +82,9 @@ def decode_before(engine: Engine, z: np.ndarray, cond: np.ndarray | None, checke
     over the process's threads (the crystals of a seed then depend on the thread count)."""
     out = []
     for chunk, start in enumerate(range(0, z.shape[0], DECODE_BATCH)):
-        out += engine._decode_chunk(z[start:start + DECODE_BATCH], None if cond is None else cond[start:start + 128],
-                                    checked.counts, checked.request.seed * 1_000 + chunk, checked.steps_per_level)
+        stop = start + DECODE_BATCH
+        out += engine._decode_chunk(z[start:stop], None if cond is None else cond[start:stop], checked.counts,
+                                    checked.request.seed * 1_000 + chunk, checked.steps_per_level)
     return out
 
 

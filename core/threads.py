@@ -94,4 +94,24 @@ def in_order_on_threads(fn: Callable[[Job], Result], jobs: Sequence[Job], thread
         stop.set()
 
 
-__all__ = ["in_order_on_threads", "torch_threads"]
+def chunks_side_by_side(fn: Callable[[int, int, int], Result], total: int, size: int,
+                        on_cpu: bool) -> Iterator[Result]:
+    """``fn(k, start, stop)`` for each chunk ``k`` of ``range(total)`` in chunks of ``size``, yielded in order.
+
+    On the CPU the chunks run side by side on as many threads as torch may use, each with one intra-op
+    thread, so a chunk's result does not depend on the thread count; elsewhere (a GPU) one after another.
+    """
+    chunks = [(k, start, min(start + size, total)) for k, start in enumerate(range(0, total, size))]
+    threads = torch_thread_count() if on_cpu else 1
+    with torch_threads(1 if on_cpu else None):
+        yield from in_order_on_threads(lambda chunk: fn(*chunk), chunks, threads)
+
+
+def torch_thread_count() -> int:
+    """Torch's intra-op thread count in this process."""
+    import torch
+
+    return torch.get_num_threads()
+
+
+__all__ = ["chunks_side_by_side", "in_order_on_threads", "torch_threads"]

@@ -32,11 +32,11 @@ import torch
 from core.errors import VdwgenError
 from core.manifest import DEFAULT_NOISE_SCALE, DEFAULT_SITE_TYPES, MANIFEST, write_manifest
 from export.graphs import ConditionGraph, FusionHeadsGraph, HalfStored, UnconditionalHeadsGraph
-from export.script_decoder import script_decoder
+from export.script_decoder import eager_decoder, script_decoder
 from training.data.janus import load_janus_dataset
 from training.data.sources import SPLIT as DATA_SPLIT
 from training.data.sources import TABLE_NAME as DATA_TABLE
-from training.model.langevin import AnnealedLangevin, CrystalDecoder, LangevinSettings
+from training.model.langevin import CrystalDecoder, LangevinSettings
 from training.train.weights import TrainedModel, load_trained
 
 ONNX_TOLERANCE = 1e-5
@@ -223,12 +223,11 @@ def export_artifact(weights: Path, out: Path, name: str | None = None,
     # atoms ~1 Å apart after the Langevin steps), and the artifact must match a fresh load.
     # It is scripted under a fixed hash seed (export.script_decoder), so the same weights, settings and code
     # give the same bytes.
-    fresh = load_trained(weights).model.eval()
-    settings = LangevinSettings(steps_per_level=steps_per_level, step_lr=step_lr, site_types=site_types,
-                                noise_scale=noise_scale)
-    decoder = CrystalDecoder(AnnealedLangevin(fresh.decoder, fresh.coord_sigmas, settings), fresh.vocab.size).eval()
+    settings = dataclasses.asdict(LangevinSettings(steps_per_level=steps_per_level, step_lr=step_lr,
+                                                   site_types=site_types, noise_scale=noise_scale))
+    decoder = eager_decoder(weights, settings)
     try:
-        script_decoder(weights, out / "decoder.pt", dataclasses.asdict(settings))
+        script_decoder(weights, out / "decoder.pt", settings)
     except RuntimeError as exc:
         raise ExportError(str(exc)) from None
     parity["decoder.pt"] = _decoder_parity(out / "decoder.pt", decoder, heads, trained, cond, steps_per_level)

@@ -19,21 +19,30 @@ import subprocess
 import sys
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 HASH_SEED = "11"
 
 
-def save_scripted_decoder(weights: Path, path: Path, settings: dict) -> None:
-    """Script the annealed Langevin decoder of the model in ``weights`` with ``settings`` (the fields of
-    :class:`training.model.langevin.LangevinSettings`) and save it to ``path``, in this process."""
-    import torch
-
+def eager_decoder(weights: Path, settings: dict) -> torch.nn.Module:
+    """The eager :class:`training.model.langevin.CrystalDecoder` of a freshly loaded model in ``weights`` with
+    ``settings`` (the fields of :class:`training.model.langevin.LangevinSettings`)."""
     from training.model.langevin import AnnealedLangevin, CrystalDecoder, LangevinSettings
     from training.train.weights import load_trained
 
     fresh = load_trained(Path(weights)).model.eval()
-    decoder = CrystalDecoder(AnnealedLangevin(fresh.decoder, fresh.coord_sigmas, LangevinSettings(**settings)),
-                             fresh.vocab.size).eval()
+    return CrystalDecoder(AnnealedLangevin(fresh.decoder, fresh.coord_sigmas, LangevinSettings(**settings)),
+                          fresh.vocab.size).eval()
+
+
+def save_scripted_decoder(weights: Path, path: Path, settings: dict) -> None:
+    """Script :func:`eager_decoder` and save it to ``path``, in this process."""
+    import torch
+
+    decoder = eager_decoder(weights, settings)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.jit.save(torch.jit.script(decoder), str(path))

@@ -27,7 +27,7 @@ import torch
 from pymatgen.core import Lattice, Structure
 
 from core.manifest import ArtifactError, Manifest, read_manifest
-from core.threads import in_order_on_threads, torch_threads
+from core.threads import chunks_side_by_side
 from serving.request import CheckedRequest, GenerationRequest, check_request
 
 DECODE_BATCH = 128
@@ -270,21 +270,16 @@ class Engine:
         interrupted keeps what was done.
         """
         structures = [] if structures is None else structures
-        total, size = z.shape[0], self.decode_chunk
-        chunks = [(k, z[start:start + size], None if cond is None else cond[start:start + size])
-                  for k, start in enumerate(range(0, total, size))]
-        seed, steps = checked.request.seed, checked.steps_per_level
-        threads = torch.get_num_threads() if self.device == "cpu" else 1
+        total = z.shape[0]
 
-        def run(chunk: tuple[int, np.ndarray, np.ndarray | None]) -> list[Structure]:
-            k, zb, cb = chunk
-            return self._decode_chunk(zb, cb, checked.counts, seed * 1_000 + k, steps)
+        def run(k: int, start: int, stop: int) -> list[Structure]:
+            return self._decode_chunk(z[start:stop], None if cond is None else cond[start:stop], checked.counts,
+                                      checked.request.seed * 1_000 + k, checked.steps_per_level)
 
-        with torch_threads(1 if self.device == "cpu" else None):
-            for part in in_order_on_threads(run, chunks, threads):
-                structures += part
-                if progress is not None:
-                    progress(len(structures), total)
+        for part in chunks_side_by_side(run, total, self.decode_chunk, self.device == "cpu"):
+            structures += part
+            if progress is not None:
+                progress(len(structures), total)
         return structures
 
     def _decode_chunk(self, z: np.ndarray, cond: np.ndarray | None, counts: tuple[int, ...] | None, seed: int,

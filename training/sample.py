@@ -28,7 +28,7 @@ from torch import Tensor
 
 from core import chemistry
 from core.manifest import DEFAULT_NOISE_SCALE, DEFAULT_SITE_TYPES
-from core.threads import in_order_on_threads, torch_threads
+from core.threads import chunks_side_by_side
 from serving.engine import DECODE_CHUNK
 from training.data.crystal import Crystal, CrystalDataset
 from training.model.batching import training_batch
@@ -193,21 +193,15 @@ class Sampler:
             steps_per_level: overrides the sampler's setting when > 0.
         """
         out: list[Crystal] = []
-        size = DECODE_CHUNK
-        chunks = [(k, start) for k, start in enumerate(range(0, z.shape[0], size))]
 
-        def run(chunk: tuple[int, int]) -> list[Crystal]:
-            k, start = chunk
-            return self._decode_chunk(z[start:start + size], cond[start:start + size], seed * 1_000 + k,
-                                      fixed_counts, steps_per_level)
+        def run(k: int, start: int, stop: int) -> list[Crystal]:
+            return self._decode_chunk(z[start:stop], cond[start:stop], seed * 1_000 + k, fixed_counts,
+                                      steps_per_level)
 
-        on_cpu = z.device.type == "cpu"
-        threads = torch.get_num_threads() if on_cpu else 1
-        with torch_threads(1 if on_cpu else None):
-            for part in in_order_on_threads(run, chunks, threads):
-                out += part
-                if progress is not None:
-                    progress(len(out))
+        for part in chunks_side_by_side(run, z.shape[0], DECODE_CHUNK, z.device.type == "cpu"):
+            out += part
+            if progress is not None:
+                progress(len(out))
         return out
 
     def _decode_chunk(self, z: Tensor, cond: Tensor, seed: int, fixed_counts: Tensor | None,
