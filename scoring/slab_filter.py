@@ -154,4 +154,35 @@ def cannot_match(s1: SlabProfile | None, s2: SlabProfile | None, matcher: Struct
     return True
 
 
-__all__ = ["SlabProfile", "cannot_match", "slab_profile"]
+def height_distances(s1: SlabProfile | None, others: list[SlabProfile | None]) -> np.ndarray:
+    """(len(others),) how far ``s1``'s atomic planes are from each other profile's: the smallest, over both signs
+    and the shifts that put one atom of ``s1`` on one atom of the other, of the largest circular height difference
+    when each element's heights are paired in sorted order (inf: no profile, or another composition).
+
+    A heuristic for trying the most similar crystal first, never a verdict: pairs that fit have small distances
+    (on generated bilayers, the training stacking that fits was the nearest in each of 36 cases measured)."""
+    out = np.full(len(others), np.inf)
+    if s1 is None:
+        return out
+    composition = sorted(s1.species)
+    rows = [i for i, o in enumerate(others) if o is not None and sorted(o.species) == composition]
+    if not rows:
+        return out
+    kinds = np.unique(s1.species)
+    heights = np.stack([others[i].heights for i in rows])  # (R, n)
+    targets = [np.stack([np.sort(others[i].heights[others[i].species == k]) for i in rows]) for k in kinds]
+    best = np.full(len(rows), np.inf)
+    for sign in (1.0, -1.0):
+        g = np.mod(sign * s1.heights, 1.0)
+        shifts = np.mod(heights[:, :, None] - g[None, None, :], 1.0).reshape(len(rows), -1)  # (R, T)
+        worst = np.zeros_like(shifts)
+        for k, target in zip(kinds, targets):
+            moved = np.sort(np.mod(g[s1.species == k][None, None, :] + shifts[:, :, None], 1.0), axis=2)
+            d = np.abs(moved - target[:, None, :])  # (R, T, n_k)
+            worst = np.maximum(worst, np.minimum(d, 1.0 - d).max(axis=2))
+        best = np.minimum(best, worst.min(axis=1))
+    out[rows] = best
+    return out
+
+
+__all__ = ["SlabProfile", "cannot_match", "height_distances", "slab_profile"]

@@ -1,0 +1,60 @@
+"""Novelty and known vs new (:meth:`scoring.novelty.TrainingSet.match`): the order in which training stackings are
+tried is a matter of speed only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from pymatgen.core import Structure
+
+import scoring.novelty as novelty
+from scoring.novelty import ReducedCrystal, TrainingSet, matcher, table_structure
+
+TABLE = Path(__file__).resolve().parents[2] / "data" / "janus_iii_vi" / "bilayers.parquet"
+FORMULA = "Al2InGaTeS3"
+
+
+@pytest.fixture(scope="module")
+def group() -> pd.DataFrame:
+    table = pd.read_parquet(TABLE)
+    return table[table["reduced_formula"] == FORMULA].reset_index(drop=True)
+
+
+def _jiggled(row, rng: np.random.Generator) -> Structure:  # noqa: ANN001
+    """A validation or test bilayer with every atom moved by up to 0.02 A: the same stacking, not the same numbers."""
+    s = table_structure(row.lattice, row.species, row.frac_coords)
+    return Structure(s.lattice, s.species, s.cart_coords + rng.uniform(-0.02, 0.02, (len(s), 3)),
+                     coords_are_cartesian=True)
+
+
+def _answers(reference: TrainingSet, crystals: list[Structure], monkeypatch: pytest.MonkeyPatch) -> tuple[list, int]:
+    """What ``match`` answers for each crystal, and how many full fits it ran."""
+    calls = [0]
+    plain = novelty.fits
+
+    def counted(m, a, b) -> bool:  # noqa: ANN001
+        calls[0] += 1
+        return plain(m, a, b)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(novelty, "fits", counted)
+        m = matcher()
+        return [reference.match(ReducedCrystal(s, m)) for s in crystals], calls[0]
+
+
+def test_trying_the_nearest_training_stacking_first_changes_no_answer_and_saves_fits(
+        group: pd.DataFrame, monkeypatch: pytest.MonkeyPatch) -> None:
+    reference = TrainingSet(group, group["split_random"])
+    rng = np.random.default_rng(3)
+    others = group[group["split_random"] != "train"]
+    crystals = [_jiggled(r, rng) for r in others.iloc[rng.choice(len(others), 6, replace=False)].itertuples()]
+    nearest_first, fits_nearest_first = _answers(reference, crystals, monkeypatch)
+    monkeypatch.setattr(TrainingSet, "_nearest_training_rows_first", lambda self, me, pairs: pairs)
+    table_order, fits_table_order = _answers(reference, crystals, monkeypatch)
+    assert nearest_first == table_order
+    assert all(found is not None and found.exact for found in table_order)  # the path under test: an exact row
+    assert any(found.part == "train" for found in table_order)  # and some that a training stacking fits
+    assert fits_nearest_first < fits_table_order
