@@ -45,6 +45,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from core.memory import peak_resident_mib, reset_peak
 from core.paths import dataset_dir
 from scoring.batch import score_crystals
 from scoring.layers import in_family
@@ -59,22 +60,6 @@ from training.train.weights import load_trained
 
 WITHIN = 0.05
 """eV/atom: a crystal hits its formation-energy target when the oracle puts it this close."""
-
-
-def _reset_peak_memory() -> bool:
-    """Reset the kernel's resident-set high-water mark of this process (Linux)."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        return True
-    except OSError:
-        return False
-
-
-def _peak_memory_mib() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def decode_before(engine: Engine, z: np.ndarray, cond: np.ndarray | None, checked: CheckedRequest) -> list:
@@ -95,7 +80,7 @@ def timed_pass(engine: Engine, request: GenerationRequest, decode: Decode, db: P
     """One request through every stage, each timed (see the module docstring)."""
     reference, _ = novelty_reference(engine.manifest)
     family = in_family(engine.manifest.vocabulary)
-    reset = _reset_peak_memory()
+    reset = reset_peak()
     stages: dict[str, float] = {}
     t0 = time.perf_counter()
     checked = engine.check(request)
@@ -143,7 +128,7 @@ def timed_pass(engine: Engine, request: GenerationRequest, decode: Decode, db: P
             "novel": round(float(np.mean([bool(r.novel) for r in records])), 4),
             "stages_s": {k: round(v, 3) for k, v in stages.items()},
             "stage_share": {k: round(v / seconds, 3) for k, v in stages.items() if not k.startswith("of_which")},
-            "peak_rss_mib": round(_peak_memory_mib(), 1), "peak_reset": reset}
+            "peak_rss_mib": round(peak_resident_mib(), 1), "peak_reset": reset}
 
 
 def served_decode(engine: Engine, z: np.ndarray, cond: np.ndarray | None, checked: CheckedRequest) -> list:

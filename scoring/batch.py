@@ -50,6 +50,13 @@ class DuplicateFinder:
         self.matcher = m
         self.earlier: dict[str, list[tuple[int, ReducedCrystal]]] = {}  # reduced once, compared with every later
 
+    def trim(self) -> None:
+        """Keep the newest :data:`MAX_DUPLICATE_CHECKS` of each formula: what reading the stored candidates again
+        would give once the crystals seen so far are stored (a streamed run keeps one finder for all its chunks, so
+        each stored crystal is read and reduced once, not once per chunk)."""
+        for seen in self.earlier.values():
+            del seen[:-MAX_DUPLICATE_CHECKS]
+
     def first_match(self, index: int, crystal: ReducedCrystal, formula: str) -> int | None:
         """The id (or ``-(index + 1)``) of the first earlier match of ``crystal``; it is then one of the earlier."""
         if formula not in self.earlier:
@@ -75,11 +82,14 @@ def judged_record(index: int, structure: Structure, predicted: float | None, ref
 
 def score_crystals(crystals: Sequence[Scorable], reference: TrainingSet | None,
                    stored: StoredSameFormula | None = None, progress: Progress | None = None,
-                   family: bool | None = None) -> list[CandidateRecord]:
+                   family: bool | None = None, duplicates: DuplicateFinder | None = None) -> list[CandidateRecord]:
     """One record per crystal, in order (see the module docstring for novelty and duplicates; ``family`` as
-    in :func:`scoring.record.validity_checks`)."""
-    m = matcher()
-    duplicates = DuplicateFinder(stored, m)
+    in :func:`scoring.record.validity_checks`). ``duplicates``: the finder of the earlier chunks of a run whose
+    crystals are stored chunk by chunk (trimmed here as a fresh read of the store would be), else a new one."""
+    m = matcher() if duplicates is None else duplicates.matcher
+    if duplicates is None:
+        duplicates = DuplicateFinder(stored, m)
+    duplicates.trim()
     records = []
     for done, crystal in enumerate(crystals, 1):
         s = crystal.structure

@@ -34,9 +34,9 @@ from pathlib import Path
 from core.executor import Executor
 from core.manifest import MANIFEST, Manifest, sha256
 from core.paths import dataset_dir, repo_root
-from scoring.batch import StoredSameFormula, judged_record, score_crystals
+from scoring.batch import DuplicateFinder, StoredSameFormula, judged_record, score_crystals
 from scoring.layers import in_family
-from scoring.novelty import TrainingSet
+from scoring.novelty import TrainingSet, matcher
 from scoring.record import CandidateRecord
 from services.verification import training_set
 from serving.engine import DECODE_BATCH, Engine, GeneratedCrystal, GenerationInterrupted, GenerationResult
@@ -428,6 +428,7 @@ def generate_streamed(engine: Engine, checked: CheckedRequest, store: Store, pro
     reference, why_not = novelty_reference(engine.manifest)
     family = in_family(engine.manifest.vocabulary)
     notes = list(dict.fromkeys([*checked.warnings, *([why_not] if why_not else [])]))
+    duplicates = DuplicateFinder(store.same_formula, matcher())  # one for the run: stored crystals read once
     first: list[CandidateRecord] = []
     t0 = time.perf_counter()
     status, message = "completed", None
@@ -439,7 +440,7 @@ def generate_streamed(engine: Engine, checked: CheckedRequest, store: Store, pro
             notes += [w for w in chunk.warnings if w not in notes]
             result = engine.generate(chunk)
             crystals = [replace(c, index=c.index + job.first_index) for c in result.crystals]
-            records = score_crystals(crystals, reference, store.same_formula, None, family)
+            records = score_crystals(crystals, reference, None, None, family, duplicates)
             store.append_candidates(run_id, records)
             done += len(records)
             first += records[:max(0, keep - len(first))]
