@@ -158,6 +158,14 @@ class TrainingSet:
             self._stackings[key] = found
         return self._stackings[key]
 
+    def prepare(self) -> None:
+        """Build every group's structures, height profiles and stacking keys now, which the first crystal of each
+        formula and size would otherwise pay for (e.g. before timing requests as a long-running app serves them)."""
+        for key in list(self._rows):
+            self._stacking_rows(key)
+            for crystal in self._reduced(key):
+                _ = crystal.profile
+
     def same_formula(self, structure: Structure) -> list[Structure]:
         """Training crystals with the reduced formula and atom count of ``structure``."""
         return [c.structure for c in self._reduced((structure.composition.reduced_formula, len(structure)))]

@@ -58,3 +58,21 @@ def test_trying_the_nearest_training_stacking_first_changes_no_answer_and_saves_
     assert all(found is not None and found.exact for found in table_order)  # the path under test: an exact row
     assert any(found.part == "train" for found in table_order)  # and some that a training stacking fits
     assert fits_nearest_first < fits_table_order
+
+
+def test_a_prepared_reference_builds_nothing_more_when_it_matches(group: pd.DataFrame,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    reference = TrainingSet(group, group["split_random"])
+    reference.prepare()
+    profiles = [0]
+    plain = novelty.slab_profile
+
+    def counted(structure, m):  # noqa: ANN001, ANN202
+        profiles[0] += 1
+        return plain(structure, m)
+
+    monkeypatch.setattr(novelty, "slab_profile", counted)
+    others = group[group["split_random"] != "train"]
+    crystal = _jiggled(next(others.itertuples()), np.random.default_rng(5))
+    assert reference.match(crystal) is not None
+    assert profiles[0] == 1  # the crystal's own; every reference profile was built by prepare()
