@@ -204,7 +204,8 @@ def make_job(job: Job, predictor: LoadedPredictor, store: Store, count: int, ste
             templates = dataset_templates(predictor, count, seed)
         done = design_and_store(predictor, checked, store, templates, progress, relax=False)
         run_id, seconds = done.run_id, done.designed.seconds
-    return {"task": job.task, "method": job.method, "run_id": run_id, "count": count, "steps": steps,
+    return {"task": job.task, "method": job.method, "run_id": run_id, "run_created": _created(store, run_id),
+            "count": count, "steps": steps,
             "seed": seed, "search_seconds": round(seconds, 1), "make_seconds": round(time.perf_counter() - t0, 1),
             "relax_seconds": 0.0, "relax_status": "pending", "relax_message": None}
 
@@ -300,6 +301,7 @@ def evaluate_design(predictor: LoadedPredictor, store: Store, out: Path, count: 
     out.mkdir(parents=True, exist_ok=True)
     ledger_path = out / "runs.json"
     ledger = json.loads(ledger_path.read_text()) if ledger_path.is_file() else {}
+    ledger = {name: e for name, e in ledger.items() if "skipped" in e or _stored(store, e)}  # of this --db only
     general = {"count": count, "steps": steps, "seed": seed}
     generator = {} if engine is None else {"generator": served_fingerprint(engine.manifest)}
     for job in selected(only):
@@ -307,8 +309,6 @@ def evaluate_design(predictor: LoadedPredictor, store: Store, out: Path, count: 
         # a job that used the generator is redone once another generator is shipped
         settings = {**general, **generator} if job.method in NEEDS_GENERATOR else general
         same = entry is not None and all(entry.get(k) == v for k, v in settings.items())
-        if same and "run_id" in entry and not _stored(store, entry["run_id"]):
-            same = False  # the ledger names a run this database does not hold (another --db): redo it
         if same and (entry.get("relax_status") == "completed" or "skipped" in entry):
             continue
         if job.method in NEEDS_GENERATOR and engine is None:
@@ -328,10 +328,18 @@ def evaluate_design(predictor: LoadedPredictor, store: Store, out: Path, count: 
     return write_report(predictor, store, ledger, out)
 
 
-def _stored(store: Store, run_id: int) -> bool:
-    """Whether ``store`` holds run ``run_id`` with its candidates and their criteria."""
+def _created(store: Store, run_id: int) -> str:
+    """When run ``run_id`` of ``store`` was started: with the id, what names the run across databases."""
     run = store.run(int(run_id))
-    return run is not None and run["count_stored"] > 0 and bool(store.design_rows(int(run_id)))
+    return "" if run is None else str(run["created"])
+
+
+def _stored(store: Store, entry: dict) -> bool:
+    """Whether the run a ledger entry names is in ``store`` with its candidates and their criteria: the same id and
+    the same start time (a run of another database, e.g. one lost with its folder, may have this id too)."""
+    run = store.run(int(entry["run_id"]))
+    return (run is not None and str(run["created"]) == entry.get("run_created") and run["count_stored"] > 0
+            and bool(store.design_rows(int(entry["run_id"]))))
 
 
 NEEDS_GENERATOR = ("cdvae", "smoacs-generated")

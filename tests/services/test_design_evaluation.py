@@ -97,5 +97,22 @@ def test_a_small_evaluation_runs_relaxes_reports_and_resumes(tiny_predictor_arti
             uses_generator = name.split("/")[1] in ("cdvae", "smoacs-generated")
             assert (entry.get("run_id") != ledger[name].get("run_id")) == (uses_generator and "skipped" not in entry)
             assert (entry.get("generator") == fingerprint) == uses_generator
+        assert after["few-wide/smoacs-dataset"]["run_id"] == 1
     finally:
         close_store(tmp_path / "eval.duckdb")
+    moved = tmp_path / "moved"  # the report folder kept, its database lost: the ledger names another database's runs
+    moved.mkdir()
+    shutil.copy(tmp_path / "report" / "runs.json", moved / "runs.json")
+    fresh = open_store(tmp_path / "fresh.duckdb")
+    try:
+        evaluate_design(predictor, fresh, tmp_path / "seeded", count=2, steps=2, only=["few-wide", "dataset"])
+        assert fresh.count("runs") == 1  # this database's run 1 is the dataset answer, not smoacs-dataset's run 1
+        evaluate_design(predictor, fresh, moved, count=2, steps=2, only=["few-wide", "smoacs-dataset"])
+        redone = json.loads((moved / "runs.json").read_text())
+        skipped = {name for name, e in after.items() if "skipped" in e}  # no run: nothing to lose
+        assert set(redone) == {"few-wide/smoacs-dataset", *skipped}  # entries of the lost database's runs are dropped
+        entry = redone["few-wide/smoacs-dataset"]
+        assert entry["run_id"] == 2 and entry["run_created"] == str(fresh.run(2)["created"])
+        assert fresh.run(2)["templates"] == "dataset" and fresh.count("runs") == 2
+    finally:
+        close_store(tmp_path / "fresh.duckdb")
