@@ -63,11 +63,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=None, help="steps per level (default: the artifact's)")
     parser.add_argument("--chunk-size", type=int, default=DECODE_BATCH)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--note", default="", help="what else the machine was doing, recorded with the entry")
     args = parser.parse_args(argv)
     engine = Engine.load(args.artifacts)
     entry = streamed_run(engine, args.n, args.steps or engine.manifest.sampling.steps_per_level, args.chunk_size,
                          Path(tempfile.mkdtemp(prefix="vdwgen-stream-")) / "bench.duckdb")
-    entry["machine"] = {"cpu_threads": torch.get_num_threads(), "platform": platform.platform()}
+    entry["machine"] = {"cpu_threads": torch.get_num_threads(), "platform": platform.platform(), "note": args.note}
     results = json.loads(args.out.read_text()) if args.out.is_file() else {}
     results[f"n={args.n}"] = entry
     args.out.parent.mkdir(parents=True, exist_ok=True)
