@@ -6,8 +6,8 @@ runs it. After each stored chunk: crystals stored, seconds since the start, resi
 (Linux ``VmRSS``/``VmHWM``). For the whole run: crystals/s, valid crystals/s, the peak, and the throughput of the
 first and the last chunks (whether a run slows down as its store grows: duplicates are looked for among the
 stored candidates of each formula). ``--prepared`` builds the whole novelty reference first (otherwise each
-formula's part is built when it first appears, which also grows memory). One entry per ``--n`` in ``--out``
-(other entries of the file are kept).
+formula's part is built when it first appears, which also grows memory). One entry per ``--n`` (and
+``--prepared``) in ``--out`` (other entries of the file are kept).
 
     python bench/streaming.py --artifacts artifacts/cdvae-plus-janus --n 1000 --out bench/results/streaming.json
 """
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     entry["prepared_reference"] = prepared or None
     entry["machine"] = {"cpu_threads": torch.get_num_threads(), "platform": platform.platform(), "note": args.note}
     results = json.loads(args.out.read_text()) if args.out.is_file() else {}
-    results[f"n={args.n}"] = entry
+    results[f"n={args.n}" + (", prepared" if args.prepared else "")] = entry
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
     print(f"wrote {args.out}")
