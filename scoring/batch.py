@@ -86,10 +86,10 @@ def score_crystals(crystals: Sequence[Scorable], reference: TrainingSet | None,
     """One record per crystal, in order (see the module docstring for novelty and duplicates; ``family`` as
     in :func:`scoring.record.validity_checks`). ``duplicates``: the finder of the earlier chunks of a run whose
     crystals are stored chunk by chunk (trimmed here as a fresh read of the store would be), else a new one."""
-    m = matcher() if duplicates is None else duplicates.matcher
     if duplicates is None:
-        duplicates = DuplicateFinder(stored, m)
+        duplicates = DuplicateFinder(stored, matcher())
     duplicates.trim()
+    m = duplicates.matcher
     records = []
     for done, crystal in enumerate(crystals, 1):
         s = crystal.structure
