@@ -53,7 +53,7 @@ from scoring.batch import score_crystals
 from scoring.layers import in_family
 from services.generation import novelty_reference
 from serving.engine import DECODE_BATCH, Engine, GeneratedCrystal
-from serving.request import CheckedRequest, GenerationRequest
+from serving.request import CheckedRequest, GenerationRequest, check_request
 from store.database import RunInfo, open_store
 from training.data.janus import load_janus_dataset
 from training.evaluation.cache import oracle_checks
@@ -170,6 +170,55 @@ def quality(engine: Engine, steps: int, n: int, targets: dict[str, float], cache
     return out
 
 
+def sweep(engine: Engine, batches: list[int], steps: int, target: float, scored: int, eager: Engine | None) -> dict:
+    """Decoding throughput per batch size (``engine.decode_chunk`` = n = the batch), for a GPU.
+
+    Per batch: screening and decoding (heads, Langevin, Structures) timed over the whole batch; the validity
+    checks (no novelty) timed on its first ``scored`` crystals, which give the valid share. Valid crystals/s
+    of the decoding is n x valid share / (screening + decoding); the scoring's cost per crystal, on the CPU,
+    is stated apart (it is not on the GPU and splits over processes). A rerun of the smallest batch with the
+    same seed says whether the GPU gives the same crystals twice; ``eager`` (the training code's decoder on
+    the same device) is timed at the middle batch."""
+    family = in_family(engine.manifest.vocabulary)
+    rows = []
+
+    def decode_pass(e: Engine, n: int) -> tuple[dict, list]:
+        e.decode_chunk = n
+        request = GenerationRequest("formation_energy", n, target=target, seed=0, steps_per_level=steps)
+        checked = check_request(request, e.manifest, max_count=max(n, e.manifest.sampling.max_count))
+        t = time.perf_counter()
+        z, cond, predicted = e.latents(checked)
+        screening = time.perf_counter() - t
+        t = time.perf_counter()
+        structures = e.decode(z, cond, checked)
+        decoding = time.perf_counter() - t
+        return {"screening_s": round(screening, 3), "decoding_s": round(decoding, 3)}, structures
+
+    decode_pass(engine, batches[0])  # warm-up: CUDA context, TorchScript's profiling runs
+    for n in batches:
+        times, structures = decode_pass(engine, n)
+        k = min(scored, n)
+        t = time.perf_counter()
+        records = score_crystals([GeneratedCrystal(i, s, 0.0) for i, s in enumerate(structures[:k])], None, None,
+                                 None, family)
+        scoring = (time.perf_counter() - t) / k
+        valid = float(np.mean([r.valid for r in records]))
+        seconds = times["screening_s"] + times["decoding_s"]
+        rows.append({"batch": n, **times, "crystals_per_s": round(n / seconds, 2), "valid_of_scored": round(valid, 4),
+                     "scored": k, "valid_crystals_per_s": round(n * valid / seconds, 2),
+                     "scoring_s_per_crystal_cpu": round(scoring, 4)})
+        print(json.dumps(rows[-1]), flush=True)
+    first, again = (decode_pass(engine, batches[0])[1] for _ in range(2))
+    same = all(a.species == b.species and np.array_equal(a.frac_coords, b.frac_coords) for a, b in zip(first, again))
+    out = {"steps_per_level": steps, "rows": rows, "same_crystals_on_a_rerun": bool(same)}
+    if eager is not None:
+        n = batches[len(batches) // 2]
+        out["eager"] = {"batch": n, **decode_pass(eager, n)[0]}
+        served = next(r for r in rows if r["batch"] == n)
+        out["torchscript_over_eager_decoding"] = round(out["eager"]["decoding_s"] / served["decoding_s"], 3)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--artifacts", type=Path, required=True)
@@ -185,6 +234,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, default=Path("var/bench/sampling"))
     parser.add_argument("--device", choices=("cpu", "cuda"), default=None)
     parser.add_argument("--chunk", type=int, default=None, help="crystals decoded together (GPU batch size)")
+    parser.add_argument("--sweep", type=int, nargs="*", default=None,
+                        help="only the decoding throughput at these batch sizes (a GPU's sweep), default steps")
+    parser.add_argument("--scored", type=int, default=256, help="crystals per batch checked for validity (--sweep)")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
 
@@ -193,11 +245,29 @@ def main(argv: list[str] | None = None) -> int:
     cold = {"engine_load_s": time.perf_counter() - t}
     if args.chunk:
         engine.decode_chunk = args.chunk
+    default = args.default or engine.manifest.sampling.steps_per_level
+    target = engine.manifest.property.percentile("50")
+    if args.sweep:
+        eager = Engine.load(args.artifacts, device=args.device)
+        trained = load_trained(args.weights).model.to(eager.device).eval()
+        s = eager.manifest.sampling
+        settings = LangevinSettings(steps_per_level=default, step_lr=s.step_lr, site_types=s.site_types,
+                                    noise_scale=s.noise_scale)
+        eager.decoder = CrystalDecoder(AnnealedLangevin(trained.decoder, trained.coord_sigmas, settings),
+                                       trained.vocab.size).eval()
+        report = {"what": "decoding throughput per batch size (screening + decoding; validity on a sample, "
+                          "scoring on the CPU apart), formation-energy request at the median training label",
+                  "artifacts": str(args.artifacts), "model": engine.name, "device": engine.device,
+                  "gpu": torch.cuda.get_device_name() if engine.device == "cuda" else None,
+                  "torch": torch.__version__, "cold_start_s": {k: round(v, 2) for k, v in cold.items()},
+                  "sweep": sweep(engine, args.sweep, default, target, args.scored, eager)}
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=2) + "\n")
+        print(f"wrote {args.out}")
+        return 0
     t = time.perf_counter()
     reference, _ = novelty_reference(engine.manifest)
     cold["novelty_reference_s"] = time.perf_counter() - t
-    default = args.default or engine.manifest.sampling.steps_per_level
-    target = engine.manifest.property.percentile("50")
     tmp = Path(tempfile.mkdtemp(prefix="vdwgen-bench-"))
     t = time.perf_counter()  # warm-up: the first request builds the novelty reference's structures
     timed_pass(engine, GenerationRequest("formation_energy", 8, target=target, seed=1, steps_per_level=1),

@@ -3,7 +3,11 @@
 Follows the CDVAE/ConditionCDVAE+ sampler (method.md, "Generation" step 4), fixed where
 the reference is broken: the decoder is used as given (callers put it in eval mode),
 noise comes from a seeded ``torch.Generator`` so the same seed gives the same crystals,
-and a formula request keeps its atom types fixed.
+and a formula request keeps its atom types fixed. The generator is the CPU's on every device
+(TorchScript cannot make a CUDA one: "Unsupported device for at::make_generator_for_device"), made
+from a tensor's device at run time: TorchScript folds ``torch.Generator(device=torch.device("cpu"))``
+into one constant generator, which chunks decoded side by side would share. Draws move to the decoder's
+device, so a seed draws the same noise on a CPU and a GPU.
 
 For each noise level sigma (largest first) the step size is
 ``eta * (sigma / sigma_min) ** 2``; for ``steps_per_level`` steps the Cartesian
@@ -144,7 +148,7 @@ class AnnealedLangevin(nn.Module):
         (B, T): element counts every step's types keep (:func:`assign_by_counts`); None or empty:
         the types follow the arg-max, or stay as given when ``fix_types``."""
         steps = steps_per_level if steps_per_level > 0 else self.steps_per_level
-        gen = torch.Generator(device=frac.device)
+        gen = torch.Generator(device=num_atoms.cpu().device)  # a new CPU one per call (docstring)
         gen.manual_seed(seed)
         batch = torch.repeat_interleave(torch.arange(num_atoms.shape[0], device=frac.device), num_atoms)
         atom_lattice = lattice[batch]  # (N, 3, 3)
@@ -160,7 +164,7 @@ class AnnealedLangevin(nn.Module):
                     break
                 step = self.step_lr * (sigma / sigma_min) ** 2
                 for _ in range(steps):
-                    noise = torch.randn(frac.shape, generator=gen, device=frac.device, dtype=frac.dtype)
+                    noise = torch.randn(frac.shape, generator=gen, dtype=frac.dtype).to(frac.device)
                     coord_out, type_logits = self.decoder(frac, probs, lattice, num_atoms, z_c)
                     cart = torch.bmm(frac.unsqueeze(1), atom_lattice).squeeze(1)
                     cart = cart + step * coord_out / sigma + self.noise_scale * torch.sqrt(2.0 * step) * noise
@@ -196,9 +200,9 @@ class CrystalDecoder(nn.Module):
     def forward(self, z_c: Tensor, lattice: Tensor, num_atoms: Tensor, composition: Tensor,
                 fixed_types: Tensor, seed: int, steps_per_level: int) -> tuple[Tensor, Tensor]:
         total = int(num_atoms.sum())
-        gen = torch.Generator(device=z_c.device)
+        gen = torch.Generator(device=num_atoms.cpu().device)  # a new CPU one per call (docstring)
         gen.manual_seed(seed)
-        frac = torch.rand(total, 3, generator=gen, device=z_c.device, dtype=lattice.dtype)
+        frac = torch.rand(total, 3, generator=gen, dtype=lattice.dtype).to(z_c.device)
         fix = fixed_types.numel() > 0
         if fix:
             if fixed_types.shape[0] != total:
@@ -206,7 +210,7 @@ class CrystalDecoder(nn.Module):
             types = fixed_types
         else:
             per_atom = composition.repeat_interleave(num_atoms, dim=0)
-            types = torch.multinomial(per_atom, 1, generator=gen).squeeze(-1)
+            types = torch.multinomial(per_atom.cpu(), 1, generator=gen).squeeze(-1).to(z_c.device)
         counts = torch.empty(0, 0, dtype=torch.long, device=z_c.device)
         if self.langevin.count_types:
             crystal = torch.repeat_interleave(torch.arange(num_atoms.shape[0], device=z_c.device), num_atoms)
@@ -215,7 +219,7 @@ class CrystalDecoder(nn.Module):
                 counts.index_put_((crystal, types), torch.ones_like(types), accumulate=True)
             else:
                 counts = counts_from_composition(composition, num_atoms)
-            noise = torch.rand(total, self.num_types, generator=gen, device=z_c.device, dtype=lattice.dtype)
+            noise = torch.rand(total, self.num_types, generator=gen, dtype=lattice.dtype).to(z_c.device)
             types = assign_by_counts(noise, crystal, counts)  # a random placement of the counts
         probs = nn.functional.one_hot(types, self.num_types).to(lattice.dtype)
         return self.langevin(z_c, lattice, num_atoms, frac, probs, fix, seed + 1, steps_per_level, counts)

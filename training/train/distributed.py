@@ -68,7 +68,7 @@ class Ranks:
 
 
 SINGLE = Ranks()
-"""A plain run: one process on the CPU, no process group."""
+"""A plain run on a machine without a GPU: one process on the CPU, no process group."""
 
 
 def _env_int(name: str, default: str | None = None) -> int:
@@ -91,11 +91,12 @@ def world_size() -> int:
 def process_group() -> Iterator[Ranks]:
     """This process's :class:`Ranks` for the duration of a run.
 
-    Outside torchrun (no ``WORLD_SIZE``) this is :data:`SINGLE` and nothing is set up. Under
-    torchrun it joins the process group (unless the caller already did) and leaves it at the end.
+    Outside torchrun (no ``WORLD_SIZE``) nothing is set up: one process, on the first GPU when torch
+    sees one, else :data:`SINGLE` (the CPU). Under torchrun it joins the process group (unless the caller
+    already did) and leaves it at the end.
     """
     if "WORLD_SIZE" not in os.environ:
-        yield SINGLE
+        yield Ranks(device=torch.device("cuda", 0)) if torch.cuda.is_available() else SINGLE
         return
     world, rank, local = world_size(), _env_int("RANK", "0"), _env_int("LOCAL_RANK", "0")
     if not 0 <= rank < world:

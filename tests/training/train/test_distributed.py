@@ -28,7 +28,7 @@ import pytest
 import torch
 from pymatgen.core import Structure
 
-from training.train.distributed import SINGLE, Ranks, batch_share, check_batch_size
+from training.train.distributed import SINGLE, Ranks, batch_share, check_batch_size, process_group
 from training.train.runfiles import TrainingError
 from vdwgen.cli import main
 
@@ -165,3 +165,15 @@ def test_a_batch_that_does_not_split_is_refused(tiny_train_argv: Callable[..., l
     err = capsys.readouterr().err.strip()
     assert err == "vdwgen: train.batch_size=3 does not split over 2 processes: choose a multiple of 2"
     assert not (tmp_path / "run").exists()
+
+
+def test_a_plain_run_is_one_process_on_the_gpu_when_torch_sees_one_else_on_the_cpu(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with process_group() as ranks:
+        assert ranks == SINGLE and ranks.device == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    with process_group() as ranks:
+        assert ranks.device == torch.device("cuda", 0)
+        assert (ranks.rank, ranks.world_size, ranks.joined, ranks.main) == (0, 1, False, True)
