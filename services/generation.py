@@ -291,10 +291,10 @@ def generate_chunk(job: BulkChunk) -> ChunkResult:
 
 
 def resolve_duplicates(crystals: list[GeneratedCrystal], records: list[CandidateRecord],
-                       stored: StoredSameFormula | None, progress: Callable[[int, int], None] | None = None,
-                       ) -> list[CandidateRecord]:
-    """``records`` with ``duplicate_of`` set as :func:`scoring.batch.score_crystals` sets it
-    (:class:`scoring.batch.DuplicateFinder`).
+                       stored: StoredSameFormula | None, chunk_size: int,
+                       progress: Callable[[int, int], None] | None = None) -> list[CandidateRecord]:
+    """``records`` with ``duplicate_of`` set as a streamed run of chunks of ``chunk_size`` sets it: one
+    :class:`scoring.batch.DuplicateFinder`, trimmed where each chunk starts (:func:`generate_streamed`).
 
     ``crystals`` and ``records`` are in run order; the driver of a bulk request calls this once it holds every
     chunk, so the verdicts do not depend on the order the chunks finished in.
@@ -307,7 +307,11 @@ def resolve_duplicates(crystals: list[GeneratedCrystal], records: list[Candidate
     m = matcher()
     duplicates = DuplicateFinder(stored, m)
     out = []
+    chunk = -1
     for done, (crystal, record) in enumerate(zip(crystals, records), 1):
+        if crystal.index // chunk_size != chunk:  # a new chunk: what a streamed run's score_crystals trims
+            chunk = crystal.index // chunk_size
+            duplicates.trim()
         duplicate = duplicates.first_match(crystal.index, ReducedCrystal(crystal.structure, m), record.reduced_formula)
         out.append(replace(record, duplicate_of=duplicate))
         if progress is not None:
@@ -365,7 +369,8 @@ def generate_bulk(engine: Engine, checked: CheckedRequest, executor: Executor, s
         chunks = [finished[k] for k in sorted(finished)]
         crystals = [c for chunk in chunks for c in chunk.crystals]
         records = resolve_duplicates(crystals, [r for chunk in chunks for r in chunk.records],
-                                     None if store is None else store.same_formula, _stage(progress, "duplicates"))
+                                     None if store is None else store.same_formula, size,
+                                     _stage(progress, "duplicates"))
     except BaseException as exc:
         if store is not None and run_id is not None:
             store.finish_run(run_id, [], "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed",

@@ -223,3 +223,36 @@ def tiny_predictor_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
     weights = save_predictor(_tiny_predictor(), JANUS_LABELS, root / "weights" / "predictor.pt")
     export_predictor(weights, root / "artifacts" / "predictor")
     return root / "artifacts" / "predictor"
+
+
+def _distinct_stackings(formula: str, k: int) -> list[Structure]:
+    """``k`` bilayers of ``formula`` that the paper's tolerances tell apart (the first such rows of the table)."""
+    from scoring.novelty import matcher, table_structure
+
+    table = pd.read_parquet(ROOT / "data" / "janus_iii_vi" / "bilayers.parquet")
+    m = matcher()
+    chosen: list[Structure] = []
+    for r in table[table["reduced_formula"] == formula].itertuples():
+        s = table_structure(r.lattice, r.species, r.frac_coords)
+        if not any(m.fit(s, other) for other in chosen):
+            chosen.append(s)
+        if len(chosen) == k:
+            return chosen
+    raise AssertionError(f"fewer than {k} distinguishable {formula} bilayers")
+
+
+@pytest.fixture(scope="session")
+def repeated_stackings():  # noqa: ANN201
+    """Three chunks of a run's generated crystals (``serving.engine.GeneratedCrystal``, indices 0..4, chunks of 2):
+    distinct Al2InGaTeS3 stackings a, b, c and jiggled copies, as ``[[a, b], [a', c], [b']]``: a' is a duplicate of
+    crystal 0 one chunk later, b' of crystal 1 two chunks later."""
+    from serving.engine import GeneratedCrystal
+
+    def jiggled(s: Structure, seed: int) -> Structure:
+        moved = s.cart_coords + np.random.default_rng(seed).uniform(-0.02, 0.02, (len(s), 3))
+        return Structure(s.lattice, s.species, moved, coords_are_cartesian=True)
+
+    a, b, c = _distinct_stackings("Al2InGaTeS3", 3)
+    made = [a, b, jiggled(a, 1), c, jiggled(b, 2)]
+    crystals = [GeneratedCrystal(i, s, -0.8) for i, s in enumerate(made)]
+    return [crystals[0:2], crystals[2:4], crystals[4:5]]

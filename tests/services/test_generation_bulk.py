@@ -7,15 +7,27 @@ through the command line, and in this process; the stores must hold the same cry
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
 
+import scoring.batch as batch
 from core.executor import ClusterError, Executor, InProcess
-from services.generation import BULK_MAX_COUNT, bulk_chunks, chunk_seed, generate_bulk, generate_chunk, init_bulk_worker
-from serving.engine import Engine
+from scoring.batch import DuplicateFinder, score_crystals
+from scoring.novelty import matcher
+from services.generation import (
+    BULK_MAX_COUNT,
+    bulk_chunks,
+    chunk_seed,
+    generate_bulk,
+    generate_chunk,
+    init_bulk_worker,
+    resolve_duplicates,
+)
+from serving.engine import Engine, GeneratedCrystal
 from serving.request import GenerationRequest, check_request
 from store.database import CANDIDATE_COLUMNS, close_store, open_store
 from vdwgen.cli import main
@@ -88,6 +100,25 @@ def test_cluster_run_stores_the_crystals_of_the_single_process_run(model: Path, 
     expected, expected_runs = _stored(tmp_path / "local.duckdb")
     pd.testing.assert_frame_equal(got, expected, check_exact=False, rtol=0, atol=1e-9)
     assert len(got_runs) == 1 and got_runs[0]["count_stored"] == REQUEST.count
+
+
+@pytest.mark.parametrize("kept", [500, 1])
+def test_a_cluster_run_finds_the_duplicates_a_streamed_run_of_the_same_chunks_finds(
+        kept: int, repeated_stackings: list[list[GeneratedCrystal]], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A streamed run keeps the newest MAX_DUPLICATE_CHECKS earlier crystals of a formula at each chunk; the driver of
+    a cluster run, which resolves duplicates once it holds every chunk, must cut them where the same chunks start."""
+    monkeypatch.setattr(batch, "MAX_DUPLICATE_CHECKS", kept)
+    finder = DuplicateFinder(None, matcher())
+    streamed = [r for chunk in repeated_stackings for r in score_crystals(chunk, None, duplicates=finder)]
+    crystals = [c for chunk in repeated_stackings for c in chunk]
+    blank = [replace(r, duplicate_of=None) for r in streamed]
+    resolved = [r.duplicate_of for r in resolve_duplicates(crystals, blank, None, chunk_size=2)]
+    assert resolved == [r.duplicate_of for r in streamed]
+    one_chunk = [r.duplicate_of for r in resolve_duplicates(crystals, blank, None, chunk_size=len(crystals))]
+    if kept == 500:
+        assert resolved == one_chunk == [None, None, -1, None, -2]  # the copies of crystals 0 and 1
+    else:  # crystal 0 was pushed out by crystal 1 before its copy came; all held as one chunk, it was not
+        assert resolved[2] is None and one_chunk[2] == -1
 
 
 class _LosesChunk(Executor):

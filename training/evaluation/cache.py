@@ -12,6 +12,7 @@ Crystals are kept as POSCAR text; JSON files are replaced atomically (written be
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable
@@ -139,36 +140,50 @@ def request_samples(engine: Engine, request: GenerationRequest, path: Path, desc
 def oracle_checks(structures: list[Structure], path: Path, desc: str, dataset: Path) -> list[dict]:
     """Oracle check of every structure (see :func:`scoring.oracle_check.check_with_oracle`), cached per chunk.
 
-    Returns one dict per structure: the :class:`OracleCheck` figures plus the relaxed POSCAR.
+    Returns one dict per structure: the :class:`OracleCheck` figures plus the relaxed POSCAR; ``path`` then holds
+    the same list. Each kept check names its input (:func:`input_key`), so a cache reused for other crystals
+    (another model, another decoding) gives them their own checks: only checks of these very structures are taken
+    from ``path``, whatever their order, and an interrupted run resumes with the checks it finished.
     """
     from oracle.convention import load_references
     from oracle.shared import get_oracle
     from scoring.oracle_check import check_with_oracle
 
-    done: list[dict] = read_json(path).get("checks", [])
-    if any(d.get("cell", "fixed") != "in_plane" or "scan_gap" not in d for d in done):
-        done = []  # checks of an older protocol: fixed cell (before v4) or no rigid gap scan first
+    keys = [input_key(s) for s in structures]
+    kept = {d["input"]: d for d in read_json(path).get("checks", [])
+            if "input" in d and d.get("cell") == "in_plane" and "scan_gap" in d}  # older protocols: checked again
+    todo = [i for i, k in enumerate(keys) if k not in kept]
     bar = progress_bar(desc, len(structures))
-    bar.update(len(done))
+    bar.update(len(structures) - len(todo))
     try:
-        if len(done) < len(structures):
+        if todo:
             oracle, references = get_oracle(), load_references(dataset)
-        for start in range(len(done), len(structures), ORACLE_CHUNK):
-            part = structures[start:start + ORACLE_CHUNK]
+        for start in range(0, len(todo), ORACLE_CHUNK):
+            part = todo[start:start + ORACLE_CHUNK]
             base = bar.n
 
             def progress(finished: int, _total: int, base: int = base) -> None:
                 bar.update(base + finished - bar.n)
 
-            for c in check_with_oracle(part, references, oracle, progress=progress):
+            for i, c in zip(part, check_with_oracle([structures[i] for i in part], references, oracle,
+                                                    progress=progress)):
                 row = {f.name: getattr(c, f.name) for f in fields(c) if f.name != "relaxed"}
                 row["relaxed_poscar"] = to_poscar(c.relaxed)
-                done.append(row)
-            write_json(path, {"checks": done})
-            bar.update(len(done) - bar.n)
+                row["input"] = keys[i]
+                kept[keys[i]] = row
+            write_json(path, {"checks": list(kept.values())})
+            bar.update(base + len(part) - bar.n)
     finally:
         bar.close()
-    return done[:len(structures)]
+    checks = [kept[k] for k in keys]
+    if todo or len(kept) != len(keys):  # the file holds these structures' checks, in order, and no others
+        write_json(path, {"checks": checks})
+    return checks
+
+
+def input_key(structure: Structure) -> str:
+    """What a cached oracle check was made of: the SHA-256 of the structure's POSCAR."""
+    return hashlib.sha256(to_poscar(structure).encode()).hexdigest()
 
 
 class CheckView:
