@@ -5,8 +5,10 @@ Besides each crystal's own scores, a batch knows two comparisons:
 - novelty and known vs new: no crystal of the model's training part matches it (novel), and the first
   dataset crystal of any part it matches (known), both from one :class:`scoring.novelty.TrainingSet` of the
   whole table (:meth:`~scoring.novelty.TrainingSet.match`);
-- duplicates: the first earlier crystal that matches it, among stored candidates of the same
-  reduced formula (the newest :data:`MAX_DUPLICATE_CHECKS`) and earlier crystals of the batch.
+- duplicates: the first earlier original that matches it, among stored candidates of the same reduced formula
+  (the newest :data:`MAX_DUPLICATE_CHECKS`) and earlier crystals of the batch. An original is a crystal that
+  duplicates no earlier one: a duplicate's copies are found through its original, so a crystal near a class of
+  k near-identical ones costs one StructureMatcher fit, not k (a failing fit tries every supercell lattice).
 
 Stored candidates come from a function (reduced formula -> ``(id, POSCAR)`` pairs) so that
 scoring never imports the store; without one, duplicates are looked for inside the batch only.
@@ -24,10 +26,10 @@ from scoring.novelty import ReducedCrystal, TrainingSet, first_duplicate, matche
 from scoring.record import CandidateRecord, candidate_record
 
 MAX_DUPLICATE_CHECKS = 500
-"""Stored candidates of the same formula a new one is compared with (the newest ones)."""
+"""Stored originals of the same formula a new one is compared with (the newest ones)."""
 
 StoredSameFormula = Callable[[str], list[tuple[int, str]]]
-"""Reduced formula -> stored ``(candidate id, POSCAR)`` pairs, oldest first."""
+"""Reduced formula -> stored ``(candidate id, POSCAR)`` pairs of originals (no ``duplicate_of``), oldest first."""
 Progress = Callable[[int, int], None]
 """Called with (crystals scored, total)."""
 
@@ -41,8 +43,8 @@ class Scorable(Protocol):
 
 
 class DuplicateFinder:
-    """The first earlier crystal each new one matches: stored candidates of its reduced formula (the newest
-    :data:`MAX_DUPLICATE_CHECKS`, read once per formula), then the crystals seen before it, which are
+    """The first earlier original each new one matches: stored originals of its reduced formula (the newest
+    :data:`MAX_DUPLICATE_CHECKS`, read once per formula), then the originals seen before it, which are
     kept as ``-(index + 1)`` (resolved to candidate ids by the store)."""
 
     def __init__(self, stored: StoredSameFormula | None, m: StructureMatcher) -> None:
@@ -58,13 +60,15 @@ class DuplicateFinder:
             del seen[:-MAX_DUPLICATE_CHECKS]
 
     def first_match(self, index: int, crystal: ReducedCrystal, formula: str) -> int | None:
-        """The id (or ``-(index + 1)``) of the first earlier match of ``crystal``; it is then one of the earlier."""
+        """The id (or ``-(index + 1)``) of the first earlier original ``crystal`` matches; with none, it is an
+        original and joins the earlier ones."""
         if formula not in self.earlier:
             pairs = self.stored(formula)[-MAX_DUPLICATE_CHECKS:] if self.stored is not None else []
             self.earlier[formula] = [(cid, ReducedCrystal(Structure.from_str(poscar, fmt="poscar"), self.matcher))
                                      for cid, poscar in pairs]
         duplicate = first_duplicate(crystal, self.earlier[formula], self.matcher)
-        self.earlier[formula].append((-(index + 1), crystal))
+        if duplicate is None:
+            self.earlier[formula].append((-(index + 1), crystal))
         return duplicate
 
 

@@ -505,9 +505,10 @@ class Store:
         return [dict(zip(names, row)) for row in rows]
 
     def same_formula(self, reduced_formula: str) -> list[tuple[int, str]]:
-        """(id, POSCAR) of stored candidates with this reduced formula, oldest first."""
-        return self.cursor().execute("SELECT id, poscar FROM candidates WHERE reduced_formula = ? ORDER BY id",
-                                     [reduced_formula]).fetchall()
+        """(id, POSCAR) of stored originals with this reduced formula (candidates that duplicate no earlier one,
+        :mod:`scoring.batch`), oldest first."""
+        return self.cursor().execute("SELECT id, poscar FROM candidates WHERE reduced_formula = ? "
+                                     "AND duplicate_of IS NULL ORDER BY id", [reduced_formula]).fetchall()
 
     def files(self, ids: list[int]) -> list[CandidateFiles]:
         """The files of the given candidates (generated, and relaxed when the oracle relaxed them), in the order
