@@ -234,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, default=Path("var/bench/sampling"))
     parser.add_argument("--device", choices=("cpu", "cuda"), default=None)
     parser.add_argument("--chunk", type=int, default=None, help="crystals decoded together (GPU batch size)")
-    parser.add_argument("--sweep", type=int, nargs="*", default=None,
+    parser.add_argument("--sweep", type=int, nargs="+", default=None,
                         help="only the decoding throughput at these batch sizes (a GPU's sweep), default steps")
     parser.add_argument("--scored", type=int, default=256, help="crystals per batch checked for validity (--sweep)")
     parser.add_argument("--out", type=Path, required=True)

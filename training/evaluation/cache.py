@@ -150,9 +150,10 @@ def oracle_checks(structures: list[Structure], path: Path, desc: str, dataset: P
     from scoring.oracle_check import check_with_oracle
 
     keys = [input_key(s) for s in structures]
-    kept = {d["input"]: d for d in read_json(path).get("checks", [])
+    on_file = read_json(path).get("checks", [])
+    kept = {d["input"]: d for d in on_file
             if "input" in d and d.get("cell") == "in_plane" and "scan_gap" in d}  # older protocols: checked again
-    todo = [i for i, k in enumerate(keys) if k not in kept]
+    todo = [i for i, k in enumerate(keys) if k not in kept and k not in keys[:i]]  # a repeated crystal once
     bar = progress_bar(desc, len(structures))
     bar.update(len(structures) - len(todo))
     try:
@@ -176,7 +177,7 @@ def oracle_checks(structures: list[Structure], path: Path, desc: str, dataset: P
     finally:
         bar.close()
     checks = [kept[k] for k in keys]
-    if todo or len(kept) != len(keys):  # the file holds these structures' checks, in order, and no others
+    if todo or [d.get("input") for d in on_file] != keys:  # the file holds these structures' checks, in order
         write_json(path, {"checks": checks})
     return checks
 

@@ -22,6 +22,7 @@ are shared out and their losses gathered in order; only rank 0 writes.
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Iterable
@@ -209,7 +210,9 @@ def _monitor(config: RunConfig, model: ConditionCDVAEPlus, crystals: CrystalData
     if not (due and ranks.main and len(crystals)):
         return dict.fromkeys(RECON_COLUMNS, "")
     t0 = time.time()
-    result = validation_reconstruction(TrainedModel(config, model, None), list(crystals), cfg.seed)
+    # measured on the CPU (the sampler's tensors live there): a copy of a model that trains on a GPU
+    measured = model if next(model.parameters()).device.type == "cpu" else copy.deepcopy(model).cpu()
+    result = validation_reconstruction(TrainedModel(config, measured, None), list(crystals), cfg.seed)
     model.train()
     return {"val_match_rate": result.match_rate, "val_rmse": result.rmse, "val_motif_share": result.motif_share,
             "recon_seconds": round(time.time() - t0, 1)}

@@ -62,6 +62,9 @@ def test_cached_checks_serve_only_the_structures_they_were_made_of(
     assert [x["formation_energy"] for x in other] == [-30.0, -32.0]
     kept = json.loads(path.read_text())["checks"]  # the file holds these crystals' checks, in order
     assert [x["input"] for x in kept] == [input_key(a), input_key(c)]
+    oracle_checks([c, a, c], path, "test", tmp_path)  # reordered, one repeated: nothing checked, the file follows
+    assert len(checked) == 2
+    assert [x["input"] for x in json.loads(path.read_text())["checks"]] == [input_key(c), input_key(a), input_key(c)]
 
 
 def test_checks_of_an_older_protocol_or_without_their_input_are_made_again(
