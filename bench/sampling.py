@@ -49,6 +49,7 @@ import torch
 
 from core.memory import peak_resident_mib, reset_peak
 from core.paths import dataset_dir
+from export.script_decoder import eager_decoder
 from scoring.batch import score_crystals
 from scoring.layers import in_family
 from services.generation import novelty_reference
@@ -58,8 +59,6 @@ from store.database import RunInfo, open_store
 from training.data.janus import load_janus_dataset
 from training.evaluation.cache import oracle_checks
 from training.evaluation.selection import relaxable
-from training.model.langevin import AnnealedLangevin, CrystalDecoder, LangevinSettings
-from training.train.weights import load_trained
 
 WITHIN = 0.05
 """eV/atom: a crystal hits its formation-energy target when the oracle puts it this close."""
@@ -170,6 +169,14 @@ def quality(engine: Engine, steps: int, n: int, targets: dict[str, float], cache
     return out
 
 
+def eager_decoder_of(weights: Path, engine: Engine, steps: int) -> torch.nn.Module:
+    """The training code's eager decoder of ``weights`` with ``engine``'s sampling settings at ``steps`` per
+    level, on its device (what the served TorchScript decoder is compared with)."""
+    s = engine.manifest.sampling
+    return eager_decoder(weights, {"steps_per_level": steps, "step_lr": s.step_lr, "site_types": s.site_types,
+                                   "noise_scale": s.noise_scale}).to(engine.device)
+
+
 def sweep(engine: Engine, batches: list[int], steps: int, target: float, scored: int, eager: Engine | None) -> dict:
     """Decoding throughput per batch size (``engine.decode_chunk`` = n = the batch), for a GPU.
 
@@ -249,12 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     target = engine.manifest.property.percentile("50")
     if args.sweep:
         eager = Engine.load(args.artifacts, device=args.device)
-        trained = load_trained(args.weights).model.to(eager.device).eval()
-        s = eager.manifest.sampling
-        settings = LangevinSettings(steps_per_level=default, step_lr=s.step_lr, site_types=s.site_types,
-                                    noise_scale=s.noise_scale)
-        eager.decoder = CrystalDecoder(AnnealedLangevin(trained.decoder, trained.coord_sigmas, settings),
-                                       trained.vocab.size).eval()
+        eager.decoder = eager_decoder_of(args.weights, eager, default)
         report = {"what": "decoding throughput per batch size (screening + decoding; validity on a sample, "
                           "scoring on the CPU apart), formation-energy request at the median training label",
                   "artifacts": str(args.artifacts), "model": engine.name, "device": engine.device,
@@ -279,8 +281,6 @@ def main(argv: list[str] | None = None) -> int:
         cold["novelty_reference_every_group_s"] = time.perf_counter() - t
 
     scripted = engine.decoder
-    trained = load_trained(args.weights)
-    model = trained.model.to(engine.device).eval()
     sampling = engine.manifest.sampling
     rows = []
     for steps in args.steps:
@@ -296,10 +296,7 @@ def main(argv: list[str] | None = None) -> int:
             row["served_over_before"] = round(row["served"]["crystals_per_s"] / row["before"]["crystals_per_s"], 3)
             print(json.dumps({"steps": steps, "before": row["before"]}), flush=True)
         if steps in args.eager:
-            settings = LangevinSettings(steps_per_level=steps, step_lr=sampling.step_lr,
-                                        site_types=sampling.site_types, noise_scale=sampling.noise_scale)
-            engine.decoder = CrystalDecoder(AnnealedLangevin(model.decoder, model.coord_sigmas, settings),
-                                            model.vocab.size).eval()
+            engine.decoder = eager_decoder_of(args.weights, engine, steps)
             try:
                 row["eager"] = timed_pass(engine, request, served_decode, tmp / f"eager{steps}.duckdb")
             finally:

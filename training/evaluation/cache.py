@@ -153,7 +153,8 @@ def oracle_checks(structures: list[Structure], path: Path, desc: str, dataset: P
     on_file = read_json(path).get("checks", [])
     kept = {d["input"]: d for d in on_file
             if "input" in d and d.get("cell") == "in_plane" and "scan_gap" in d}  # older protocols: checked again
-    todo = [i for i, k in enumerate(keys) if k not in kept and k not in keys[:i]]  # a repeated crystal once
+    first = {k: i for i, k in reversed(list(enumerate(keys)))}  # a repeated crystal is checked once
+    todo = sorted(i for k, i in first.items() if k not in kept)
     bar = progress_bar(desc, len(structures))
     bar.update(len(structures) - len(todo))
     try:

@@ -211,7 +211,7 @@ def _monitor(config: RunConfig, model: ConditionCDVAEPlus, crystals: CrystalData
         return dict.fromkeys(RECON_COLUMNS, "")
     t0 = time.time()
     # measured on the CPU (the sampler's tensors live there): a copy of a model that trains on a GPU
-    measured = model if next(model.parameters()).device.type == "cpu" else copy.deepcopy(model).cpu()
+    measured = model if ranks.device.type == "cpu" else copy.deepcopy(model).cpu()
     result = validation_reconstruction(TrainedModel(config, measured, None), list(crystals), cfg.seed)
     model.train()
     return {"val_match_rate": result.match_rate, "val_rmse": result.rmse, "val_motif_share": result.motif_share,
