@@ -7,7 +7,7 @@ runs it. After each stored chunk: crystals stored, seconds since the start, resi
 first and the last chunks (whether a run slows down as its store grows: duplicates are looked for among the
 stored candidates of each formula). ``--prepared`` builds the whole novelty reference first (otherwise each
 formula's part is built when it first appears, which also grows memory). One entry per ``--n`` (and
-``--prepared``) in ``--out`` (other entries of the file are kept).
+``--prepared``), or per ``--label``, in ``--out`` (other entries of the file are kept).
 
     python bench/streaming.py --artifacts artifacts/cdvae-plus-janus --n 1000 --out bench/results/streaming.json
 """
@@ -66,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunk-size", type=int, default=DECODE_BATCH)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--note", default="", help="what else the machine was doing, recorded with the entry")
+    parser.add_argument("--label", default="", help="the entry's name in --out (default: n=N[, prepared])")
     parser.add_argument("--prepared", action="store_true",
                         help="build the whole novelty reference first, so that memory growing with n is the run's own")
     args = parser.parse_args(argv)
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     entry["prepared_reference"] = prepared or None
     entry["machine"] = {"cpu_threads": torch.get_num_threads(), "platform": platform.platform(), "note": args.note}
     results = json.loads(args.out.read_text()) if args.out.is_file() else {}
-    results[f"n={args.n}" + (", prepared" if args.prepared else "")] = entry
+    results[args.label or f"n={args.n}" + (", prepared" if args.prepared else "")] = entry
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
     print(f"wrote {args.out}")

@@ -3,11 +3,13 @@
 Both use the paper's StructureMatcher tolerances (stol 0.5, angle_tol 10°, ltol 0.3),
 pre-filtered by reduced formula and atom count, so a candidate is compared with a few
 hundred structures at most (the Janus data's training part has 53 stackings per formula
-on average, up to 274; a novel crystal costs 0.1 s per stacking on this CPU, because
-the matcher tries ~400 lattice mappings of a slab cell). Pairs whose atomic planes cannot
+on average, up to 274; pymatgen's matcher takes 0.06-0.1 s per failing fit on this CPU, because
+it tries ~400 lattice mappings of a slab cell one by one). Pairs whose atomic planes cannot
 line up are ruled out first by the height test of :mod:`scoring.slab_filter`, which never
-changes a verdict and skips most fits. The training structures are read from the dataset
-table that the model manifest names (``bilayers.parquet``) and built (and reduced) lazily per formula.
+changes a verdict and skips most fits; the fits left go through the vectorised lattice search of
+:mod:`scoring.lattice_search` (pymatgen's verdicts, ~25 ms per failing fit). The training structures are
+read from the dataset table that the model manifest names (``bilayers.parquet``) and built (and reduced) lazily
+per formula.
 
 A reference of the whole table (``part=None``) answers two questions at once (:meth:`TrainingSet.match`):
 is a crystal *known* (it matches a dataset crystal of any part; which one) and is it *novel* in the
@@ -32,6 +34,7 @@ import pyarrow.parquet as pq
 from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Lattice, Structure
 
+from scoring import lattice_search
 from scoring.slab_filter import SlabProfile, cannot_match, height_distances, slab_profile
 from scoring.stacking import stacking_key
 from scoring.validity import ContactLimits, table_contact_limits
@@ -58,11 +61,12 @@ class ReducedCrystal:
 
 
 def fits(m: StructureMatcher, a: ReducedCrystal, b: ReducedCrystal) -> bool:
-    """``m.fit(a, b)``, skipping the fit when the height test proves it False."""
+    """``m.fit(a, b)``, skipping the fit when the height test proves it False (the fit itself with the lattice
+    search of :mod:`scoring.lattice_search`: the same verdicts, ~3x faster when the answer is no)."""
     if cannot_match(a.profile, b.profile, m):
         return False
     if a.profile is not None and b.profile is not None:
-        return bool(m.fit(a.profile.reduced, b.profile.reduced, skip_structure_reduction=True))
+        return lattice_search.fit(m, a.profile.reduced, b.profile.reduced)
     return bool(m.fit(a.structure, b.structure))
 
 
