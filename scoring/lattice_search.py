@@ -14,7 +14,8 @@ determinant tests) and the coarse test is evaluated for all mappings and transla
 tolerance widened by a relative 1e-6 so that rounding can only let more through. Only the mappings that pass go
 through pymatgen's own steps (its averaged lattice, its coarse test, its ``_cart_dists``), so every True comes
 from pymatgen's arithmetic and a False needs every mapping to fail a test at least as lenient as pymatgen's.
-Anything outside that setting (supercells, subsets, unequal sizes after reduction) goes to ``matcher.fit``.
+Anything outside that setting (supercells, subsets, unequal sizes after reduction, cells so large that one
+mapping's array would pass ~2 M numbers, non-finite coordinates) goes to ``matcher.fit``.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from pymatgen.analysis.structure_matcher import StructureMatcher, get_linear_ass
 from pymatgen.core import Lattice, Structure
 
 _WIDEN = 1e-6  # relative widening of the coarse tolerance in the vectorised pass
-_BLOCK = 64  # mappings per vectorised pass
+_BLOCK = 64  # mappings per vectorised pass, at most
+_BUDGET = 1 << 21  # floats in one pass's (mappings, translations, n2, n1, 3) array: ~16 MB, a few times that at peak
 
 
 def _mappings(lattice: Lattice, target: Lattice, ltol: float, angle_tol: float) -> np.ndarray:
@@ -114,12 +116,17 @@ def fit(m: StructureMatcher, struct1: Structure, struct2: Structure) -> bool:
     if fu != 1 or not s1_supercell or len(s1) != len(s2):
         return bool(m.fit(struct1, struct2, skip_structure_reduction=True))
     mask, s1_t_inds, s2_t_ind = m._get_mask(s1, s2, 1, True)
+    per_mapping = len(s1_t_inds) * len(s1) * len(s2) * 3
+    cart1, fc2 = np.array(s1.cart_coords), np.array(s2.frac_coords)
+    if per_mapping > _BUDGET or not (np.isfinite(cart1).all() and np.isfinite(fc2).all()):
+        # a large cell (pymatgen is quick there: few mappings) or coordinates no comparison can be trusted with
+        return bool(m.fit(struct1, struct2, skip_structure_reduction=True))
     if get_linear_assignment_solution(mask)[1] > 0:  # no species-preserving assignment at all
         return False
     mappings = _mappings(s1.lattice, s2.lattice, m.ltol, m.angle_tol)
-    cart1, fc2 = np.array(s1.cart_coords), np.array(s2.frac_coords)
-    for start in range(0, len(mappings), _BLOCK):  # in pymatgen's order, so a match is found about as early
-        block = mappings[start:start + _BLOCK]
+    step = max(1, min(_BLOCK, _BUDGET // per_mapping))
+    for start in range(0, len(mappings), step):  # in pymatgen's order, so a match is found about as early
+        block = mappings[start:start + step]
         passing = _coarse_pass(s1, s2, block, mask, np.asarray(s1_t_inds), int(s2_t_ind), m.stol)
         for n in np.nonzero(passing.any(axis=1))[0]:
             if _exact_lattice_matches(m, Lattice(block[n]), cart1, fc2, s2.lattice, mask,

@@ -100,13 +100,30 @@ def test_whole_fits_agree_with_pymatgen_both_ways(stackings: list[Structure]) ->
 
 def test_other_settings_and_sizes_go_to_the_matcher(stackings: list[Structure]) -> None:
     a = stackings[0]
-    double = a.copy().make_supercell([2, 1, 1])
     m = matcher()
+    double = a.copy().make_supercell([2, 1, 1])
+    double.translate_sites([0], [0.05, 0.0, 0.0], frac_coords=True)  # no longer a multiple of a smaller cell
     r1, r2 = _reduced(a, m), _reduced(double, m)
-    assert lattice_search.fit(m, r1, r2) == bool(m.fit(r1, r2, skip_structure_reduction=True))  # primitive: equal
+    assert (len(r1), len(r2)) == (8, 16)
+    assert lattice_search.fit(m, r1, r2) == bool(m.fit(r1, r2, skip_structure_reduction=True))
+    assert lattice_search.fit(m, r2, r1) == bool(m.fit(r2, r1, skip_structure_reduction=True))
     with_supercells = StructureMatcher(stol=m.stol, ltol=m.ltol, angle_tol=m.angle_tol, primitive_cell=False,
                                        attempt_supercell=True)
     assert lattice_search.fit(with_supercells, a, double) == bool(with_supercells.fit(a, double,
                                                                                       skip_structure_reduction=True))
     other = Structure(a.lattice, ["Na" if str(x) == "Al" else str(x) for x in a.species], a.frac_coords)
     assert not lattice_search.fit(m, _reduced(a, m), _reduced(other, m))  # another composition
+
+
+def test_large_cells_give_pymatgens_answers() -> None:
+    """One species: 60 sites go through passes of 3 mappings (60 x 60 x 60 x 3 numbers each); at 100 sites one mapping
+    alone would pass the budget, so pymatgen decides."""
+    m = matcher()
+    for n in (60, 100):
+        rng = np.random.default_rng(n)
+        s = Structure(Lattice.cubic((12.0 * n) ** (1 / 3)), ["Si"] * n, rng.random((n, 3)))
+        near = Structure(s.lattice, s.species, s.frac_coords + rng.normal(0, 0.01, (n, 3)))
+        far = Structure(s.lattice, s.species, rng.random((n, 3)))
+        r1, r_near, r_far = (_reduced(x, m) for x in (s, near, far))
+        assert lattice_search.fit(m, r1, r_near) and bool(m.fit(r1, r_near, skip_structure_reduction=True))
+        assert lattice_search.fit(m, r1, r_far) == bool(m.fit(r1, r_far, skip_structure_reduction=True))

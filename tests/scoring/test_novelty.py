@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from pymatgen.core import Structure
+from pymatgen.analysis.structure_matcher import FrameworkComparator, StructureMatcher
+from pymatgen.core import Lattice, Structure
 
 import scoring.novelty as novelty
-from scoring.novelty import ReducedCrystal, TrainingSet, matcher, table_structure
+from scoring.novelty import ReducedCrystal, TrainingSet, fits, matcher, table_structure
 
 TABLE = Path(__file__).resolve().parents[2] / "data" / "janus_iii_vi" / "bilayers.parquet"
 FORMULA = "Al2InGaTeS3"
@@ -76,3 +77,22 @@ def test_a_prepared_reference_builds_nothing_more_when_it_matches(group: pd.Data
     crystal = _jiggled(next(others.itertuples()), np.random.default_rng(5))
     assert reference.match(crystal) is not None
     assert profiles[0] == 1  # the crystal's own; every reference profile was built by prepare()
+
+
+def test_matchers_of_other_kinds_get_their_own_answers(group: pd.DataFrame) -> None:
+    """The height test and the reduced forms group sites by species: a matcher that ignores a species or compares
+    frameworks only is asked directly."""
+    row = group.iloc[0]
+    s = table_structure(row["lattice"], row["species"], row["frac_coords"])
+    species = [str(x) for x in s.species]
+    i, j = species.index("Al"), species.index("Te")
+    species[i], species[j] = species[j], species[i]
+    swapped = Structure(s.lattice, species, s.frac_coords)  # the same framework, two elements swapped
+    frameworks = StructureMatcher(stol=0.5, ltol=0.3, angle_tol=10, comparator=FrameworkComparator())
+    assert fits(frameworks, ReducedCrystal(s, frameworks), ReducedCrystal(swapped, frameworks))
+    strip = StructureMatcher(stol=0.5, ltol=0.3, angle_tol=10, ignored_species=["Li"])
+    chain = Structure(Lattice.from_parameters(8, 4.1, 30, 90, 90, 90), ["Si", "Si", "Li"],
+                      [[0, 0, 0.5], [0.5, 0, 0.5], [0.25, 0.5, 0.55]])
+    single = Structure(Lattice.from_parameters(4, 4.1, 30, 90, 90, 90), ["Si"], [[0, 0, 0.5]])
+    assert strip.fit(chain, single)
+    assert fits(strip, ReducedCrystal(chain, strip), ReducedCrystal(single, strip))
