@@ -393,8 +393,10 @@ def write_report(predictor: LoadedPredictor, store: Store, ledger: dict, out: Pa
             f = run_figures(store, entry["run_id"], targets, known)
             results["tasks"][task]["methods"][entry["method"]] = {**entry, **f}
             if f.get("n"):
+                status = entry.get("relax_status", "pending")
+                name = entry["method"] + ("" if status == "completed" else f" (relaxation {status}: partial figures)")
                 lines.append(
-                    f"| {entry['method']} | {f['n']} | {f['all_designed']:.0%} | {f['all_relaxed']:.0%} "
+                    f"| {name} | {f['n']} | {f['all_designed']:.0%} | {f['all_relaxed']:.0%} "
                     f"| {f['unique_all_relaxed']} | {f['valid_relaxed']:.0%} | {f['dataset_stacking_relaxed']:.0%} "
                     f"| {f['new_stacking_and_all_relaxed']} | {f['new_relaxed']:.0%} | {f['converged']:.0%} "
                     f"| {f['median_energy_drop']:.3f} "

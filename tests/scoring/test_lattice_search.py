@@ -115,15 +115,27 @@ def test_other_settings_and_sizes_go_to_the_matcher(stackings: list[Structure]) 
     assert not lattice_search.fit(m, _reduced(a, m), _reduced(other, m))  # another composition
 
 
-def test_large_cells_give_pymatgens_answers() -> None:
-    """One species: 60 sites go through passes of 3 mappings (60 x 60 x 60 x 3 numbers each); at 100 sites one mapping
-    alone would pass the budget, so pymatgen decides."""
+def test_passes_sized_to_the_budget_give_the_same_answers(stackings: list[Structure],
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """A budget of 1,000 numbers: the 8-site stackings (2 translations x 8 x 8 x 3 = 384 per mapping) go through passes
+    of 2 mappings; below 384, pymatgen decides alone. Both give pymatgen's verdicts."""
     m = matcher()
-    for n in (60, 100):
-        rng = np.random.default_rng(n)
-        s = Structure(Lattice.cubic((12.0 * n) ** (1 / 3)), ["Si"] * n, rng.random((n, 3)))
-        near = Structure(s.lattice, s.species, s.frac_coords + rng.normal(0, 0.01, (n, 3)))
-        far = Structure(s.lattice, s.species, rng.random((n, 3)))
-        r1, r_near, r_far = (_reduced(x, m) for x in (s, near, far))
-        assert lattice_search.fit(m, r1, r_near) and bool(m.fit(r1, r_near, skip_structure_reduction=True))
-        assert lattice_search.fit(m, r1, r_far) == bool(m.fit(r1, r_far, skip_structure_reduction=True))
+    pairs = [(_reduced(_strained(a, 40 + i), m), _reduced(b, m)) for i, a in enumerate(stackings[:6])
+             for b in stackings[:6:2]]
+    expected = [bool(m.fit(r1, r2, skip_structure_reduction=True)) for r1, r2 in pairs]
+    assert 0 < sum(expected) < len(expected)
+    for budget in (1000, 300):
+        monkeypatch.setattr(lattice_search, "_BUDGET", budget)
+        assert [lattice_search.fit(m, r1, r2) for r1, r2 in pairs] == expected
+
+
+def test_a_large_cell_gives_pymatgens_answers() -> None:
+    """One species, 40 sites: 40 translations x 40 x 40 x 3 numbers per mapping, passes of 10 mappings."""
+    m = matcher()
+    rng = np.random.default_rng(40)
+    s = Structure(Lattice.cubic(480 ** (1 / 3)), ["Si"] * 40, rng.random((40, 3)))
+    near = Structure(s.lattice, s.species, s.frac_coords + rng.normal(0, 0.01, (40, 3)))
+    far = Structure(s.lattice, s.species, rng.random((40, 3)))
+    r1, r_near, r_far = (_reduced(x, m) for x in (s, near, far))
+    assert lattice_search.fit(m, r1, r_near) and bool(m.fit(r1, r_near, skip_structure_reduction=True))
+    assert lattice_search.fit(m, r1, r_far) == bool(m.fit(r1, r_far, skip_structure_reduction=True))

@@ -11,7 +11,7 @@ import pytest
 
 from core.manifest import read_manifest, served_fingerprint
 from design.targets import parse_targets
-from services.design_evaluation import TASKS, dataset_answer, evaluate_design, jobs, selected
+from services.design_evaluation import TASKS, dataset_answer, evaluate_design, jobs, selected, write_report
 from serving.predictor import load_predictor_artifact
 from store.database import close_store, open_store
 
@@ -74,7 +74,11 @@ def test_a_small_evaluation_runs_relaxes_reports_and_resumes(tiny_predictor_arti
         assert plain["n"] == 2 and bool(criteria["met"].all())  # by their own labels, as drawn
         assert criteria["oracle"].notna().all()  # judged by the oracle like every candidate
         text = report.read_text()
-        assert "few-wide: a_common>=4.1 AND" in text and "| cdvae | 2 |" in text
+        assert "few-wide: a_common>=4.1 AND" in text and "| cdvae | 2 |" in text and "partial" not in text
+        cut = {**ledger, "few-wide/random": {**ledger["few-wide/random"], "relax_status": "pending"}}
+        (tmp_path / "cut").mkdir()
+        text = write_report(predictor, store, cut, tmp_path / "cut").read_text()  # e.g. a process killed mid-way
+        assert "| random (relaxation pending: partial figures) | 2 |" in text and "| cdvae | 2 |" in text
         runs_before = store.count("runs")
         evaluate_design(predictor, store, tmp_path / "report", count=2, steps=2, engine=engine, only=["few-wide"])
         assert store.count("runs") == runs_before  # finished runs are not run again
