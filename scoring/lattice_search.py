@@ -154,4 +154,5 @@ def _exact_lattice_matches(m: StructureMatcher, latt: Lattice, cart1: np.ndarray
             return True
     return False
 
+
 __all__ = ["coarse_tolerance", "fit"]

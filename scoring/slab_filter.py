@@ -30,9 +30,9 @@ Why it is exact (read with ``StructureMatcher._strict_match``, ``attempt_superce
    from below, so eps has an upper bound computed from struct2 alone.
 
 If no sign, shift and assignment keeps all height differences within that bound, the
-matcher cannot return True. Whenever a premise fails (disordered sites, a thin cell, a
-bound that is too loose to be useful) the filter says "may match" and the caller runs the
-full matcher.
+matcher cannot return True. Whenever a premise fails (disordered sites, a thin cell, a matcher
+that ignores species or compares anything but species, a bound that is too loose to be useful)
+the filter says "may match" and the caller runs the full matcher.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from pymatgen.analysis.structure_matcher import StructureMatcher
+from pymatgen.analysis.structure_matcher import SpeciesComparator, StructureMatcher
 from pymatgen.core import Structure
 from scipy.optimize import linear_sum_assignment
 
@@ -86,6 +86,8 @@ def slab_profile(structure: Structure, matcher: StructureMatcher) -> SlabProfile
     """The profile of ``structure`` as ``matcher`` sees it (None: the test does not apply)."""
     if not structure.is_ordered or matcher._supercell or not matcher._primitive_cell or not matcher._scale:
         return None
+    if matcher._ignored_species or not isinstance(matcher._comparator, SpeciesComparator):
+        return None  # the profile groups every site by its species, and the reduced form keeps them all
     reduced = matcher._get_reduced_structure(structure, primitive_cell=True, niggli=True)
     lat = reduced.lattice
     area = float(np.linalg.norm(np.cross(lat.matrix[0], lat.matrix[1])))

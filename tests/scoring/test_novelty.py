@@ -90,6 +90,7 @@ def test_matchers_of_other_kinds_get_their_own_answers(group: pd.DataFrame) -> N
     swapped = Structure(s.lattice, species, s.frac_coords)  # the same framework, two elements swapped
     frameworks = StructureMatcher(stol=0.5, ltol=0.3, angle_tol=10, comparator=FrameworkComparator())
     assert fits(frameworks, ReducedCrystal(s, frameworks), ReducedCrystal(swapped, frameworks))
+    assert ReducedCrystal(s, frameworks).profile is None  # no height test for such a matcher
     strip = StructureMatcher(stol=0.5, ltol=0.3, angle_tol=10, ignored_species=["Li"])
     chain = Structure(Lattice.from_parameters(8, 4.1, 30, 90, 90, 90), ["Si", "Si", "Li"],
                       [[0, 0, 0.5], [0.5, 0, 0.5], [0.25, 0.5, 0.55]])
