@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from webapp.run_results import design_table
 
@@ -35,6 +36,29 @@ def test_a_bad_target_is_refused_in_one_line(app_dirs: Path, tiny_predictor_arti
     assert not at.exception, [e.value for e in at.exception]
     errors = [e.value for e in at.error]
     assert len(errors) == 1 and "empty range" in errors[0] and "\n" not in errors[0]
+
+
+@pytest.mark.parametrize(("row", "says"), [
+    ({"label": None, "condition": "at most", "low": None, "high": 3.3}, "target row 2: choose a label ("),
+    ({"label": "interlayer_gap", "condition": None, "low": 3.0, "high": 3.3}, "choose a condition (at most, "),
+    ({"label": "interlayer_gap", "condition": "between", "low": 3.0, "high": None}, "enter the high end"),
+    ({"label": "interlayer_gap", "condition": "at most", "low": 3.0, "high": 3.3}, "clear the low end"),
+])
+def test_a_row_filled_in_part_is_refused_not_dropped(app_dirs: Path, tiny_predictor_artifact: Path, open_app,
+                                                      row: dict, says: str) -> None:
+    """A target row the page cannot read in full never vanishes from the request: one line names the row and
+    what it lacks (the first row is complete, an empty third row is skipped)."""
+    at = _with_predictor(app_dirs, tiny_predictor_artifact, open_app)
+    rows = [{"label": "formation_energy_per_atom", "condition": "at most", "low": None, "high": -0.8}, row,
+            {"label": None, "condition": None, "low": None, "high": None}]
+    at.session_state["design_targets"] = {"edited_rows": {}, "added_rows": [], "deleted_rows": [0, 1, 2]}
+    at.run(timeout=60)
+    at.session_state["design_targets"] = {"edited_rows": {}, "deleted_rows": [0, 1, 2], "added_rows": rows}
+    at.button(key="design_run").click().run(timeout=60)
+    assert not at.exception, [e.value for e in at.exception]
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1 and says in errors[0] and "\n" not in errors[0], errors
+    assert errors[0].startswith("target row 2") and JOB not in at.session_state  # nothing started
 
 
 def test_a_design_runs_in_the_background_and_shows_every_criterion(app_dirs: Path, tiny_predictor_artifact: Path,

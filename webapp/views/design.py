@@ -53,20 +53,40 @@ def load_engine(folder: str) -> Engine:
     return Engine.load(Path(folder))
 
 
-def target_texts(rows: pd.DataFrame) -> list[str]:
-    """The targets as `vdwgen design --target` takes them, one per filled row (empty rows are skipped)."""
+NEEDS = {"at most": ("high",), "at least": ("low",), "between": ("low", "high")}
+"""The ends each condition reads; a row that fills another end would have it ignored, so it is refused."""
+
+
+def _blank(value: object) -> bool:
+    if isinstance(value, str):
+        return not value.strip()
+    return value is None or bool(pd.isna(value))
+
+
+def target_texts(rows: pd.DataFrame, labels: list[str]) -> list[str]:
+    """The targets as `vdwgen design --target` takes them, one per row; empty rows are skipped. A row filled in
+    part (no label or condition, a needed end missing, an end the condition does not read) is refused in one
+    line naming the row and what it needs, so no target is dropped unnoticed."""
     texts = []
-    for _, row in rows.iterrows():
-        label, kind = row.get("label"), row.get("condition")
-        if not isinstance(label, str) or not label or kind not in KINDS:
+    for k, (_, row) in enumerate(rows.iterrows(), start=1):
+        cells = {name: row.get(name) for name in ("label", "condition", "low", "high")}
+        if all(_blank(v) for v in cells.values()):
             continue
-        low, high = row.get("low"), row.get("high")
-        if kind == "at most":
-            texts.append(f"{label}<={high}")
-        elif kind == "at least":
-            texts.append(f"{label}>={low}")
-        else:
-            texts.append(f"{label}={low}:{high}")
+        label, kind = cells["label"], cells["condition"]
+        if _blank(label):
+            raise VdwgenError(f"target row {k}: choose a label ({', '.join(labels)}) or clear the row")
+        if kind not in KINDS:
+            raise VdwgenError(f"target row {k} ({label}): choose a condition ({', '.join(KINDS)})")
+        missing = [end for end in NEEDS[kind] if _blank(cells[end])]
+        if missing:
+            raise VdwgenError(f"target row {k} ({label} {kind}): enter the {' and '.join(missing)} end")
+        unread = [end for end in ("low", "high") if end not in NEEDS[kind] and not _blank(cells[end])]
+        if unread:
+            raise VdwgenError(f"target row {k} ({label} {kind}): '{kind}' reads only the {NEEDS[kind][0]} end; clear "
+                              f"the {unread[0]} end or choose 'between'")
+        low, high = cells["low"], cells["high"]
+        texts.append(f"{label}<={high}" if kind == "at most" else f"{label}>={low}" if kind == "at least"
+                     else f"{label}={low}:{high}")
     return texts
 
 
@@ -170,7 +190,8 @@ if st.button("Design", type="primary", key="design_run"):
                    icon=":material/hourglass_top:")
     else:
         try:
-            request = DesignRequest(tuple(target_texts(rows)), int(count), int(steps), templates, int(seed), minimise)
+            texts = tuple(target_texts(rows, list(predictor.labels)))
+            request = DesignRequest(texts, int(count), int(steps), templates, int(seed), minimise)
             checked = check_design(request, predictor)
             engine = None
             if templates != "dataset":
