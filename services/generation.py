@@ -407,7 +407,7 @@ class StreamedRun:
 
 def generate_streamed(engine: Engine, checked: CheckedRequest, store: Store, progress: Progress | None = None,
                       chunk_size: int = DECODE_BATCH, resume: int | None = None, keep: int = 100,
-                      on_chunk: Callable[[list[CandidateRecord]], None] | None = None) -> StreamedRun:
+                      on_chunk: Callable[[list[int]], None] | None = None) -> StreamedRun:
     """A request of up to :data:`BULK_MAX_COUNT` crystals, generated, scored and stored one chunk at a time.
 
     Chunk ``k`` is :func:`bulk_chunks`' (seed :func:`chunk_seed`), so the crystals are those of a ``--cluster``
@@ -416,7 +416,7 @@ def generate_streamed(engine: Engine, checked: CheckedRequest, store: Store, pro
     transaction (:meth:`Store.append_candidates`) before the next starts: only one chunk is held in memory.
     Ctrl-C (or a killed process) loses at most the chunk being made; ``resume`` (a run id) marks that run
     running again and goes on after its stored chunks, so the finished run holds what an uninterrupted one
-    would. ``on_chunk`` gets each stored chunk's records (e.g. to write files).
+    would. ``on_chunk`` gets the candidate ids of each chunk once it is stored (e.g. to write its files).
     """
     request = checked.request
     manifest_sha = sha256(engine.manifest.path(MANIFEST))
@@ -446,11 +446,11 @@ def generate_streamed(engine: Engine, checked: CheckedRequest, store: Store, pro
             result = engine.generate(chunk)
             crystals = [replace(c, index=c.index + job.first_index) for c in result.crystals]
             records = score_crystals(crystals, reference, None, None, family, duplicates)
-            store.append_candidates(run_id, records)
+            ids = store.append_candidates(run_id, records)
             done += len(records)
             first += records[:max(0, keep - len(first))]
             if on_chunk is not None:
-                on_chunk(records)
+                on_chunk(ids)
             if progress is not None:
                 progress("generating + scoring", done, request.count)
     except KeyboardInterrupt:  # GenerationInterrupted included: the chunk being made is dropped, not stored

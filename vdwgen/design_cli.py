@@ -15,7 +15,7 @@ from services.design import DesignRequest
 def _value(value: float | None, met: bool | None) -> str:
     if value is None:
         return "-"
-    return f"{value:.3g}{'' if met is None else (' ok' if met else ' no')}"
+    return f"{value:.3f}{'' if met is None else (' ok' if met else ' no')}"
 
 
 def _pair(criterion: dict) -> str:
@@ -35,7 +35,7 @@ def run_design_cli(request: DesignRequest, predictor_dir: Path | None, artifacts
     from services.design import check_design, design_and_store, request_templates
     from serving.predictor import load_predictor_artifact
     from store.database import open_store
-    from store.files import candidate_files
+    from store.files import write_poscars
     from vdwgen.progress import stage_bar
 
     predictor = load_predictor_artifact(predictor_dir)
@@ -58,19 +58,16 @@ def run_design_cli(request: DesignRequest, predictor_dir: Path | None, artifacts
     for c in store.design_rows(done.run_id):
         criteria.setdefault(int(c["candidate_id"]), {})[c["label"]] = c
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        for one in store.files(done.candidate_ids):
-            for name, text in candidate_files(one).items():
-                (out / name).write_text(text)
+        write_poscars(store, done.candidate_ids, out)
     labels = [t.label for t in checked.targets]
-    head = "  ".join(f"{label[:22]:>22}" for label in labels)
-    print(f"{'id':>6}  {'formula':<14} {'valid':>5} {'novel':>5}  {head}  {'all (designed)':>14} {'all (oracle)':>12}")
-    for cid in done.candidate_ids:
-        row, crit = rows[cid], criteria.get(cid, {})
-        cells = "  ".join(f"{_pair(crit[k]):>22}" for k in labels)
-        oracle_all = row.get("design_oracle_met")
-        print(f"{cid:>6}  {row['formula']:<14} {_yes_no(row['valid']):>5} {_yes_no(row['novel']):>5}  {cells}  "
-              f"{_yes_no(row['design_met']):>14} {_yes_no(oracle_all):>12}")
+    head = ["id", "formula", "valid", "novel", *(f"{t.text()} (designed / oracle)" for t in checked.targets),
+            "all (designed)", "all (oracle)"]
+    table = [[str(cid), rows[cid]["formula"], _yes_no(rows[cid]["valid"]), _yes_no(rows[cid]["novel"]),
+              *(_pair(criteria.get(cid, {})[k]) for k in labels), _yes_no(rows[cid]["design_met"]),
+              _yes_no(rows[cid].get("design_oracle_met"))] for cid in done.candidate_ids]
+    widths = [max(len(line[k]) for line in [head, *table]) for k in range(len(head))]
+    for line in [head, *table]:  # the formula left-aligned, every other column right-aligned
+        print("  ".join(cell.ljust(w) if k == 1 else cell.rjust(w) for k, (cell, w) in enumerate(zip(line, widths))))
     n = len(done.candidate_ids)
     met = sum(1 for cid in done.candidate_ids if rows[cid]["design_met"])
     print(f"run {done.run_id}: {n} candidates optimised in {done.designed.seconds:.0f} s; every target met as "

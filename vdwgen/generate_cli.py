@@ -112,14 +112,12 @@ def run_generate(request: GenerationRequest, artifacts: Path | None = None, out:
         print(f"warning: {warning}", file=sys.stderr)
     stored = store.run_rows(done.run_id) if store is not None else []  # in the run's order, as ``records``
     rows = stored if relax else []
-    for k, record in enumerate(records):
-        if out is not None:
-            stem = f"{record.index_in_run:04d}_{record.formula}"
-            (out / f"{stem}.vasp").write_text(record.poscar)
-            (out / f"{stem}.cif").write_text(record.cif)
-            if rows and rows[k]["oracle_relaxed_poscar"]:
-                (out / f"{stem}_relaxed.vasp").write_text(rows[k]["oracle_relaxed_poscar"])
-                (out / f"{stem}_relaxed.cif").write_text(rows[k]["relaxed_cif"])
+    if out is not None and store is not None:
+        from store.files import write_poscars
+
+        write_poscars(store, done.candidate_ids, out)  # the store's names: what export-poscar and the app write
+    elif out is not None:
+        _write_unstored(out, records)
     print(f"model {result.model}: {len(records)} crystals in {result.seconds:.1f} s "
           f"({result.steps_per_level} Langevin steps per level, screening {result.screening_ratio}:1)")
     predicted = f"{engine.manifest.property.label} pred"
@@ -171,14 +169,14 @@ def run_generate(request: GenerationRequest, artifacts: Path | None = None, out:
     return 0
 
 
-def _write_files(out: Path | None, records: list) -> None:
-    """The POSCAR and CIF of each record in ``out`` (named by index in the run and formula)."""
-    if out is None:
-        return
+def _write_unstored(out: Path, records: list) -> None:
+    """The POSCAR and CIF of each record of a run that was not stored (no candidate id yet): named as
+    :func:`store.files.poscar_name` names a stored candidate, by the index in the run instead of the id."""
+    from store.files import poscar_name
+
     for record in records:
-        stem = f"{record.index_in_run:04d}_{record.formula}"
-        (out / f"{stem}.vasp").write_text(record.poscar)
-        (out / f"{stem}.cif").write_text(record.cif)
+        (out / poscar_name(record.index_in_run, record.formula)).write_text(record.poscar)
+        (out / poscar_name(record.index_in_run, record.formula, ".cif")).write_text(record.cif)
 
 
 def _streamed(engine, checked, out: Path | None, db: Path | None, chunk_size: int | None,  # noqa: ANN001
@@ -188,6 +186,7 @@ def _streamed(engine, checked, out: Path | None, db: Path | None, chunk_size: in
     from services.generation import generate_streamed
     from serving.engine import DECODE_BATCH
     from store.database import open_store
+    from store.files import write_poscars
     from vdwgen.progress import stage_bar
 
     store = open_store(db)
@@ -198,7 +197,7 @@ def _streamed(engine, checked, out: Path | None, db: Path | None, chunk_size: in
     bar, progress = stage_bar("generating + scoring", request.count, "crystal")
     try:
         done = generate_streamed(engine, checked, store, progress, chunk_size or DECODE_BATCH, resume,
-                                 BULK_TABLE_ROWS, lambda records: _write_files(out, records))
+                                 BULK_TABLE_ROWS, None if out is None else lambda ids: write_poscars(store, ids, out))
     finally:
         bar.close()
     for warning in done.warnings:

@@ -42,8 +42,11 @@ def test_a_streamed_run_stores_each_chunk_and_the_crystals_of_a_bulk_run(engine:
     seen: list[int] = []
     counts: list[int] = []
 
-    def after_chunk(records: list) -> None:
-        seen.append(len(records))
+    handed: list[int] = []
+
+    def after_chunk(ids: list[int]) -> None:
+        seen.append(len(ids))
+        handed.extend(ids)
         counts.append(store.run(run_id)["count_stored"])  # already stored when the chunk is handed over
 
     run_id = store.cursor().execute("SELECT coalesce(max(id), 0) + 1 FROM runs").fetchone()[0]
@@ -53,6 +56,9 @@ def test_a_streamed_run_stores_each_chunk_and_the_crystals_of_a_bulk_run(engine:
     row = store.run(run_id)
     assert (row["status"], row["count_stored"], row["chunk_size"]) == ("completed", 7, CHUNK)
     assert done.valid == store.count_valid(run_id) and len(done.first_records) == 7
+    stored_ids = [r[0] for r in store.cursor().execute(
+        "SELECT id FROM candidates WHERE run_id = ? ORDER BY index_in_run", [run_id]).fetchall()]
+    assert handed == stored_ids  # each chunk's ids, in the run's order
     close_store(tmp_path / "stream.duckdb")
     bulk_store = open_store(tmp_path / "bulk.duckdb")
     bulk = generate_bulk(engine, _checked(engine), InProcess(), bulk_store, chunk_size=CHUNK, device="cpu")
@@ -70,8 +76,8 @@ def test_an_interrupted_run_resumes_into_the_uninterrupted_run(engine: Engine, t
     store = open_store(tmp_path / "cut.duckdb")
     calls = []
 
-    def stop_after_first(records: list) -> None:
-        calls.append(len(records))
+    def stop_after_first(ids: list[int]) -> None:
+        calls.append(len(ids))
         if len(calls) == 1:
             raise KeyboardInterrupt
 
@@ -92,7 +98,7 @@ def test_a_run_whose_process_died_says_what_it_kept_and_the_cli_resumes_it(
     db = tmp_path / "died.duckdb"
     store = open_store(db)
 
-    def die(records: list) -> None:
+    def die(ids: list[int]) -> None:
         raise SystemExit("killed")  # not Ctrl-C: the run stays 'running' only if nothing records its end
 
     with pytest.raises(SystemExit):
@@ -112,7 +118,10 @@ def test_a_run_whose_process_died_says_what_it_kept_and_the_cli_resumes_it(
                  "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert f"stored as run {run_id} (completed)" in text and "7 of 7 crystals stored" in text
-    assert len(list(out.glob("*.vasp"))) == 4  # the files of the chunks made by this command
+    later = [r[0] for r in open_store(db).cursor().execute(
+        "SELECT id FROM candidates WHERE run_id = ? AND index_in_run >= 3 ORDER BY id", [run_id]).fetchall()]
+    names = sorted(f.name for f in out.glob("*.vasp"))  # the chunks made by this command, by candidate id
+    assert [int(n.split("_")[0]) for n in names] == later and len(later) == 4
     assert [r[0] for r in _candidates(db, run_id)] == list(range(7))
 
 

@@ -35,6 +35,9 @@ def test_a_design_without_relaxation_prints_each_criterion_and_writes_files(
     assert code == 0
     assert "every target met as designed:" in out
     assert "targets: formation_energy_per_atom<=-0.6 AND a_common=3.6:4" in out
+    table = out.splitlines()[:4]  # a header naming each target in full, then one line per candidate
+    assert "formation_energy_per_atom<=-0.6 (designed / oracle)" in table[0] and "a_common=3.6:4" in table[0]
+    assert len({len(line) for line in table}) == 1, table  # the columns line up whatever the formulas' lengths
     assert len(list((tmp_path / "files").glob("*.vasp"))) == 3 and len(list((tmp_path / "files").glob("*.cif"))) == 3
 
 

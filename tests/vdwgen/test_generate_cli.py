@@ -24,7 +24,7 @@ def test_cli_writes_poscars_that_pymatgen_reads(artifacts: dict[str, Path], tmp_
     printed = capsys.readouterr().out
     assert "valid:" in printed and "Ga2In2S2Se2" in printed
     files = sorted(out.glob("*.vasp"))
-    assert [f.name for f in files] == ["0000_Ga2In2S2Se2.vasp", "0001_Ga2In2S2Se2.vasp"]
+    assert [f.name for f in files] == ["000000_Ga2In2S2Se2.vasp", "000001_Ga2In2S2Se2.vasp"]  # not stored: by index
     for f in files:
         structure = Structure.from_str(f.read_text(), fmt="poscar")
         assert structure.composition == Composition("Ga2In2S2Se2")

@@ -102,7 +102,9 @@ def test_generate_with_relax_stores_and_writes_both_structures(db: Path, tmp_pat
     assert frame["oracle_cell"].tolist() == ["in_plane"] * 2 and frame["relaxed_valid"].notna().all()
     assert frame["relaxed_known"].notna().all() and frame["relaxed_novel"].notna().all()
     assert (open_store(db).run(1)["relax_status"]) == "completed"
-    for row in frame.itertuples():
-        relaxed = (out / f"{row.index_in_run:04d}_{row.formula}_relaxed.vasp").read_text()
+    for row in frame.itertuples():  # the store's names (as export-poscar and the app): relaxed under the plain one
+        relaxed = (out / f"{row.id:06d}_{row.formula}.vasp").read_text()
         assert relaxed == row.oracle_relaxed_poscar
+        generated = Structure.from_str((out / f"{row.id:06d}_{row.formula}_generated.vasp").read_text(), fmt="poscar")
+        assert generated.composition == Structure.from_str(relaxed, fmt="poscar").composition
         assert Structure.from_str(relaxed, fmt="poscar").composition.reduced_formula
