@@ -75,6 +75,15 @@ def test_a_small_evaluation_runs_relaxes_reports_and_resumes(tiny_predictor_arti
         assert criteria["oracle"].notna().all()  # judged by the oracle like every candidate
         text = report.read_text()
         assert "few-wide: a_common>=4.1 AND" in text and "| cdvae | 2 |" in text and "partial" not in text
+        lines = text.splitlines()
+        headline = next(line for line in lines if line.startswith("| few-wide |")).split(" | ")
+        for method, cell in zip(("smoacs-dataset", "random", "cdvae", "smoacs-generated", "dataset"), headline[2:]):
+            f = task["methods"][method]  # every target after relaxation (as designed), in the methods' order
+            assert cell.strip(" |") == ("-" if "skipped" in f else f"{f['all_relaxed']:.0%} ({f['all_designed']:.0%})")
+        alone = lines.index("| method | a_common>=4.1 | formation_energy_per_atom<=-0.6 | interlayer_gap<=3.3 |")
+        each = task["methods"]["dataset"]["criteria"]["interlayer_gap<=3.3"]
+        assert f"{each['designed']:.0%} / {each['relaxed']:.0%} |" in next(
+            line for line in lines[alone:] if line.startswith("| dataset |"))
         cut = {**ledger, "few-wide/random": {**ledger["few-wide/random"], "relax_status": "pending"}}
         (tmp_path / "cut").mkdir()
         text = write_report(predictor, store, cut, tmp_path / "cut").read_text()  # e.g. a process killed mid-way
