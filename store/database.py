@@ -29,6 +29,8 @@ import math
 import os
 import re
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -202,6 +204,20 @@ class Store:
         """A cursor for the calling thread (DuckDB connections are not shared across threads)."""
         return self.connection.cursor()
 
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor in one transaction, under the write lock: committed when the block ends, rolled back when
+        anything leaves it early (Ctrl-C included), so a write is stored whole or not at all."""
+        with self.write_lock:
+            cur = self.cursor()
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                yield cur
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+
     # -- schema ----------------------------------------------------------------------------
     def _migrate(self) -> None:
         cur = self.cursor()
@@ -211,16 +227,11 @@ class Store:
             raise StoreError(f"the candidate database {self.path} has schema version {current}, newer than this "
                              f"vdwgen understands ({SCHEMA_VERSION}); upgrade vdwgen or use another --db")
         for version in range(current + 1, SCHEMA_VERSION + 1):
-            cur.execute("BEGIN TRANSACTION")
-            try:
-                cur.execute(MIGRATIONS[version - 1])
+            with self.transaction() as step:
+                step.execute(MIGRATIONS[version - 1])
                 if version == RESCORED_AT:
-                    self._rescore_validity(cur)
-                cur.execute("INSERT INTO schema_version VALUES (?, ?)", [version, _utcnow()])
-                cur.execute("COMMIT")
-            except Exception:
-                cur.execute("ROLLBACK")
-                raise
+                    self._rescore_validity(step)
+                step.execute("INSERT INTO schema_version VALUES (?, ?)", [version, _utcnow()])
 
     @property
     def schema_version(self) -> int:
@@ -297,35 +308,21 @@ class Store:
         """
         if status not in RUN_STATUSES[1:]:
             raise ValueError(f"status must be one of {', '.join(RUN_STATUSES[1:])}, got {status!r}")
-        with self.write_lock:
-            cur = self.cursor()
-            cur.execute("BEGIN TRANSACTION")
-            try:
-                ids = self._insert(cur, run_id, records)
-                cur.execute("UPDATE runs SET status = ?, finished = ?, count_stored = (SELECT count(*) FROM candidates "
-                            "WHERE run_id = ?), seconds = ?, message = ? WHERE id = ?",
-                            [status, _utcnow(), run_id, seconds, message, run_id])
-                cur.execute("COMMIT")
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
-            return ids
+        with self.transaction() as cur:
+            ids = self._insert(cur, run_id, records)
+            cur.execute("UPDATE runs SET status = ?, finished = ?, count_stored = (SELECT count(*) FROM candidates "
+                        "WHERE run_id = ?), seconds = ?, message = ? WHERE id = ?",
+                        [status, _utcnow(), run_id, seconds, message, run_id])
+        return ids
 
     def append_candidates(self, run_id: int, records: Sequence[CandidateRecord]) -> list[int]:
         """Store one chunk of a running (streamed) run in one transaction; returns the new ids. The run stays
         ``running`` and ``count_stored`` counts its candidates so far (``duplicate_of`` as in :meth:`finish_run`)."""
-        with self.write_lock:
-            cur = self.cursor()
-            cur.execute("BEGIN TRANSACTION")
-            try:
-                ids = self._insert(cur, run_id, records)
-                cur.execute("UPDATE runs SET count_stored = (SELECT count(*) FROM candidates WHERE run_id = ?) "
-                            "WHERE id = ?", [run_id, run_id])
-                cur.execute("COMMIT")
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
-            return ids
+        with self.transaction() as cur:
+            ids = self._insert(cur, run_id, records)
+            cur.execute("UPDATE runs SET count_stored = (SELECT count(*) FROM candidates WHERE run_id = ?) "
+                        "WHERE id = ?", [run_id, run_id])
+        return ids
 
     def _insert(self, cur: duckdb.DuckDBPyConnection, run_id: int, records: Sequence[CandidateRecord]) -> list[int]:
         """Insert candidates of a running run inside the caller's transaction (negative ``duplicate_of``
@@ -390,45 +387,31 @@ class Store:
         by_candidate: dict[int, bool] = {}
         for r in rows:
             by_candidate[r.candidate_id] = by_candidate.get(r.candidate_id, True) and r.met
-        with self.write_lock:
-            cur = self.cursor()
-            cur.execute("BEGIN TRANSACTION")
-            try:
-                cur.executemany(
-                    "INSERT INTO design_criteria (candidate_id, label, target, low, high, unit, designed, predicted, "
-                    "met) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [[r.candidate_id, r.label, r.target, _finite(r.low), _finite(r.high), r.unit, _finite(r.designed),
-                      _finite(r.predicted), r.met] for r in rows])
-                cur.executemany("UPDATE candidates SET design_met = ?, template_id = ? WHERE id = ?",
-                                [[met, templates.get(cid), cid] for cid, met in by_candidate.items()])
-                cur.execute("COMMIT")
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
+        with self.transaction() as cur:
+            cur.executemany(
+                "INSERT INTO design_criteria (candidate_id, label, target, low, high, unit, designed, predicted, "
+                "met) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [[r.candidate_id, r.label, r.target, _finite(r.low), _finite(r.high), r.unit, _finite(r.designed),
+                  _finite(r.predicted), r.met] for r in rows])
+            cur.executemany("UPDATE candidates SET design_met = ?, template_id = ? WHERE id = ?",
+                            [[met, templates.get(cid), cid] for cid, met in by_candidate.items()])
 
     def record_design_oracle(self, candidate_id: int, values: Mapping[str, float | None]) -> None:
         """The oracle's value of each criterion of one relaxed candidate (None: the oracle cannot tell, e.g. a
         band gap), whether it meets its target, and ``design_oracle_met`` (NULL when some value is unknown)."""
-        with self.write_lock:
-            cur = self.cursor()
-            cur.execute("BEGIN TRANSACTION")
-            try:
-                rows = cur.execute("SELECT label, low, high FROM design_criteria WHERE candidate_id = ?",
-                                   [int(candidate_id)]).fetchall()
-                verdicts = []
-                for label, low, high in rows:
-                    value = _finite(values.get(label))
-                    met = None if value is None else ((low is None or value >= low) and (high is None or value <= high))
-                    verdicts.append(met)
-                    cur.execute("UPDATE design_criteria SET oracle = ?, oracle_met = ? WHERE candidate_id = ? AND "
-                                "label = ?", [value, met, int(candidate_id), label])
-                # three-valued AND: one target missed decides; otherwise an unknown one leaves it unknown
-                every = False if False in verdicts else (None if None in verdicts or not verdicts else True)
-                cur.execute("UPDATE candidates SET design_oracle_met = ? WHERE id = ?", [every, int(candidate_id)])
-                cur.execute("COMMIT")
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
+        with self.transaction() as cur:
+            rows = cur.execute("SELECT label, low, high FROM design_criteria WHERE candidate_id = ?",
+                               [int(candidate_id)]).fetchall()
+            verdicts = []
+            for label, low, high in rows:
+                value = _finite(values.get(label))
+                met = None if value is None else ((low is None or value >= low) and (high is None or value <= high))
+                verdicts.append(met)
+                cur.execute("UPDATE design_criteria SET oracle = ?, oracle_met = ? WHERE candidate_id = ? AND "
+                            "label = ?", [value, met, int(candidate_id), label])
+            # three-valued AND: one target missed decides; otherwise an unknown one leaves it unknown
+            every = False if False in verdicts else (None if None in verdicts or not verdicts else True)
+            cur.execute("UPDATE candidates SET design_oracle_met = ? WHERE id = ?", [every, int(candidate_id)])
 
     def design_rows(self, run_id: int) -> list[dict]:
         """Every criterion row of a design run's candidates, by candidate id then label."""
@@ -458,25 +441,18 @@ class Store:
         scored = [None] * 6 if relaxed is None else [
             relaxed.valid, relaxed.invalid_reason, relaxed.n_layers, relaxed.novel, relaxed.known, relaxed.known_id]
         scored.append(check.relaxed.lattice.gamma)
-        with self.write_lock:
-            cur = self.cursor()
-            cur.execute("BEGIN TRANSACTION")
-            try:
-                if cur.execute("SELECT 1 FROM candidates WHERE id = ?", [int(candidate_id)]).fetchone() is None:
-                    raise StoreError(f"no candidate with id {int(candidate_id)}")
-                cur.execute(
-                    "UPDATE candidates SET oracle_formation_energy = ?, oracle_energy_drop_per_atom = ?, "
-                    "oracle_interlayer_gap = ?, oracle_rmsd = ?, oracle_steps = ?, oracle_converged = ?, "
-                    "oracle_relaxed_poscar = ?, oracle_checked_at = ?, oracle_version = ?, "
-                    "oracle_initial_formation_energy = ?, oracle_max_force = ?, oracle_cell = ?, oracle_flags = ?, "
-                    "relaxed_cif = ?, relaxed_a = ?, relaxed_b = ?, relaxed_valid = ?, relaxed_invalid_reason = ?, "
-                    "relaxed_n_layers = ?, relaxed_novel = ?, relaxed_known = ?, relaxed_known_id = ?, "
-                    "relaxed_gamma = ? WHERE id = ?",
-                    [*values, a, b, *scored, int(candidate_id)])
-                cur.execute("COMMIT")
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
+        with self.transaction() as cur:
+            if cur.execute("SELECT 1 FROM candidates WHERE id = ?", [int(candidate_id)]).fetchone() is None:
+                raise StoreError(f"no candidate with id {int(candidate_id)}")
+            cur.execute(
+                "UPDATE candidates SET oracle_formation_energy = ?, oracle_energy_drop_per_atom = ?, "
+                "oracle_interlayer_gap = ?, oracle_rmsd = ?, oracle_steps = ?, oracle_converged = ?, "
+                "oracle_relaxed_poscar = ?, oracle_checked_at = ?, oracle_version = ?, "
+                "oracle_initial_formation_energy = ?, oracle_max_force = ?, oracle_cell = ?, oracle_flags = ?, "
+                "relaxed_cif = ?, relaxed_a = ?, relaxed_b = ?, relaxed_valid = ?, relaxed_invalid_reason = ?, "
+                "relaxed_n_layers = ?, relaxed_novel = ?, relaxed_known = ?, relaxed_known_id = ?, "
+                "relaxed_gamma = ? WHERE id = ?",
+                [*values, a, b, *scored, int(candidate_id)])
 
     # -- reads -----------------------------------------------------------------------------
     def candidate(self, candidate_id: int) -> dict:

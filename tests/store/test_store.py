@@ -139,6 +139,17 @@ def test_a_run_rolled_back_leaves_nothing(bilayer, store) -> None:
     assert store.run(run_id)["status"] == "interrupted" and store.count() == 1
 
 
+def test_ctrl_c_inside_a_write_stores_none_of_it_and_frees_the_store(bilayer, store) -> None:
+    run_id = store.start_run(RunInfo("formula", 2, 0, "demo", "0" * 64))
+    with pytest.raises(KeyboardInterrupt):
+        with store.transaction() as cur:
+            cur.execute("UPDATE runs SET message = 'half-way' WHERE id = ?", [run_id])
+            raise KeyboardInterrupt  # e.g. Ctrl-C between two statements of one write
+    assert store.run(run_id)["message"] is None and not store.write_lock.locked()
+    store.finish_run(run_id, [candidate_record(0, bilayer(), -0.7)])  # the next write goes through
+    assert store.count() == 1 and store.run(run_id)["status"] == "completed"
+
+
 def test_killed_writer_leaves_completed_runs_and_marks_its_run(bilayer, tmp_path: Path) -> None:
     path = tmp_path / "killed.duckdb"
     script = textwrap.dedent(f"""
