@@ -78,15 +78,22 @@ def summary_csv(store: Store, ids: list[int]) -> str:
 
 def write_poscars(store: Store, ids: list[int], out: Path) -> int:
     """The files of ``ids`` into a folder, or a ZIP (``.zip``) with a ``summary.csv``; returns the count."""
+    if out.suffix.lower() != ".zip":
+        return write_folder(store, ids, out)
     files = store.files(ids)
-    if out.suffix.lower() == ".zip":
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_bytes(zip_bytes(store, files))
-    else:
-        out.mkdir(parents=True, exist_ok=True)
-        for one in files:
-            for name, text in candidate_files(one).items():
-                (out / name).write_text(text)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(zip_bytes(store, files))
+    return len(files)
+
+
+def write_folder(store: Store, ids: list[int], out: Path) -> int:
+    """The files of ``ids`` (:func:`candidate_files`) into the folder ``out``, whatever its name ends with (a run's
+    ``--out`` is a folder); returns the count."""
+    files = store.files(ids)
+    out.mkdir(parents=True, exist_ok=True)
+    for one in files:
+        for name, text in candidate_files(one).items():
+            (out / name).write_text(text)
     return len(files)
 
 

@@ -35,7 +35,7 @@ def run_design_cli(request: DesignRequest, predictor_dir: Path | None, artifacts
     from services.design import check_design, design_and_store, request_templates
     from serving.predictor import load_predictor_artifact
     from store.database import open_store
-    from store.files import write_poscars
+    from store.files import write_folder
     from vdwgen.progress import stage_bar
 
     predictor = load_predictor_artifact(predictor_dir)
@@ -58,7 +58,7 @@ def run_design_cli(request: DesignRequest, predictor_dir: Path | None, artifacts
     for c in store.design_rows(done.run_id):
         criteria.setdefault(int(c["candidate_id"]), {})[c["label"]] = c
     if out is not None:
-        write_poscars(store, done.candidate_ids, out)
+        write_folder(store, done.candidate_ids, out)
     labels = [t.label for t in checked.targets]
     head = ["id", "formula", "valid", "novel", *(f"{t.text()} (designed / oracle)" for t in checked.targets),
             "all (designed)", "all (oracle)"]

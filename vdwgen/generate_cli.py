@@ -113,9 +113,9 @@ def run_generate(request: GenerationRequest, artifacts: Path | None = None, out:
     stored = store.run_rows(done.run_id) if store is not None else []  # in the run's order, as ``records``
     rows = stored if relax else []
     if out is not None and store is not None:
-        from store.files import write_poscars
+        from store.files import write_folder
 
-        write_poscars(store, done.candidate_ids, out)  # the store's names: what export-poscar and the app write
+        write_folder(store, done.candidate_ids, out)  # the store's names: what export-poscar and the app write
     elif out is not None:
         _write_unstored(out, records)
     print(f"model {result.model}: {len(records)} crystals in {result.seconds:.1f} s "
@@ -186,7 +186,7 @@ def _streamed(engine, checked, out: Path | None, db: Path | None, chunk_size: in
     from services.generation import generate_streamed
     from serving.engine import DECODE_BATCH
     from store.database import open_store
-    from store.files import write_poscars
+    from store.files import write_folder
     from vdwgen.progress import stage_bar
 
     store = open_store(db)
@@ -197,7 +197,7 @@ def _streamed(engine, checked, out: Path | None, db: Path | None, chunk_size: in
     bar, progress = stage_bar("generating + scoring", request.count, "crystal")
     try:
         done = generate_streamed(engine, checked, store, progress, chunk_size or DECODE_BATCH, resume,
-                                 BULK_TABLE_ROWS, None if out is None else lambda ids: write_poscars(store, ids, out))
+                                 BULK_TABLE_ROWS, None if out is None else lambda ids: write_folder(store, ids, out))
     finally:
         bar.close()
     for warning in done.warnings:

@@ -81,13 +81,19 @@ def test_a_small_evaluation_runs_relaxes_reports_and_resumes(tiny_predictor_arti
             f = task["methods"][method]  # every target after relaxation (as designed), in the methods' order
             assert cell.strip(" |") == ("-" if "skipped" in f else f"{f['all_relaxed']:.0%} ({f['all_designed']:.0%})")
         alone = lines.index("| method | a_common>=4.1 | formation_energy_per_atom<=-0.6 | interlayer_gap<=3.3 |")
-        each = task["methods"]["dataset"]["criteria"]["interlayer_gap<=3.3"]
-        assert f"{each['designed']:.0%} / {each['relaxed']:.0%} |" in next(
-            line for line in lines[alone:] if line.startswith("| dataset |"))
+        head = [c.strip() for c in lines[alone].strip("|").split("|")]
+        for method in ("dataset", "cdvae"):  # each target alone, in its own column
+            row = [c.strip() for c in next(line for line in lines[alone:] if line.startswith(f"| {method} |")
+                                           ).strip("|").split("|")]
+            for label, each in task["methods"][method]["criteria"].items():
+                assert row[head.index(label)] == f"{each['designed']:.0%} / {each['relaxed']:.0%}"
         cut = {**ledger, "few-wide/random": {**ledger["few-wide/random"], "relax_status": "pending"}}
         (tmp_path / "cut").mkdir()
         text = write_report(predictor, store, cut, tmp_path / "cut").read_text()  # e.g. a process killed mid-way
         assert "| random (relaxation pending: partial figures) | 2 |" in text and "| cdvae | 2 |" in text
+        cells = next(line for line in text.splitlines() if line.startswith("| few-wide |")).split(" | ")
+        assert "*" in cells[3] and "*" not in cells[4] and "relaxation not complete" in text  # random, not cdvae
+        assert "## Ablation" not in text  # no ablation job has run
         runs_before = store.count("runs")
         evaluate_design(predictor, store, tmp_path / "report", count=2, steps=2, engine=engine, only=["few-wide"])
         assert store.count("runs") == runs_before  # finished runs are not run again

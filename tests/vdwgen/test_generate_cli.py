@@ -37,6 +37,16 @@ def test_cli_writes_poscars_that_pymatgen_reads(artifacts: dict[str, Path], tmp_
     assert "from 1 to" in capsys.readouterr().err
 
 
+def test_a_stored_run_writes_its_files_by_candidate_id_into_the_out_folder(
+        artifacts: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "named like an archive.zip"  # --out is a folder, whatever its name ends with
+    argv = ["generate", "--formula", "GaInSSe", "--n", "2", "--artifacts", str(artifacts["model"]), "--out", str(out),
+            "--steps-per-level", "1", "--db", str(tmp_path / "c.duckdb")]
+    assert main(argv) == 0
+    assert out.is_dir() and sorted(f.name for f in out.iterdir()) == [
+        "000001_Ga2In2S2Se2.cif", "000001_Ga2In2S2Se2.vasp", "000002_Ga2In2S2Se2.cif", "000002_Ga2In2S2Se2.vasp"]
+
+
 @pytest.mark.parametrize(("argv", "message"), [
     (["--formation-energy", "inf"], "--target must be a finite number"),
     (["--target", "nan"], "--target must be a finite number"),

@@ -84,9 +84,7 @@ def target_texts(rows: pd.DataFrame, labels: list[str]) -> list[str]:
         if unread:
             raise VdwgenError(f"target row {k} ({label} {kind}): '{kind}' reads only the {NEEDS[kind][0]} end; clear "
                               f"the {unread[0]} end or choose 'between'")
-        low, high = cells["low"], cells["high"]
-        texts.append(f"{label}<={high}" if kind == "at most" else f"{label}>={low}" if kind == "at least"
-                     else f"{label}={low}:{high}")
+        texts.append(f"{label}{KINDS[kind]}" + ":".join(str(cells[end]) for end in NEEDS[kind]))
     return texts
 
 
