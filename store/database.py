@@ -113,6 +113,16 @@ def open_store(path: Path | None = None) -> Store:
         return store
 
 
+def open_existing_store(path: Path | None = None) -> Store:
+    """:func:`open_store` for commands that read or finish what is stored (query, export-poscar, verify, generate
+    --resume): a ``path`` that holds no file is refused in one line, where :func:`open_store` would make an empty
+    store there and the command would answer from it (a mistyped --db read as "no rows")."""
+    if path is not None and not Path(path).expanduser().exists():
+        raise StoreError(f"no candidate store at {path}; give the --db file a run was stored in (vdwgen generate "
+                         "or vdwgen design with --db FILE makes one)")
+    return open_store(path)
+
+
 @atexit.register
 def _close_all() -> None:
     """Close every open store at exit (DuckDB checkpoints the file; no leaked handles)."""

@@ -224,9 +224,9 @@ def resume_generate(run_id: int, artifacts: Path | None = None, out: Path | None
     from serving.artifacts import find_artifact
     from serving.engine import Engine
     from serving.request import GenerationRequest, check_request
-    from store.database import open_store
+    from store.database import open_existing_store
 
-    store = open_store(db)
+    store = open_existing_store(db)
     run = store.resumable_run(run_id)  # refused before the model loads
     request = GenerationRequest(run["mode"], int(run["count_requested"]), target=run["target_formation_energy"],
                                 formula=run["formula_request"], seed=int(run["seed"]),

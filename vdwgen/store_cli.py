@@ -10,14 +10,14 @@ from pathlib import Path
 import pandas as pd
 
 from core.errors import VdwgenError
-from store.database import open_store
+from store.database import open_existing_store
 from store.files import selected_ids, write_poscars
 from store.query import run_query
 
 
 def run_query_command(sql: str, db: Path | None, max_rows: int) -> int:
     """Print the rows of one read-only SELECT over the store (at most ``max_rows``)."""
-    store = open_store(db)
+    store = open_existing_store(db)
     result = run_query(store, sql, row_cap=max_rows)
     with pd.option_context("display.max_rows", None, "display.max_columns", None, "display.width", 200):
         print(result.frame.to_string(index=False) if not result.frame.empty else "(no rows)")
@@ -28,7 +28,7 @@ def run_query_command(sql: str, db: Path | None, max_rows: int) -> int:
 
 def run_export_poscar(query: str, out: Path, db: Path | None) -> int:
     """Write the POSCARs of the candidates ``query`` selects into a folder or a ZIP."""
-    store = open_store(db)
+    store = open_existing_store(db)
     ids = selected_ids(store, query)
     if not ids:
         raise VdwgenError("the query selected no candidates; nothing written")

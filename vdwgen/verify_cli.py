@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from services.verification import VerificationInterrupted, Verified, named_ids, verify_candidates
-from store.database import Store, StoreError, open_store
+from store.database import Store, StoreError, open_existing_store
 
 
 def _number(value: float | None, digits: int) -> str:
@@ -80,7 +80,7 @@ def run_verify(ids: list[int], db: Path | None, fmax: float, max_steps: int, run
 
     from services.verification import oracle_label
 
-    store = open_store(db)
+    store = open_existing_store(db)
     if run is not None:
         return _finish_run(store, run)
     bars: list[tqdm] = []  # opened at the first step, so that a refused request prints its one line only

@@ -72,7 +72,28 @@ def test_generate_stores_a_scored_run_that_query_and_export_read(db: Path, tmp_p
     assert len(err) == 1 and "returns no candidate ids" in err[0] and not (tmp_path / "runs").exists()
 
 
+@pytest.mark.parametrize("argv", [
+    ["query", "SELECT count(*) FROM candidates"],
+    ["export-poscar", "--query", "SELECT id FROM candidates", "--out", "FILES"],
+    ["verify", "1"],
+    ["generate", "--resume", "1"],
+])
+def test_a_db_that_does_not_exist_is_named_not_made(argv: list[str], tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """A mistyped --db for a command that reads what is stored: one line, and no empty store made in its place
+    (it used to answer '0 rows' from a new empty file)."""
+    missing = tmp_path / "typo.duckdb"
+    argv = [str(tmp_path / "files") if a == "FILES" else a for a in argv]
+    assert main([*argv, "--db", str(missing)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"no candidate store at {missing}" in err[0]
+    assert not missing.exists() and not (tmp_path / "files").exists()
+
+
 def test_refused_queries_exit_nonzero_with_one_line(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from store.database import open_store
+
+    open_store(db)  # an empty store
     for sql, message in (("DELETE FROM candidates", "only SELECT"),
                          ("SELECT * FROM read_text('/etc/passwd')", "outside the store")):
         assert main(["query", sql, "--db", str(db)]) == 2
