@@ -525,4 +525,4 @@ class Store:
 
 
 __all__ = ["CANDIDATE_COLUMNS", "CandidateFiles", "RunInfo", "Store", "StoreError", "close_store", "default_db_path",
-           "open_store"]
+           "open_existing_store", "open_store"]
