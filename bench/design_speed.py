@@ -28,9 +28,9 @@ import torch
 from design.targets import parse_targets
 from oracle.shared import get_oracle
 from services.design_evaluation import (
+    KNOWN_TASKS,
     METHODS,
     NEEDS_GENERATOR,
-    TASKS,
     Job,
     make_job,
     relax_job,
@@ -56,7 +56,7 @@ def measure(task: str, method: str, n: int, steps: int, seed: int, predictor, en
         entry, make_cpu, make_wall = timed(lambda: make_job(Job(task, method), predictor, store, n, steps, seed,
                                                             engine if method in NEEDS_GENERATOR else None))
         done, relax_cpu, relax_wall = timed(lambda: relax_job(entry, predictor, store))
-        figures = run_figures(store, entry["run_id"], parse_targets(TASKS[task], predictor.label_infos()))
+        figures = run_figures(store, entry["run_id"], parse_targets(KNOWN_TASKS[task], predictor.label_infos()))
     finally:
         close_store(folder / f"{method}.duckdb")
     return {"method": method, "n": n, "make_cpu_s": round(make_cpu, 1), "make_wall_s": round(make_wall, 1),
@@ -68,7 +68,7 @@ def measure(task: str, method: str, n: int, steps: int, seed: int, predictor, en
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--task", default="issue-example", choices=list(TASKS))
+    parser.add_argument("--task", default="issue-example", choices=list(KNOWN_TASKS))
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     parser.add_argument("--n", type=int, default=64)
     parser.add_argument("--steps", type=int, default=200)
@@ -89,7 +89,7 @@ def main() -> None:
             print(json.dumps(rows[-1]), flush=True)
     label = args.label or f"{args.task}, n={args.n}"
     record = json.loads(args.out.read_text()) if args.out.is_file() else {}
-    record[label] = {"task": args.task, "targets": list(TASKS[args.task]), "steps": args.steps, "seed": args.seed,
+    record[label] = {"task": args.task, "targets": list(KNOWN_TASKS[args.task]), "steps": args.steps, "seed": args.seed,
                      "torch_threads": 1, "cpu": platform.processor() or platform.machine(),
                      "cores": os.cpu_count(), "note": args.note, "methods": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
