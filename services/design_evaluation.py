@@ -417,7 +417,9 @@ def write_report(predictor: LoadedPredictor, store: Store, ledger: dict, out: Pa
              "Which crystal a relaxed candidate is goes by its stacking (`scoring/stacking.py`: element and "
              "sublattice of each atom up the normal; it separates the dataset's 19,926 rows into its 19,845 "
              "stackings, symmetry duplicates joined). 'distinct stackings' counts them among the candidates that "
-             "meet every target after relaxation; 'a dataset stacking' is the share that relaxed onto a stacking the "
+             "meet every target after relaxation; a relaxed crystal without a stacking (a layer that stopped more "
+             "than 0.3 Å off the high-symmetry sites, or a cell no longer triangular) counts alone, so this is an "
+             "upper bound; 'a dataset stacking' is the share that relaxed onto a stacking the "
              "dataset holds; 'new valid stacking' counts the candidates on a stacking the dataset lacks that pass "
              "every validity check once relaxed and meet every target; 'novel (paper)' and 'new (paper)' are the "
              "shares of relaxed crystals that the paper's StructureMatcher tolerances match to no training bilayer "
@@ -474,7 +476,8 @@ def write_report(predictor: LoadedPredictor, store: Store, ledger: dict, out: Pa
     lines = [*intro, "## Every target met after relaxation (as designed)", "", *_table(head, summary),
              *(["\\* relaxation not complete: partial figures.", ""] if marked else []),
              *([f"† {carried_runs} runs reported from the figures their ledger entries kept: their database (and so "
-                "their candidates) is not the one this report was written with, e.g. lost with a checkout. Their "
+                "their candidates) is not the one this report was written with: lost with a checkout, or another "
+                "process's when tasks ran in parallel, each with its own database and ledger. Their "
                 "settings and seeds are in `runs.json`; deleting an entry runs it again.", ""] if carried_runs else []),
              *body]
     if any(e.get("method") in ABLATIONS for e in ledger.values()):
