@@ -100,11 +100,21 @@ def chunks_side_by_side(fn: Callable[[int, int, int], Result], total: int, size:
 
     On the CPU the chunks run side by side on as many threads as torch may use, each with one intra-op
     thread, so a chunk's result does not depend on the thread count; elsewhere (a GPU) one after another.
+    Each chunk runs in the caller's grad mode: torch keeps ``no_grad`` per thread, so a worker thread would
+    otherwise record gradients that the caller turned off (and its results could not become numpy arrays).
     """
+    import torch
+
     chunks = [(k, start, min(start + size, total)) for k, start in enumerate(range(0, total, size))]
     threads = torch_thread_count() if on_cpu else 1
+    grad = torch.is_grad_enabled()
+
+    def run(chunk: tuple[int, int, int]) -> Result:
+        with torch.set_grad_enabled(grad):
+            return fn(*chunk)
+
     with torch_threads(1 if on_cpu else None):
-        yield from in_order_on_threads(lambda chunk: fn(*chunk), chunks, threads)
+        yield from in_order_on_threads(run, chunks, threads)
 
 
 def torch_thread_count() -> int:

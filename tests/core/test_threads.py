@@ -9,7 +9,7 @@ import time
 import pytest
 import torch
 
-from core.threads import in_order_on_threads, torch_threads
+from core.threads import chunks_side_by_side, in_order_on_threads, torch_threads
 
 
 def test_results_come_in_job_order_and_jobs_run_side_by_side() -> None:
@@ -65,3 +65,23 @@ def test_torch_threads_limits_the_block_and_restores() -> None:
     assert torch.get_num_threads() == before
     with torch_threads(before + 4):  # never raises the count
         assert torch.get_num_threads() == before
+
+
+def test_chunks_run_in_the_callers_grad_mode_on_every_thread() -> None:
+    """Torch keeps no_grad per thread: a chunk decoded under the caller's no_grad on a worker thread must not
+    record gradients (training's validation reconstruction on two threads failed at .numpy() on a result)."""
+    weight = torch.ones(3, requires_grad=True)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with torch.no_grad():
+            parts = list(chunks_side_by_side(lambda k, start, stop: (weight * (k + 1), threading.get_ident()),
+                                             total=8, size=2, on_cpu=True))
+        assert all(ident != threading.get_ident() for _, ident in parts)  # on worker threads
+        assert all(not part.requires_grad for part, _ in parts)
+        assert [part.numpy().tolist() for part, _ in parts] == [[k + 1.0] * 3 for k in range(4)]
+        with torch.enable_grad():  # and gradients where the caller records them
+            parts = list(chunks_side_by_side(lambda k, start, stop: weight * (k + 1), total=4, size=2, on_cpu=True))
+        assert all(part.requires_grad for part in parts)
+    finally:
+        torch.set_num_threads(before)
