@@ -53,8 +53,9 @@ def load_engine(folder: str) -> Engine:
     return Engine.load(Path(folder))
 
 
+# The ends each condition reads; a row that fills another end would have it ignored, so it is refused. (A comment,
+# not a docstring: Streamlit's magic writes a bare string of a page's module onto the page.)
 NEEDS = {"at most": ("high",), "at least": ("low",), "between": ("low", "high")}
-"""The ends each condition reads; a row that fills another end would have it ignored, so it is refused."""
 
 
 def _blank(value: object) -> bool:
