@@ -211,19 +211,20 @@ def _relaxation(m: dict) -> list[str]:
              "in-plane cell) with CHGNet + D3 (the paper used VASP: a different oracle, and its energy difference is "
              "per structure).", "",
              "| model | relaxed | novel share of valid (%) | converged (%) | mean steps | mean energy drop (eV/cell) | "
-             "(eV/atom) | mean RMSD (A) | paper converged / steps / energy diff |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "(eV/atom) | median energy drop (eV/atom) | mean RMSD (A) | paper converged / steps / energy diff |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for label in _labels(r):
         paper = NAMES[label]
         row = r[label]
         p = PAPER["relaxation"][paper]
         if not row.get("count"):
-            lines.append(f"| {paper} (ours) | 0 | {_pct(row.get('novel_share_of_valid'))} | | | | | | "
+            lines.append(f"| {paper} (ours) | 0 | {_pct(row.get('novel_share_of_valid'))} | | | | | | | "
                          f"{p[0]} / {p[1]} / {p[2]} |")
             continue
         lines.append(f"| {paper} (ours) | {row['count']} | {_pct(row.get('novel_share_of_valid'))} | "
                      f"{_pct(row['converged'])} | {row['mean_steps']:.1f} | "
                      f"{row['mean_energy_drop_ev']:.3f} | {row['mean_energy_drop_ev_per_atom']:.4f} | "
+                     f"{_num(row.get('median_energy_drop_ev_per_atom'))} | "
                      f"{row['mean_rmsd']:.3f} | {p[0]} / {p[1]} / {p[2]} |")
     lines.append("")
     return lines

@@ -89,6 +89,11 @@ def test_relaxation_summary_and_distinct_stackings() -> None:
               SimpleNamespace(converged=False, steps=500, energy_drop=0.0, energy_drop_per_atom=0.0, rmsd=0.0)]
     out = relaxation_summary(checks)
     assert out["converged"] == 0.5 and out["mean_steps"] == 255 and out["mean_energy_drop_ev"] == pytest.approx(0.4)
+    # one crystal that falls apart (3 eV/atom) carries the mean; the median stays with the typical crystal
+    checks.append(SimpleNamespace(converged=True, steps=90, energy_drop=24.0, energy_drop_per_atom=3.0, rmsd=2.0))
+    out = relaxation_summary(checks)
+    assert out["mean_energy_drop_ev_per_atom"] == pytest.approx(3.1 / 3)
+    assert out["median_energy_drop_ev_per_atom"] == pytest.approx(0.1)
     lattice = Lattice.hexagonal(3.6, 25.0)
     a = Structure(lattice, ["Ga", "S", "Se"], [[0, 0, 0.1], [1 / 3, 2 / 3, 0.15], [2 / 3, 1 / 3, 0.15]])
     b = a.copy()
