@@ -125,6 +125,9 @@ class SamplingDefaults:
     exported before the choice existed used ``"argmax"``."""
     noise_scale: float = 1.0
     """The Langevin noise factor baked into the decoder; artifacts exported before it existed used 1."""
+    compositions: str = "head"
+    """The element counts of a free-composition crystal (``core.compositions``): ``known`` reads the artifact's
+    ``compositions.json``; artifacts exported before the choice existed used ``head``."""
 
     @classmethod
     def parse(cls, data: dict[str, Any]) -> SamplingDefaults:
@@ -133,7 +136,8 @@ class SamplingDefaults:
                    sigma_max=float(data.get("sigma_max", 10.0)), sigma_min=float(data.get("sigma_min", 0.01)),
                    screening_ratio=int(data.get("screening_ratio", 100)), max_count=int(data.get("max_count", 1000)),
                    site_types=str(data.get("site_types", "argmax")),
-                   noise_scale=float(data.get("noise_scale", 1.0)))
+                   noise_scale=float(data.get("noise_scale", 1.0)),
+                   compositions=str(data.get("compositions", "head")))
 
 
 @dataclass(frozen=True)
@@ -246,7 +250,10 @@ def served_fingerprint(manifest: Manifest) -> str:
     defaults. Re-exporting the same weights with the same settings keeps it; the manifest's records of how
     the artifact was made (creation time, the model card's figures) do not enter it."""
     files = {name: entry.get("sha256") for name, entry in sorted(manifest.files.items())}
-    text = json.dumps({"files": files, "sampling": asdict(manifest.sampling)}, sort_keys=True)
+    sampling = asdict(manifest.sampling)
+    if sampling["compositions"] == "head":  # the rule of every artifact before it was a choice: their prints stay
+        del sampling["compositions"]
+    text = json.dumps({"files": files, "sampling": sampling}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
 
 

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from core.compositions import COMPOSITION_RULES, COMPOSITIONS_FILE, DEFAULT_COMPOSITIONS, KnownCompositions
 from core.errors import VdwgenError
 from core.manifest import DEFAULT_NOISE_SCALE, DEFAULT_SITE_TYPES, MANIFEST, write_manifest
 from export.graphs import ConditionGraph, FusionHeadsGraph, HalfStored, UnconditionalHeadsGraph
@@ -137,8 +138,9 @@ def _versions() -> dict[str, str]:
             "onnxruntime": onnxruntime.__version__, "pymatgen": getattr(pymatgen.core, "__version__", "?")}
 
 
-def _training_data(trained: TrainedModel, weights: Path, out: Path) -> tuple[dict, dict, list[str]]:
-    """The manifest's ``training.data`` and ``model.property``, and the files to add to the artifact.
+def _training_data(trained: TrainedModel, weights: Path, out: Path) -> tuple[dict, dict, list[str], list]:
+    """The manifest's ``training.data`` and ``model.property``, the files to add to the artifact, and the
+    training crystals' element symbols (one sequence per crystal).
 
     The committed Janus table stays where it is (the manifest names it relative to the checkout);
     any other dataset's table (``data.parquet`` beside the weights, written by ``vdwgen train``) is
@@ -151,8 +153,9 @@ def _training_data(trained: TrainedModel, weights: Path, out: Path) -> tuple[dic
     if not cfg.path:
         split = trained.config.train.split
         table = dataset_dir() / "bilayers.parquet"
-        labels = load_janus_dataset(split=split, part="train", properties=(cfg.property,)).property_array(  # type: ignore[arg-type]
-            cfg.property)
+        train = load_janus_dataset(split=split, part="train", properties=(cfg.property,))  # type: ignore[arg-type]
+        labels = train.property_array(cfg.property)
+        species = [c.species for c in train]
         data = {"id": f"janus_iii_vi:{split}:train", "table": "data/janus_iii_vi/bilayers.parquet",
                 "sha256": sha256(table), "rows": int(labels.size)}
         extra: list[str] = []
@@ -163,7 +166,9 @@ def _training_data(trained: TrainedModel, weights: Path, out: Path) -> tuple[dic
                               "is missing; ship or export from the run folder that holds it")
         shutil.copyfile(source, out / TRAINING_TABLE)
         frame = pd.read_parquet(out / TRAINING_TABLE)
-        labels = frame.loc[frame[f"split_{DATA_SPLIT}"] == "train", cfg.property].to_numpy(dtype=float)
+        in_train = frame[f"split_{DATA_SPLIT}"] == "train"
+        labels = frame.loc[in_train, cfg.property].to_numpy(dtype=float)
+        species = list(frame.loc[in_train, "species"])
         name = Path(cfg.path).stem if Path(cfg.path).suffix else Path(cfg.path).name
         data = {"id": f"{name}:{DATA_SPLIT}:train", "table": TRAINING_TABLE, "sha256": sha256(out / TRAINING_TABLE),
                 "rows": int(labels.size), "source": cfg.path}
@@ -172,20 +177,32 @@ def _training_data(trained: TrainedModel, weights: Path, out: Path) -> tuple[dic
             "max": float(labels.max()), "mean": float(trained.model.property_embedding.mean),
             "std": float(trained.model.property_embedding.std),
             "percentiles": {str(q): float(np.quantile(labels, q / 100)) for q in (10, 50, 90)}}
-    return data, prop, extra
+    return data, prop, extra, species
 
 
 def export_artifact(weights: Path, out: Path, name: str | None = None,
                     steps_per_level: int = DEFAULT_STEPS_PER_LEVEL, step_lr: float = 1e-4,
-                    site_types: str = DEFAULT_SITE_TYPES, noise_scale: float = DEFAULT_NOISE_SCALE) -> Path:
-    """Export the model in ``weights`` to the folder ``out``; returns the manifest path."""
+                    site_types: str = DEFAULT_SITE_TYPES, noise_scale: float = DEFAULT_NOISE_SCALE,
+                    compositions: str | None = None) -> Path:
+    """Export the model in ``weights`` to the folder ``out``; returns the manifest path.
+
+    ``compositions`` (:mod:`core.compositions`): ``known`` writes the training crystals' distinct element
+    counts to :data:`core.compositions.COMPOSITIONS_FILE`, and free-composition crystals take the nearest;
+    ``head`` keeps the composition head's counts. None: ``known`` (:data:`DEFAULT_COMPOSITIONS`) for a model of
+    the committed Janus table, whose training part holds every composition of the family, ``head`` for a model
+    of any other dataset, whose compositions are a sample of a wider space.
+    """
     weights, out = Path(weights), Path(out)
+    if compositions is not None and compositions not in COMPOSITION_RULES:
+        raise ExportError(f"unknown compositions rule {compositions!r}; choose one of {', '.join(COMPOSITION_RULES)}")
     if out.exists() and any(out.iterdir()) and not (out / MANIFEST).is_file():
         raise ExportError(f"{out} holds files but no {MANIFEST}: it is not an artifact folder; export into a new "
                           "or empty folder (an existing artifact folder is replaced)")
     trained = load_trained(weights)
     model = trained.model.eval()
     conditional = model.config.condition != "none"
+    if compositions is None:
+        compositions = "head" if trained.config.data.path else DEFAULT_COMPOSITIONS
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
@@ -233,8 +250,11 @@ def export_artifact(weights: Path, out: Path, name: str | None = None,
     parity["decoder.pt"] = _decoder_parity(out / "decoder.pt", decoder, heads, trained, cond, steps_per_level)
     files.append("decoder.pt")
 
-    data, prop, extra = _training_data(trained, weights, out)
+    data, prop, extra, species = _training_data(trained, weights, out)
     files += extra
+    if compositions == "known":
+        KnownCompositions.from_species(species, model.vocab.symbols).write(out / COMPOSITIONS_FILE)
+        files.append(COMPOSITIONS_FILE)
     metrics_file = weights.parent / "metrics.json"
     sigmas = model.coord_sigmas
     manifest = {
@@ -248,7 +268,7 @@ def export_artifact(weights: Path, out: Path, name: str | None = None,
             "property": prop, "parameters": trained.parameter_counts(), "weights_dtype": "float16",
         },
         "sampling": {"steps_per_level": steps_per_level, "step_lr": step_lr, "site_types": site_types,
-                     "noise_scale": noise_scale, "noise_levels": int(sigmas.numel()),
+                     "noise_scale": noise_scale, "compositions": compositions, "noise_levels": int(sigmas.numel()),
                      "sigma_max": float(sigmas[0]), "sigma_min": float(sigmas[-1]), "screening_ratio": 100,
                      "max_count": MAX_COUNT},
         "files": files,

@@ -8,7 +8,8 @@ One typed call serves the app and the command line::
 The steps are those of :mod:`training.sample`, on the exported files: condition vector
 (``condition.onnx``) -> latents (``generator.onnx``; the 100:1 screening keeps the latents
 whose predicted formation energy is closest to the target) or the prior (baseline) ->
-fusion and heads (``fusion_heads.onnx``) -> annealed Langevin (``decoder.pt``) ->
+fusion and heads (``fusion_heads.onnx``) -> the element counts of a free-composition crystal
+(the head's, or the nearest known composition: ``core.compositions``) -> annealed Langevin (``decoder.pt``) ->
 pymatgen Structures. onnxruntime uses CUDA when torch sees a GPU and the CUDA provider is
 installed, else the CPU; the TorchScript decoder runs on the same device.
 """
@@ -26,6 +27,7 @@ import numpy as np
 import torch
 from pymatgen.core import Lattice, Structure
 
+from core.compositions import KnownCompositions, served_compositions
 from core.manifest import ArtifactError, Manifest, read_manifest
 from core.threads import chunks_side_by_side
 from serving.request import CheckedRequest, GenerationRequest, check_request
@@ -130,8 +132,11 @@ def _check_versions(manifest: Manifest) -> None:
 class Engine:
     """A loaded artifact, ready to generate. Use :meth:`load`."""
 
-    def __init__(self, manifest: Manifest, sessions: dict, decoder: torch.jit.ScriptModule, device: str) -> None:
+    def __init__(self, manifest: Manifest, sessions: dict, decoder: torch.jit.ScriptModule, device: str,
+                 known: KnownCompositions | None = None) -> None:
         self.manifest = manifest
+        self.known = known
+        """The compositions free-composition crystals snap to (``core.compositions``); None: the head's counts."""
         self.sessions = sessions
         self.decoder = decoder
         self.device = device
@@ -173,7 +178,7 @@ class Engine:
                 decoder = torch.jit.load(str(manifest.path("decoder.pt")), map_location=device)
             except Exception as exc:
                 raise ArtifactError(f"artifact {manifest.name}: decoder.pt cannot be loaded ({exc})") from None
-        return cls(manifest, sessions, decoder.eval(), device)
+        return cls(manifest, sessions, decoder.eval(), device, served_compositions(manifest))
 
     @property
     def name(self) -> str:
@@ -294,6 +299,8 @@ class Engine:
             override[:] = per_crystal.size
             fixed = torch.from_numpy(np.tile(per_crystal, b)).long()
         z_c, num_atoms, lattice, composition, _ = self.heads(z, cond, override)
+        if counts is None and self.known is not None:
+            composition = self.known.nearest(composition, num_atoms)
         device = self.device
         with torch.no_grad():
             frac, types = self.decoder(torch.from_numpy(z_c).to(device), torch.from_numpy(lattice).to(device),

@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 
 from core import chemistry
+from core.compositions import DEFAULT_COMPOSITIONS, KnownCompositions
 from core.manifest import DEFAULT_NOISE_SCALE, DEFAULT_SITE_TYPES
 from core.threads import chunks_side_by_side
 from serving.engine import DECODE_CHUNK
@@ -46,6 +47,14 @@ def served_langevin(steps_per_level: int = DEFAULT_LANGEVIN.steps_per_level) -> 
     for figures that describe the shipped model: the training monitor and the model card."""
     return LangevinSettings(steps_per_level=steps_per_level, site_types=DEFAULT_SITE_TYPES,
                             noise_scale=DEFAULT_NOISE_SCALE)
+
+
+def served_known(trained: TrainedModel, train_species: list) -> KnownCompositions | None:
+    """The compositions an export of ``trained`` serves by default (:data:`core.compositions.DEFAULT_COMPOSITIONS`),
+    from its training crystals' element symbols; None where the default is the head's counts."""
+    if DEFAULT_COMPOSITIONS != "known":
+        return None
+    return KnownCompositions.from_species(train_species, trained.model.vocab.symbols)
 
 
 @dataclass
@@ -83,14 +92,17 @@ class Sampler:
     Args:
         trained: the model (and generator) from :func:`training.train.weights.load_trained`.
         settings: Langevin steps per level and step size.
+        known: compositions a free-composition crystal snaps to (:mod:`core.compositions`, the ``known`` rule of
+            an export); None keeps the composition head's counts.
         batch_size: crystals encoded together (reconstruction, property prediction). Decoding runs in chunks
             of :data:`serving.engine.DECODE_CHUNK` with the served engine's seeds, side by side on one thread
             each, so a seed gives the same crystals on any thread count.
     """
 
     def __init__(self, trained: TrainedModel, settings: LangevinSettings = DEFAULT_LANGEVIN,
-                 batch_size: int = 128) -> None:
+                 batch_size: int = 128, known: KnownCompositions | None = None) -> None:
         self.trained = trained
+        self.known = known
         self.model = trained.model.eval()
         self.generator = trained.generator.eval() if trained.generator is not None else None
         self.settings = settings
@@ -214,6 +226,8 @@ class Sampler:
             override = torch.full((b,), per_crystal.shape[0], dtype=torch.long)
             fixed = per_crystal.repeat(b)
         z_c, num_atoms, lattice, composition, _ = self.heads(z, cond, override)
+        if fixed_counts is None and self.known is not None:
+            composition = torch.from_numpy(self.known.nearest(composition.numpy(), num_atoms.numpy()))
         frac, types = self.decoder(z_c, lattice, num_atoms, composition, fixed, seed, steps_per_level)
         crystals = []
         stops = torch.cumsum(num_atoms, 0).tolist()

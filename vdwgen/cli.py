@@ -14,6 +14,7 @@ import os
 import sys
 from pathlib import Path
 
+from core.compositions import COMPOSITION_RULES
 from core.errors import VdwgenError
 from core.manifest import DEFAULT_NOISE_SCALE, DEFAULT_SITE_TYPES, SITE_TYPES
 
@@ -211,6 +212,12 @@ def _build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--noise-scale", type=float, default=DEFAULT_NOISE_SCALE,
                      help=f"Langevin noise factor in [0, 1] (default {DEFAULT_NOISE_SCALE}; 1 is the reference "
                      "sampler, whose noise leaves an atom in the vacuum in about 1 crystal in 10)")
+    exp.add_argument("--compositions", choices=COMPOSITION_RULES, default=None,
+                     help="element counts of a crystal of free composition (a target, unconditional, a "
+                     "reconstruction): 'known' takes the training composition of that atom count nearest to the "
+                     "composition head's (the default for the Janus bilayers, whose training part holds every "
+                     "composition of the family); 'head' rounds the head's (the reference, and the default for "
+                     "any other dataset, whose compositions are a sample of a wider space)")
 
     gen = sub.add_parser(
         "generate", help="generate candidate crystals from a shipped or exported model",
@@ -345,7 +352,7 @@ def _export(args: argparse.Namespace) -> int:
 
     steps = args.steps_per_level or DEFAULT_STEPS_PER_LEVEL
     path = export_artifact(args.weights, args.out, name=args.name, steps_per_level=steps, site_types=args.site_types,
-                           noise_scale=args.noise_scale)
+                           noise_scale=args.noise_scale, compositions=args.compositions)
     print(f"wrote {path}")
     return 0
 

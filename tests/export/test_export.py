@@ -27,7 +27,9 @@ def artifacts(tiny_artifacts: dict[str, Path]) -> dict[str, Path]:
 
 def test_manifest_lists_hashed_files_and_parity(artifacts: dict[str, Path]) -> None:
     manifest = read_manifest(artifacts["model"])
-    assert set(manifest.files) == {"condition.onnx", "generator.onnx", "fusion_heads.onnx", "decoder.pt"}
+    assert set(manifest.files) == {"condition.onnx", "generator.onnx", "fusion_heads.onnx", "decoder.pt",
+                                   "compositions.json"}
+    assert manifest.sampling.compositions == "known"  # the Janus table's default: the nearest training composition
     assert manifest.sampling.site_types == "counts"  # the default: counts kept, sites chosen by the decoder
     assert manifest.sampling.noise_scale == DEFAULT_NOISE_SCALE < 1.0  # the colder sampler, recorded
     served = served_langevin(manifest.sampling.steps_per_level)  # the model card's and training monitor's sampler
@@ -40,7 +42,48 @@ def test_manifest_lists_hashed_files_and_parity(artifacts: dict[str, Path]) -> N
     low, high = manifest.property_range
     assert -1.1 < low < high < -0.4
     assert manifest.training_data.id == "janus_iii_vi:random:train"
-    assert set(read_manifest(artifacts["baseline"]).files) == {"fusion_heads.onnx", "decoder.pt"}
+    assert set(read_manifest(artifacts["baseline"]).files) == {"fusion_heads.onnx", "decoder.pt", "compositions.json"}
+
+
+def test_free_compositions_are_training_compositions_and_the_eager_sampler_agrees(artifacts: dict[str, Path]) -> None:
+    """Crystals made for a target carry element counts some training crystal of that size has, nearest to the
+    composition head's; the eager sampler given the artifact's compositions gives them the same counts."""
+    from core.compositions import KnownCompositions
+    from serving.request import GenerationRequest
+    from training.data.janus import load_janus_dataset
+
+    engine = Engine.load(artifacts["model"])
+    known = KnownCompositions.from_species([c.species for c in load_janus_dataset(split="random", part="train")],
+                                           engine.vocabulary)
+    assert {n: r.tolist() for n, r in engine.known.by_size.items()} == {n: r.tolist() for n, r in known.by_size.items()}
+    rows = {n: {tuple(r) for r in rows} for n, rows in known.by_size.items()}
+    vocab = engine.vocabulary
+
+    def counts(species) -> tuple[int, ...]:
+        return tuple(sum(1 for s in species if s == v) for v in vocab)
+
+    served = engine.generate(GenerationRequest("formation_energy", count=6, target=-0.7, seed=4)).crystals
+    assert all(counts([str(x) for x in c.structure.species]) in rows[len(c.structure)] for c in served)
+    z = np.random.default_rng(0).normal(size=(40, engine.manifest.latent_dim)).astype(np.float32)
+    heads = engine.heads(z, engine.condition(40, -0.7, None), np.zeros(40, dtype=np.int64))
+    snapped = known.nearest(heads.composition, heads.num_atoms) * heads.num_atoms[:, None]
+    assert np.allclose(snapped, np.rint(snapped), atol=1e-5)
+    assert all(tuple(np.rint(r).astype(int)) in rows[int(n)] for r, n in zip(snapped, heads.num_atoms))
+
+    trained = load_trained(artifacts["weights"])
+    sampler = Sampler(trained, LangevinSettings(2, site_types=engine.manifest.sampling.site_types,
+                                                noise_scale=engine.manifest.sampling.noise_scale), known=engine.known)
+    zs, cond, _ = engine.latents(engine.check(GenerationRequest("formation_energy", count=6, target=-0.7, seed=4)))
+    eager = sampler.decode(torch.from_numpy(zs), torch.from_numpy(cond), seed=4)
+    # the same counts (the sites they land on may differ: eager heads and ONNX heads agree to 1e-5 only, and the
+    # Langevin steps of a tiny model amplify that)
+    assert [counts(c.species) for c in eager] == [counts([str(x) for x in c.structure.species]) for c in served]
+
+
+def test_a_model_of_another_dataset_keeps_the_heads_compositions(perovskite_artifact: Path) -> None:
+    manifest = read_manifest(perovskite_artifact)
+    assert manifest.sampling.compositions == "head" and "compositions.json" not in manifest.files
+    assert Engine.load(perovskite_artifact).known is None
 
 
 SHIPPED = {

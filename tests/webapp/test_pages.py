@@ -222,6 +222,7 @@ def test_model_page_names_the_sampler_each_model_serves(shipped_models: Path, op
         text = next(m.value for m in at.markdown if "Langevin steps per level" in m.value and "noise ×" in m.value)
         assert f"noise × {sampling.get('noise_scale', 1.0):g} (1 = the reference sampler)" in text
         assert f"sites typed by `{sampling.get('site_types', 'argmax')}`" in text
+        assert f"free compositions by `{sampling.get('compositions', 'head')}`" in text
 
 
 # -- dataset page ----------------------------------------------------------------------------------------

@@ -33,13 +33,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from core.compositions import DEFAULT_COMPOSITIONS
+from core.errors import VdwgenError
 from training.data.janus import load_janus_dataset
 from training.evaluation.cache import StageRecord
 from training.evaluation.generation import formula_hit_rate, summary, validity_rates
 from training.evaluation.progress import with_bar
 from training.evaluation.reconstruction import reconstruct
 from training.evaluation.selection import PROPERTY, TRAINING_FORMULAS, evenly
-from training.sample import Sampler, formula_counts, served_langevin
+from training.sample import Sampler, formula_counts, served_known, served_langevin
 from training.train.weights import TrainedModel, load_trained
 
 
@@ -57,6 +59,12 @@ def reconstruction(sampler: Sampler, crystals: list, seed: int) -> dict:
 
 def _decode(sampler: Sampler, z: torch.Tensor, cond: torch.Tensor, seed: int, desc: str) -> list:
     return with_bar(lambda progress: sampler.decode(z, cond, seed, progress=progress), desc, len(z))
+
+STAGES = ("parameters", "property_head", "reconstruction", "validity", "energy_targets", "formula_hits")
+
+
+class ModelCardError(VdwgenError):
+    """A card file that holds figures of other settings (kept stages must not mix with new ones)."""
 
 
 def write_model_card(model: Path, baseline: Path, out: Path, *, steps_per_level: int = 5, recon_limit: int = 0,
@@ -82,15 +90,25 @@ def write_model_card(model: Path, baseline: Path, out: Path, *, steps_per_level:
     settings = served_langevin(steps_per_level)
     trained: TrainedModel = load_trained(model)
     base_trained: TrainedModel = load_trained(baseline)
-    sampler, base_sampler = Sampler(trained, settings), Sampler(base_trained, settings)
+    train = load_janus_dataset(split="random", part="train")
+    train_species = [c.species for c in train]
+    sampler = Sampler(trained, settings, known=served_known(trained, train_species))
+    base_sampler = Sampler(base_trained, settings, known=served_known(base_trained, train_species))
     test = load_janus_dataset(split="random", part="test")
     placeable = [c for c in test if all(el in trained.vocab.symbols for el in c.species)]
     results["test_crystals"] = {"total": len(test), "outside_vocabulary": len(test) - len(placeable)}
     test = placeable
-    train_labels = load_janus_dataset(split="random", part="train").property_array(PROPERTY)
-    results["settings"] = {"steps_per_level": steps_per_level, "site_types": settings.site_types,
-                           "noise_scale": settings.noise_scale, "seed": seed, "split": "random:test",
-                           "screening_ratio": 100}
+    train_labels = train.property_array(PROPERTY)
+    measured = {"steps_per_level": steps_per_level, "site_types": settings.site_types,
+                "noise_scale": settings.noise_scale, "compositions": DEFAULT_COMPOSITIONS, "seed": seed,
+                "split": "random:test", "screening_ratio": 100}
+    kept = [name for name in STAGES if name in record]
+    if kept and results.get("settings") != measured:
+        differ = sorted(k for k in measured.keys() | results.get("settings", {}).keys()
+                        if results.get("settings", {}).get(k) != measured.get(k))
+        raise ModelCardError(f"{out} holds stages ({', '.join(kept)}) measured with other settings "
+                             f"({', '.join(differ)}); write the card to a new file, or delete those stages")
+    results["settings"] = measured
 
     def stage(name: str, compute: Callable[[], dict]) -> None:
         if name in record:

@@ -37,6 +37,7 @@ def _sets(ctx: Context) -> tuple[dict[str, pd.DataFrame], str]:
 
 def run(ctx: Context) -> dict:
     """Match rate and RMSE per model and set (``ctx.budget.recon`` crystals each, spread evenly)."""
+    from core.compositions import served_compositions
     from core.manifest import read_manifest
     from training.data.crystal import CrystalDataset
     from training.evaluation.reconstruction import reconstruct
@@ -48,13 +49,16 @@ def run(ctx: Context) -> dict:
     out: dict = {"pair_split_note": note}
     folders = ctx.artifact_folders()
     for label, ckpt in ctx.weights().items():
-        sampling = read_manifest(folders[label], verify=False).sampling  # the served decoder's settings
+        manifest = read_manifest(folders[label], verify=True)
+        sampling = manifest.sampling  # the served decoder's settings and compositions
         steps = ctx.steps_per_level or sampling.steps_per_level
         out.setdefault("steps_per_level", steps)
         out.setdefault("site_types", {})[label] = sampling.site_types
         out.setdefault("noise_scale", {})[label] = sampling.noise_scale
+        out.setdefault("compositions", {})[label] = sampling.compositions
         sampler = Sampler(load_trained(ckpt), LangevinSettings(steps_per_level=steps, site_types=sampling.site_types,
-                                                                    noise_scale=sampling.noise_scale))
+                                                                    noise_scale=sampling.noise_scale),
+                          known=served_compositions(manifest))
         for split, rows in sets.items():
             rows = rows.iloc[evenly(len(rows), ctx.budget.recon)]
             crystals = list(CrystalDataset.from_table(rows.reset_index(drop=True), name=f"{split}:{ctx.split_part}",

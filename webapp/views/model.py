@@ -21,6 +21,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from core.compositions import RULE_WORDS
 from core.manifest import ArtifactError, Manifest, read_manifest
 from core.paths import artifacts_dir, reports_dir
 from serving.artifacts import find_models
@@ -260,6 +261,7 @@ st.subheader("Sampling defaults")
 st.write(f"{sampling.noise_levels} noise levels (σ {sampling.sigma_max:.3g} → {sampling.sigma_min:.3g}), "
          f"{sampling.steps_per_level} Langevin steps per level, step size {sampling.step_lr}, "
          f"noise × {sampling.noise_scale:g} (1 = the reference sampler), sites typed by `{sampling.site_types}`, "
+         f"free compositions by `{sampling.compositions}` ({RULE_WORDS.get(sampling.compositions, 'unknown rule')}), "
          f"screening {sampling.screening_ratio}:1, at most {sampling.max_count} crystals per request.")
 st.subheader("Export parity")
 if manifest.parity:

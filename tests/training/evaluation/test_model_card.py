@@ -16,7 +16,7 @@ def runs(tiny_runs: dict[str, Path]) -> tuple[Path, Path]:
     return tiny_runs["model"] / "model.pt", tiny_runs["baseline"] / "model.pt"
 
 
-def test_figures_from_real_samples(runs: tuple[Path, Path], tmp_path: Path) -> None:
+def test_figures_from_real_samples(runs: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     model, baseline = runs
     out = tmp_path / "metrics.json"
     argv = ["model-card", "--model", str(model), "--baseline", str(baseline), "--out", str(out),
@@ -36,3 +36,11 @@ def test_figures_from_real_samples(runs: tuple[Path, Path], tmp_path: Path) -> N
     before = out.read_text()
     assert main(argv) == 0
     assert out.read_text() == before
+    # figures measured with another sampler are not mixed with new ones: the card is refused in one line
+    card = json.loads(before)
+    card["settings"]["compositions"] = "head"
+    out.write_text(json.dumps(card))
+    capsys.readouterr()
+    assert main(argv) == 2
+    assert "measured with other settings (compositions)" in capsys.readouterr().err
+    assert json.loads(out.read_text()) == card
