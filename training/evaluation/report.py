@@ -250,6 +250,20 @@ def _new_and_right(m: dict) -> list[str]:
     return [*lines, ""]
 
 
+def _samplers(m: dict) -> list[str]:
+    """What decides each model's crystals beyond its weights, as the reconstruction stage recorded it."""
+    r = m.get("reconstruction", {})
+    labels = [label for label in ("model", "baseline") if label in r.get("site_types", {})]
+    if not labels:
+        return []
+    parts = [f"{NAMES[label]}: noise × {r.get('noise_scale', {}).get(label, 1.0):g}, sites typed by "
+             f"`{r['site_types'][label]}`, free compositions by `{r.get('compositions', {}).get(label, 'head')}`"
+             for label in labels]
+    return ["Samplers (noise × 1 is the reference's; `counts` keeps each crystal's element counts and lets the decoder "
+            "place them; free compositions `known` take the nearest training composition, `head` the composition "
+            "head's): " + "; ".join(parts) + ".", ""]
+
+
 def write_report(metrics: dict, path: Path) -> Path:
     """Write ``report.md`` for whatever stages ``metrics`` holds."""
     s = metrics.get("settings", {})
@@ -261,6 +275,7 @@ def write_report(metrics: dict, path: Path) -> Path:
              f"`{s.get('dataset', s.get('data', {}).get('id', '?'))}`"
              + (f" ({outside} crystals with elements the model does not know left out)" if outside else "") + ". "
              f"Compared with: {_source(metrics)}.", ""]
+    lines += _samplers(metrics)
     sections = (("reconstruction", _reconstruction), ("property", _property), ("generation", _generation),
                 ("energy_targets", _energy_targets), ("formulas", _formulas), ("relaxation", _relaxation),
                 ("new_and_right", _new_and_right))

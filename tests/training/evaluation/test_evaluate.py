@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from pymatgen.core import Structure
 
+from core.manifest import read_manifest
 from scoring.validity import compositionally_valid, structurally_valid
 from vdwgen.cli import main
 
@@ -39,6 +40,10 @@ def test_every_stage_and_the_report_are_written(report: Path) -> None:
         assert heading in text
     for png in ("energy_targets.png", "predicted_vs_oracle.png", "property_distributions.png", "latent_tsne.png"):
         assert (report / png).stat().st_size > 5_000
+    for label, name in (("ConditionCDVAE+", "cdvae-plus-janus"), ("CDVAE", "cdvae-baseline-janus")):  # each sampler
+        sampling = read_manifest(ROOT / "artifacts" / name).sampling
+        assert (f"{label}: noise × {sampling.noise_scale:g}, sites typed by `{sampling.site_types}`, free compositions "
+                f"by `{sampling.compositions}`") in text
 
 
 def test_generation_figures_are_those_of_the_stored_samples(report: Path) -> None:
