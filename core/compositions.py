@@ -42,6 +42,13 @@ DEFAULT_COMPOSITIONS = "known"
 COMPOSITIONS_FILE = "compositions.json"
 
 
+def default_rule(janus_table: bool) -> str:
+    """The rule an export uses unless told otherwise: :data:`DEFAULT_COMPOSITIONS` for a model of the committed
+    Janus table, whose training part holds every composition of the family; ``head`` for a model of any other
+    dataset, whose compositions are a sample of a wider space."""
+    return DEFAULT_COMPOSITIONS if janus_table else "head"
+
+
 class CompositionsError(VdwgenError):
     """A compositions file that cannot be read, or one of another vocabulary."""
 
@@ -158,4 +165,4 @@ def served_compositions(manifest: Manifest) -> KnownCompositions | None:
 
 
 __all__ = ["COMPOSITIONS_FILE", "COMPOSITION_RULES", "DEFAULT_COMPOSITIONS", "RULE_WORDS", "CompositionsError",
-           "KnownCompositions", "served_compositions"]
+           "KnownCompositions", "default_rule", "served_compositions"]

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from core.compositions import COMPOSITION_RULES, COMPOSITIONS_FILE, DEFAULT_COMPOSITIONS, KnownCompositions
+from core.compositions import COMPOSITION_RULES, COMPOSITIONS_FILE, KnownCompositions, default_rule
 from core.errors import VdwgenError
 from core.manifest import DEFAULT_NOISE_SCALE, DEFAULT_SITE_TYPES, MANIFEST, write_manifest
 from export.graphs import ConditionGraph, FusionHeadsGraph, HalfStored, UnconditionalHeadsGraph
@@ -188,9 +188,8 @@ def export_artifact(weights: Path, out: Path, name: str | None = None,
 
     ``compositions`` (:mod:`core.compositions`): ``known`` writes the training crystals' distinct element
     counts to :data:`core.compositions.COMPOSITIONS_FILE`, and free-composition crystals take the nearest;
-    ``head`` keeps the composition head's counts. None: ``known`` (:data:`DEFAULT_COMPOSITIONS`) for a model of
-    the committed Janus table, whose training part holds every composition of the family, ``head`` for a model
-    of any other dataset, whose compositions are a sample of a wider space.
+    ``head`` keeps the composition head's counts. None: :func:`core.compositions.default_rule` (``known`` for a
+    model of the committed Janus table, ``head`` for any other dataset).
     """
     weights, out = Path(weights), Path(out)
     if compositions is not None and compositions not in COMPOSITION_RULES:
@@ -202,7 +201,7 @@ def export_artifact(weights: Path, out: Path, name: str | None = None,
     model = trained.model.eval()
     conditional = model.config.condition != "none"
     if compositions is None:
-        compositions = "head" if trained.config.data.path else DEFAULT_COMPOSITIONS
+        compositions = default_rule(janus_table=not trained.config.data.path)
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)

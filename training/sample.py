@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 from core import chemistry
-from core.compositions import DEFAULT_COMPOSITIONS, KnownCompositions
+from core.compositions import KnownCompositions, default_rule
 from core.manifest import DEFAULT_NOISE_SCALE, DEFAULT_SITE_TYPES
 from core.threads import chunks_side_by_side
 from serving.engine import DECODE_CHUNK
@@ -50,9 +50,9 @@ def served_langevin(steps_per_level: int = DEFAULT_LANGEVIN.steps_per_level) -> 
 
 
 def served_known(trained: TrainedModel, train_species: list) -> KnownCompositions | None:
-    """The compositions an export of ``trained`` serves by default (:data:`core.compositions.DEFAULT_COMPOSITIONS`),
+    """The compositions an export of ``trained`` serves by default (:func:`core.compositions.default_rule`),
     from its training crystals' element symbols; None where the default is the head's counts."""
-    if DEFAULT_COMPOSITIONS != "known":
+    if default_rule(janus_table=not trained.config.data.path) != "known":
         return None
     return KnownCompositions.from_species(train_species, trained.model.vocab.symbols)
 

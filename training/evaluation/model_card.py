@@ -33,7 +33,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.compositions import DEFAULT_COMPOSITIONS
 from core.errors import VdwgenError
 from training.data.janus import load_janus_dataset
 from training.evaluation.cache import StageRecord
@@ -59,6 +58,7 @@ def reconstruction(sampler: Sampler, crystals: list, seed: int) -> dict:
 
 def _decode(sampler: Sampler, z: torch.Tensor, cond: torch.Tensor, seed: int, desc: str) -> list:
     return with_bar(lambda progress: sampler.decode(z, cond, seed, progress=progress), desc, len(z))
+
 
 STAGES = ("parameters", "property_head", "reconstruction", "validity", "energy_targets", "formula_hits")
 
@@ -100,7 +100,8 @@ def write_model_card(model: Path, baseline: Path, out: Path, *, steps_per_level:
     test = placeable
     train_labels = train.property_array(PROPERTY)
     measured = {"steps_per_level": steps_per_level, "site_types": settings.site_types,
-                "noise_scale": settings.noise_scale, "compositions": DEFAULT_COMPOSITIONS, "seed": seed,
+                "noise_scale": settings.noise_scale, "compositions": "head" if sampler.known is None else "known",
+                "seed": seed,
                 "split": "random:test", "screening_ratio": 100}
     kept = [name for name in STAGES if name in record]
     if kept and results.get("settings") != measured:
