@@ -11,10 +11,13 @@ counts, which no placement of the sites can put in layer order (issue 14).
 
 The ``known`` rule hands the decoder the element counts, among those of the training crystals with the
 same number of atoms, nearest to the head's expected counts (least squares); the decoder's site typing
-then places them. The head's counts stay where no training crystal has that many atoms. For the Janus
-family the 225 training compositions of 8 atoms are every composition two X-M-M-X layers can have, so
-the rule loses no composition there; for a dataset whose compositions are a sample of a wider space
-(MP-20, perovskites) it would stop new compositions, and ``head`` is the export's default there.
+then places them. The head's counts stay where no training crystal has that many atoms. The rule is the
+export's default only where the training part holds every composition of its dataset
+(:func:`default_rule`): the Janus bilayers' random split, whose 225 training compositions of 8 atoms are
+every composition two X-M-M-X layers can have, so the rule loses none. Where the training part leaves
+compositions out (the pair split holds 198 of the 225) or the dataset's compositions are a sample of a
+wider space (MP-20, perovskites), the rule would stop compositions the model should reach, and ``head`` is
+the default.
 
 Nothing here imports ``training``: the export writes :data:`COMPOSITIONS_FILE` into the artifact, and
 the serving engine and the eager sampler read it.
@@ -23,6 +26,7 @@ the serving engine and the eager sampler read it.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,23 +41,35 @@ COMPOSITION_RULES = ("head", "known")
 RULE_WORDS = {"head": "the composition head's counts, rounded", "known": "the nearest training composition"}
 """Each rule in a few words, for pages and reports."""
 DEFAULT_COMPOSITIONS = "known"
-"""What an export of a Janus-family model uses unless told otherwise (chosen on the validation part,
-``bench/composition_rule.py``); a model of another dataset keeps ``head`` (``export.build.export_artifact``)."""
+"""What an export uses unless told otherwise where its training part holds every composition of its dataset
+(chosen on the validation part of the Janus bilayers, ``bench/composition_rule.py``); elsewhere ``head``
+(:func:`default_rule`)."""
 COMPOSITIONS_FILE = "compositions.json"
 
 
-def default_rule(janus_table: bool) -> str:
-    """The rule an export uses unless told otherwise: :data:`DEFAULT_COMPOSITIONS` for a model of the committed
-    Janus table, whose training part holds every composition of the family; ``head`` for a model of any other
-    dataset, whose compositions are a sample of a wider space."""
-    return DEFAULT_COMPOSITIONS if janus_table else "head"
+def _compositions(species: Iterable[Sequence[str]]) -> set[tuple[tuple[str, int], ...]]:
+    return {tuple(sorted(Counter(sites).items())) for sites in species}
+
+
+def default_rule(train_species: Iterable[Sequence[str]], dataset_species: Iterable[Sequence[str]]) -> str:
+    """The rule an export uses unless told otherwise.
+
+    Args:
+        train_species: the training crystals' element symbols, one sequence per crystal.
+        dataset_species: every crystal of the same dataset (all parts of its split).
+
+    Returns:
+        :data:`DEFAULT_COMPOSITIONS` where every composition of the dataset is one of the training part's
+        (nothing is lost by snapping to them), else ``head``.
+    """
+    return DEFAULT_COMPOSITIONS if _compositions(dataset_species) <= _compositions(train_species) else "head"
 
 
 class CompositionsError(VdwgenError):
     """A compositions file that cannot be read, or one of another vocabulary."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class KnownCompositions:
     """The distinct element counts of a set of crystals, by atom count.
 
@@ -137,6 +153,10 @@ class KnownCompositions:
                          for n, rows in data["by_size"].items()})
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise CompositionsError(f"cannot read the known compositions {path}: {exc}") from None
+        for n, rows in known.by_size.items():
+            if len(rows) == 0 or (rows < 0).any() or (rows.sum(axis=1) != n).any():
+                raise CompositionsError(f"{path}: the compositions of {n} atoms must be at least one row of "
+                                        f"non-negative counts summing to {n}")
         if vocabulary is not None and tuple(vocabulary) != known.vocabulary:
             raise CompositionsError(f"{path} lists compositions over {', '.join(known.vocabulary)}, "
                                     f"not the model's {', '.join(vocabulary)}")

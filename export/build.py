@@ -138,9 +138,9 @@ def _versions() -> dict[str, str]:
             "onnxruntime": onnxruntime.__version__, "pymatgen": getattr(pymatgen.core, "__version__", "?")}
 
 
-def _training_data(trained: TrainedModel, weights: Path, out: Path) -> tuple[dict, dict, list[str], list]:
+def _training_data(trained: TrainedModel, weights: Path, out: Path) -> tuple[dict, dict, list[str], list, list]:
     """The manifest's ``training.data`` and ``model.property``, the files to add to the artifact, and the
-    training crystals' element symbols (one sequence per crystal).
+    element symbols (one sequence per crystal) of the training crystals and of every crystal of the dataset.
 
     The committed Janus table stays where it is (the manifest names it relative to the checkout);
     any other dataset's table (``data.parquet`` beside the weights, written by ``vdwgen train``) is
@@ -156,6 +156,7 @@ def _training_data(trained: TrainedModel, weights: Path, out: Path) -> tuple[dic
         train = load_janus_dataset(split=split, part="train", properties=(cfg.property,))  # type: ignore[arg-type]
         labels = train.property_array(cfg.property)
         species = [c.species for c in train]
+        every = list(pd.read_parquet(table, columns=["species"])["species"])
         data = {"id": f"janus_iii_vi:{split}:train", "table": "data/janus_iii_vi/bilayers.parquet",
                 "sha256": sha256(table), "rows": int(labels.size)}
         extra: list[str] = []
@@ -169,6 +170,7 @@ def _training_data(trained: TrainedModel, weights: Path, out: Path) -> tuple[dic
         in_train = frame[f"split_{DATA_SPLIT}"] == "train"
         labels = frame.loc[in_train, cfg.property].to_numpy(dtype=float)
         species = list(frame.loc[in_train, "species"])
+        every = list(frame["species"])
         name = Path(cfg.path).stem if Path(cfg.path).suffix else Path(cfg.path).name
         data = {"id": f"{name}:{DATA_SPLIT}:train", "table": TRAINING_TABLE, "sha256": sha256(out / TRAINING_TABLE),
                 "rows": int(labels.size), "source": cfg.path}
@@ -177,7 +179,7 @@ def _training_data(trained: TrainedModel, weights: Path, out: Path) -> tuple[dic
             "max": float(labels.max()), "mean": float(trained.model.property_embedding.mean),
             "std": float(trained.model.property_embedding.std),
             "percentiles": {str(q): float(np.quantile(labels, q / 100)) for q in (10, 50, 90)}}
-    return data, prop, extra, species
+    return data, prop, extra, species, every
 
 
 def export_artifact(weights: Path, out: Path, name: str | None = None,
@@ -188,8 +190,8 @@ def export_artifact(weights: Path, out: Path, name: str | None = None,
 
     ``compositions`` (:mod:`core.compositions`): ``known`` writes the training crystals' distinct element
     counts to :data:`core.compositions.COMPOSITIONS_FILE`, and free-composition crystals take the nearest;
-    ``head`` keeps the composition head's counts. None: :func:`core.compositions.default_rule` (``known`` for a
-    model of the committed Janus table, ``head`` for any other dataset).
+    ``head`` keeps the composition head's counts. None: :func:`core.compositions.default_rule` (``known`` where the
+    training part holds every composition of its dataset, as the Janus bilayers' random split does, else ``head``).
     """
     weights, out = Path(weights), Path(out)
     if compositions is not None and compositions not in COMPOSITION_RULES:
@@ -200,8 +202,6 @@ def export_artifact(weights: Path, out: Path, name: str | None = None,
     trained = load_trained(weights)
     model = trained.model.eval()
     conditional = model.config.condition != "none"
-    if compositions is None:
-        compositions = default_rule(janus_table=not trained.config.data.path)
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
@@ -249,8 +249,10 @@ def export_artifact(weights: Path, out: Path, name: str | None = None,
     parity["decoder.pt"] = _decoder_parity(out / "decoder.pt", decoder, heads, trained, cond, steps_per_level)
     files.append("decoder.pt")
 
-    data, prop, extra, species = _training_data(trained, weights, out)
+    data, prop, extra, species, every = _training_data(trained, weights, out)
     files += extra
+    if compositions is None:
+        compositions = default_rule(species, every)
     if compositions == "known":
         KnownCompositions.from_species(species, model.vocab.symbols).write(out / COMPOSITIONS_FILE)
         files.append(COMPOSITIONS_FILE)

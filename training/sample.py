@@ -49,10 +49,11 @@ def served_langevin(steps_per_level: int = DEFAULT_LANGEVIN.steps_per_level) -> 
                             noise_scale=DEFAULT_NOISE_SCALE)
 
 
-def served_known(trained: TrainedModel, train_species: list) -> KnownCompositions | None:
+def served_known(trained: TrainedModel, train_species: list, dataset_species: list) -> KnownCompositions | None:
     """The compositions an export of ``trained`` serves by default (:func:`core.compositions.default_rule`),
-    from its training crystals' element symbols; None where the default is the head's counts."""
-    if default_rule(janus_table=not trained.config.data.path) != "known":
+    from the element symbols of its training crystals and of every crystal of its dataset; None where the
+    default is the head's counts."""
+    if default_rule(train_species, dataset_species) != "known":
         return None
     return KnownCompositions.from_species(train_species, trained.model.vocab.symbols)
 
@@ -227,7 +228,8 @@ class Sampler:
             fixed = per_crystal.repeat(b)
         z_c, num_atoms, lattice, composition, _ = self.heads(z, cond, override)
         if fixed_counts is None and self.known is not None:
-            composition = torch.from_numpy(self.known.nearest(composition.numpy(), num_atoms.numpy()))
+            composition = torch.from_numpy(self.known.nearest(composition.cpu().numpy(), num_atoms.cpu().numpy())
+                                           ).to(composition.device)
         frac, types = self.decoder(z_c, lattice, num_atoms, composition, fixed, seed, steps_per_level)
         crystals = []
         stops = torch.cumsum(num_atoms, 0).tolist()

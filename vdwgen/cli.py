@@ -215,9 +215,9 @@ def _build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--compositions", choices=COMPOSITION_RULES, default=None,
                      help="element counts of a crystal of free composition (a target, unconditional, a "
                      "reconstruction): 'known' takes the training composition of that atom count nearest to the "
-                     "composition head's (the default for the Janus bilayers, whose training part holds every "
-                     "composition of the family); 'head' rounds the head's (the reference, and the default for "
-                     "any other dataset, whose compositions are a sample of a wider space)")
+                     "composition head's (the default where the training part holds every composition of its "
+                     "dataset, as the Janus bilayers' random split does); 'head' rounds the head's (the "
+                     "reference, and the default where the dataset has compositions its training part lacks)")
 
     gen = sub.add_parser(
         "generate", help="generate candidate crystals from a shipped or exported model",

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.compositions import CompositionsError, KnownCompositions, served_compositions
+from core.compositions import CompositionsError, KnownCompositions, default_rule, served_compositions
 from core.manifest import ArtifactError, read_manifest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -75,6 +75,21 @@ def test_round_trip_and_refusals(tmp_path: Path) -> None:
         KnownCompositions.read(tmp_path / "bad.json")
     with pytest.raises(CompositionsError, match="Mo is not in the model's vocabulary"):
         KnownCompositions.from_species([["Mo", "S"]], VOCAB)
+    for rows in ([], [[1, 1, 1, 1, 1, 2]], [[9, -1, 0, 0, 0, 0]]):  # none, seven atoms, a negative count
+        (tmp_path / "rows.json").write_text(json.dumps({"vocabulary": list(VOCAB), "by_size": {"8": rows}}))
+        with pytest.raises(CompositionsError, match="must be at least one row of non-negative counts summing to 8"):
+            KnownCompositions.read(tmp_path / "rows.json")
+
+
+def test_the_rule_is_known_only_where_training_holds_every_composition_of_its_dataset() -> None:
+    """Snapping loses nothing only if no crystal of the dataset has a composition the training part lacks:
+    the random split of the Janus bilayers (every composition in training) takes ``known``; a split that
+    holds a composition out (the pair split) or a sample of a wider space keeps the head's counts."""
+    train = [["S", "Ga", "Ga", "S", "Se", "In", "In", "Se"], ["S", "Ga", "Ga", "S", "S", "Ga", "Ga", "S"]]
+    same_compositions_other_order = [["Se", "In", "In", "Se", "S", "Ga", "Ga", "S"]]
+    assert default_rule(train, train + same_compositions_other_order) == "known"
+    held_out = [["Te", "Al", "Al", "Te", "S", "Ga", "Ga", "S"]]
+    assert default_rule(train, train + held_out) == "head"
 
 
 def test_an_artifact_without_its_compositions_file_is_refused(tmp_path: Path) -> None:

@@ -91,9 +91,15 @@ def write_model_card(model: Path, baseline: Path, out: Path, *, steps_per_level:
     trained: TrainedModel = load_trained(model)
     base_trained: TrainedModel = load_trained(baseline)
     train = load_janus_dataset(split="random", part="train")
-    train_species = [c.species for c in train]
-    sampler = Sampler(trained, settings, known=served_known(trained, train_species))
-    base_sampler = Sampler(base_trained, settings, known=served_known(base_trained, train_species))
+    every = [c.species for c in load_janus_dataset()]
+
+    def known(t: TrainedModel):  # what an export of t serves: its own split's training compositions, or none
+        own = train if t.config.train.split == "random" else load_janus_dataset(split=t.config.train.split,
+                                                                                 part="train")
+        return served_known(t, [c.species for c in own], every)
+
+    sampler = Sampler(trained, settings, known=known(trained))
+    base_sampler = Sampler(base_trained, settings, known=known(base_trained))
     test = load_janus_dataset(split="random", part="test")
     placeable = [c for c in test if all(el in trained.vocab.symbols for el in c.species)]
     results["test_crystals"] = {"total": len(test), "outside_vocabulary": len(test) - len(placeable)}
@@ -101,6 +107,7 @@ def write_model_card(model: Path, baseline: Path, out: Path, *, steps_per_level:
     train_labels = train.property_array(PROPERTY)
     measured = {"steps_per_level": steps_per_level, "site_types": settings.site_types,
                 "noise_scale": settings.noise_scale, "compositions": "head" if sampler.known is None else "known",
+                "baseline_compositions": "head" if base_sampler.known is None else "known",
                 "seed": seed,
                 "split": "random:test", "screening_ratio": 100}
     kept = [name for name in STAGES if name in record]
