@@ -34,7 +34,7 @@ from core.errors import VdwgenError
 from core.manifest import DEFAULT_NOISE_SCALE, DEFAULT_SITE_TYPES, MANIFEST, write_manifest
 from export.graphs import ConditionGraph, FusionHeadsGraph, HalfStored, UnconditionalHeadsGraph
 from export.script_decoder import eager_decoder, script_decoder
-from training.data.janus import load_janus_dataset
+from training.data.janus import janus_species, load_janus_dataset
 from training.data.sources import SPLIT as DATA_SPLIT
 from training.data.sources import TABLE_NAME as DATA_TABLE
 from training.model.langevin import CrystalDecoder, LangevinSettings
@@ -156,7 +156,7 @@ def _training_data(trained: TrainedModel, weights: Path, out: Path) -> tuple[dic
         train = load_janus_dataset(split=split, part="train", properties=(cfg.property,))  # type: ignore[arg-type]
         labels = train.property_array(cfg.property)
         species = [c.species for c in train]
-        every = list(pd.read_parquet(table, columns=["species"])["species"])
+        every = janus_species()
         data = {"id": f"janus_iii_vi:{split}:train", "table": "data/janus_iii_vi/bilayers.parquet",
                 "sha256": sha256(table), "rows": int(labels.size)}
         extra: list[str] = []

@@ -29,6 +29,13 @@ def default_dataset_dir() -> Path:
     return dataset_dir()
 
 
+def janus_species(folder: Path | None = None) -> list:
+    """Every bilayer's site element symbols (one sequence per crystal, all parts), read from the table's
+    ``species`` column without building crystals."""
+    path = Path(folder or default_dataset_dir()) / TABLE_NAME
+    return list(pd.read_parquet(path, columns=["species"])["species"])
+
+
 def load_janus_dataset(
     folder: Path | None = None,
     split: Literal["random", "pair"] | None = None,

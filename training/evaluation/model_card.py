@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from core.errors import VdwgenError
-from training.data.janus import load_janus_dataset
+from training.data.janus import janus_species, load_janus_dataset
 from training.evaluation.cache import StageRecord
 from training.evaluation.generation import formula_hit_rate, summary, validity_rates
 from training.evaluation.progress import with_bar
@@ -91,7 +91,7 @@ def write_model_card(model: Path, baseline: Path, out: Path, *, steps_per_level:
     trained: TrainedModel = load_trained(model)
     base_trained: TrainedModel = load_trained(baseline)
     train = load_janus_dataset(split="random", part="train")
-    every = [c.species for c in load_janus_dataset()]
+    every = janus_species()
 
     def known(t: TrainedModel):  # what an export of t serves: its own split's training compositions, or none
         own = train if t.config.train.split == "random" else load_janus_dataset(split=t.config.train.split,
